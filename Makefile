@@ -1,0 +1,51 @@
+# classviz: one entry point for set-up, the demo, the tests and the benchmarks.
+#
+#   make          set up (venv + weights + release build) and visualise class 100
+#   make test     set up and run the whole test suite
+#
+# Every step is idempotent: a second run reuses the venv, the weights and the build.
+
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python3
+STAMP   := $(VENV)/.requirements-installed
+BIN     := target/release/classviz
+MODELS  := weights/efficientnet_lite0.pt weights/efficientnet_lite1.pt
+FIXTURE := tests/models/linear.pt
+
+# tch builds against the libtorch inside the venv's PyTorch wheel.
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: demo setup build weights fixtures test clean
+
+demo: setup
+	$(BIN) --class 100 --iters 150 --lr 1.0
+
+setup: $(STAMP) weights build
+
+$(STAMP): requirements.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+weights: $(MODELS)
+
+weights/%.pt: weights/export.py $(STAMP)
+	$(PYTHON) weights/export.py $*
+
+# cargo decides what to rebuild; a no-op build takes a fraction of a second.
+build: $(STAMP)
+	cargo build --release
+
+fixtures: $(FIXTURE)
+
+$(FIXTURE): tests/make_models.py $(STAMP)
+	$(PYTHON) tests/make_models.py
+
+# One torch thread per test process: parallel tests each running an OpenMP
+# pool on the same cores slow down 10-30x.
+test: setup fixtures
+	OMP_NUM_THREADS=1 cargo test --release
+
+clean:
+	rm -rf target tests/models weights/*.pt weights/*.json weights/imagenet_classes.txt

@@ -1,0 +1,179 @@
+//! Class names: resolving `--class` (an index or a name) and making file-name slugs.
+
+use anyhow::{bail, Result};
+
+/// How many near matches an unknown or ambiguous name lists.
+const SUGGESTIONS: usize = 5;
+
+/// The model's class names, one per output. Without a labels file the names
+/// are the indices themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labels {
+    names: Vec<String>,
+    /// Whether the names came from a labels file or list (not just indices).
+    pub named: bool,
+}
+
+impl Labels {
+    pub fn new(names: Vec<String>) -> Labels {
+        Labels { names, named: true }
+    }
+
+    /// Names "0", "1", … for a model without labels.
+    pub fn indices(count: usize) -> Labels {
+        Labels { names: (0..count).map(|i| i.to_string()).collect(), named: false }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn name(&self, class: i64) -> &str {
+        &self.names[class as usize]
+    }
+
+    /// Resolve `--class`: an index in range, or a unique case-insensitive name.
+    pub fn resolve(&self, spec: &str) -> Result<i64> {
+        let spec = spec.trim();
+        if let Ok(index) = spec.parse::<i64>() {
+            if index < 0 || index as usize >= self.names.len() {
+                bail!(
+                    "class {index} is out of range: the model has {} classes (0–{})",
+                    self.len(),
+                    self.len() - 1
+                );
+            }
+            return Ok(index);
+        }
+        let wanted = spec.to_lowercase();
+        let exact: Vec<usize> =
+            (0..self.names.len()).filter(|&i| self.names[i].to_lowercase() == wanted).collect();
+        match exact[..] {
+            [index] => Ok(index as i64),
+            [] => bail!(
+                "unknown class name '{spec}'; closest: {} (or give an index)",
+                self.closest(&wanted)
+            ),
+            _ => bail!(
+                "class name '{spec}' is ambiguous: {}; give the index instead",
+                exact
+                    .iter()
+                    .map(|&i| format!("{} ({i})", self.names[i]))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// The names nearest to `wanted`: names containing it first, then by edit distance.
+    fn closest(&self, wanted: &str) -> String {
+        let mut ranked: Vec<(bool, usize, usize)> = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let name = name.to_lowercase();
+                (!name.contains(wanted), edit_distance(wanted, &name), i)
+            })
+            .collect();
+        ranked.sort();
+        ranked
+            .iter()
+            .take(SUGGESTIONS)
+            .map(|&(_, _, i)| format!("{} ({i})", self.names[i]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Lowercase name with runs of non-alphanumerics turned into `_`: "black swan" → "black_swan".
+pub fn slug(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Labels {
+        Labels::new(
+            ["tench", "black swan", "crane", "flamingo", "crane", "great white shark"]
+                .map(String::from)
+                .to_vec(),
+        )
+    }
+
+    #[test]
+    fn resolves_indices_and_names() {
+        let labels = labels();
+        assert_eq!(labels.resolve("1").unwrap(), 1);
+        assert_eq!(labels.resolve("Black Swan").unwrap(), 1);
+        assert_eq!(labels.resolve(" flamingo ").unwrap(), 3);
+    }
+
+    #[test]
+    fn out_of_range_index_names_the_range() {
+        let message = labels().resolve("6").unwrap_err().to_string();
+        assert!(message.contains("out of range") && message.contains("0–5"), "{message}");
+        assert!(labels().resolve("-1").unwrap_err().to_string().contains("out of range"));
+    }
+
+    #[test]
+    fn unknown_name_suggests_close_ones() {
+        let message = labels().resolve("flamingoo").unwrap_err().to_string();
+        assert!(
+            message.starts_with("unknown class name 'flamingoo'; closest: flamingo (3)"),
+            "{message}"
+        );
+        let message = labels().resolve("swan").unwrap_err().to_string();
+        assert!(message.contains("closest: black swan (1)"), "{message}");
+    }
+
+    #[test]
+    fn ambiguous_name_lists_every_match() {
+        let message = labels().resolve("crane").unwrap_err().to_string();
+        assert!(message.contains("ambiguous: crane (2), crane (4)"), "{message}");
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("black swan"), "black_swan");
+        assert_eq!(slug("great white shark, white shark"), "great_white_shark_white_shark");
+        assert_eq!(slug("  Jack-o'-lantern "), "jack_o_lantern");
+    }
+
+    #[test]
+    fn edit_distance_is_levenshtein() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("swan", "swan"), 0);
+    }
+}

@@ -1,0 +1,271 @@
+//! Command-line flags (clap derive), validated at parse time and turned into
+//! a plain [`Config`] before any work starts.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use clap::error::ErrorKind;
+use clap::Parser;
+
+use crate::ascent::AscentParams;
+use crate::model::{ChannelValues, DeviceChoice, InputOverrides, InputSize};
+use crate::{Config, Status};
+
+/// Show what an image classifier has learned: class model visualisation
+/// (Simonyan et al. 2013) by gradient ascent on S_c(x) − λ‖x‖², starting from
+/// the zero image in the model's zero-centred input space.
+#[derive(Parser, Debug)]
+#[command(name = "classviz", version, about, long_about = None, allow_negative_numbers = true)]
+pub struct Cli {
+    /// Class to visualise: an index (100) or a name, matched case-insensitively ("black swan").
+    #[arg(long = "class", value_name = "C")]
+    pub class: String,
+
+    /// Number of gradient-ascent steps.
+    #[arg(long, value_name = "N", default_value_t = 150, value_parser = parse_positive_u32)]
+    pub iters: u32,
+
+    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²).
+    #[arg(long, value_name = "η", default_value_t = 1.0, value_parser = parse_positive_f64)]
+    pub lr: f64,
+
+    /// L2 regularisation weight λ on the zero-centred image.
+    #[arg(long, value_name = "λ", default_value_t = 1e-4, value_parser = parse_non_negative_f64)]
+    pub l2: f64,
+
+    /// TorchScript classifier; its metadata is read from the .json beside it.
+    #[arg(long, value_name = "PATH", default_value = "weights/efficientnet_lite0.pt")]
+    pub model: PathBuf,
+
+    /// Per-channel mean in [0,1] units, overriding the sidecar (e.g. 0.485,0.456,0.406).
+    #[arg(long, value_name = "R,G,B", value_parser = parse_channel_values)]
+    pub mean: Option<ChannelValues>,
+
+    /// Per-channel standard deviation in [0,1] units, overriding the sidecar.
+    #[arg(long, value_name = "R,G,B", value_parser = parse_positive_channel_values)]
+    pub std: Option<ChannelValues>,
+
+    /// Input size, overriding the sidecar: S for S×S, or H,W.
+    #[arg(long, value_name = "S|H,W", value_parser = parse_size)]
+    pub size: Option<InputSize>,
+
+    /// Output folder; the image is written to <out>/<index>_<name>.png.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+
+    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, value_name = "DEV", default_value = "auto", value_parser = parse_device)]
+    pub device: DeviceChoice,
+
+    /// Random seed (recorded in the PNG; the paper's ascent itself is deterministic).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
+    /// CPU threads for libtorch [default: libtorch's choice, usually one per core].
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    pub threads: Option<usize>,
+
+    /// Stretch contrast for display (1st–99th percentile to full range); off keeps the paper's clamp to [0,1].
+    #[arg(long)]
+    pub stretch: bool,
+
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// Print one JSON object per class on stdout instead of a human summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Cli {
+    /// Turn validated flags into the plain configuration the library uses.
+    pub fn into_config(self) -> Config {
+        Config {
+            class: self.class,
+            ascent: AscentParams { iters: self.iters, learning_rate: self.lr, l2_weight: self.l2 },
+            model_path: self.model,
+            overrides: InputOverrides { mean: self.mean, std: self.std, size: self.size },
+            out_dir: self.out,
+            device: self.device,
+            seed: self.seed,
+            threads: self.threads,
+            stretch: self.stretch,
+            quiet: self.quiet,
+            json: self.json,
+        }
+    }
+}
+
+/// What parsing the command line decided.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Box<Config>),
+    /// `--help` or `--version` was printed; exit with this status.
+    Exit(Status),
+}
+
+/// Parse the command line. Usage errors come back as one-line messages.
+pub fn parse_args<I, T>(args: I) -> Result<Parsed>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Ok(Parsed::Run(Box::new(cli.into_config()))),
+        Err(err) => match err.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                let _ = err.print();
+                Ok(Parsed::Exit(Status::Success))
+            }
+            _ => Err(anyhow!("{} (see --help)", clap_message(&err))),
+        },
+    }
+}
+
+/// clap's error text without its "error:" prefix, usage block and tips.
+fn clap_message(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let body = rendered.split("\n\n").next().unwrap_or_default();
+    body.trim_start_matches("error: ").to_string()
+}
+
+/// Collapse a possibly multi-line message into one line for stderr.
+pub fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn parse_positive_u32(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{text}' is not a positive whole number")),
+    }
+}
+
+fn parse_positive_usize(text: &str) -> Result<usize, String> {
+    parse_positive_u32(text).map(|n| n as usize)
+}
+
+fn parse_finite(text: &str) -> Result<f64, String> {
+    let value: f64 = text.trim().parse().map_err(|_| format!("'{text}' is not a number"))?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("'{text}' is not a finite number"))
+    }
+}
+
+fn parse_positive_f64(text: &str) -> Result<f64, String> {
+    let value = parse_finite(text)?;
+    if value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("must be greater than 0, got {value}"))
+    }
+}
+
+fn parse_non_negative_f64(text: &str) -> Result<f64, String> {
+    let value = parse_finite(text)?;
+    if value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("must be 0 or more, got {value}"))
+    }
+}
+
+fn parse_channel_values(text: &str) -> Result<ChannelValues, String> {
+    let values = text.split(',').map(parse_finite).collect::<Result<Vec<_>, _>>()?;
+    Ok(ChannelValues(values))
+}
+
+fn parse_positive_channel_values(text: &str) -> Result<ChannelValues, String> {
+    let values = text.split(',').map(parse_positive_f64).collect::<Result<Vec<_>, _>>()?;
+    Ok(ChannelValues(values))
+}
+
+fn parse_size(text: &str) -> Result<InputSize, String> {
+    let parts = text
+        .split(',')
+        .map(|part| parse_positive_u32(part).map(i64::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    match parts[..] {
+        [side] => Ok(InputSize { height: side, width: side }),
+        [height, width] => Ok(InputSize { height, width }),
+        _ => Err(format!("'{text}' is not S or H,W")),
+    }
+}
+
+fn parse_device(text: &str) -> Result<DeviceChoice, String> {
+    text.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn run_config(args: &[&str]) -> Result<Config> {
+        let argv = std::iter::once("classviz").chain(args.iter().copied());
+        match parse_args(argv)? {
+            Parsed::Run(config) => Ok(*config),
+            Parsed::Exit(status) => Err(anyhow!("exited with {status:?}")),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_paper_settings() {
+        let config = run_config(&["--class", "100"]).unwrap();
+        assert_eq!(config.ascent, AscentParams { iters: 150, learning_rate: 1.0, l2_weight: 1e-4 });
+        assert_eq!(config.model_path, PathBuf::from("weights/efficientnet_lite0.pt"));
+        assert_eq!(config.out_dir, PathBuf::from("results"));
+        assert_eq!(config.device, DeviceChoice::Auto);
+        assert!(!config.stretch && !config.quiet && !config.json);
+    }
+
+    #[test]
+    fn bad_numbers_are_rejected_with_the_flag_named() {
+        for (args, expected) in [
+            (vec!["--iters", "0"], "--iters"),
+            (vec!["--iters", "-3"], "--iters"),
+            (vec!["--lr", "nan"], "--lr"),
+            (vec!["--lr", "0"], "--lr"),
+            (vec!["--lr", "-1"], "--lr"),
+            (vec!["--lr", "inf"], "--lr"),
+            (vec!["--l2", "-0.1"], "--l2"),
+            (vec!["--std", "0.5,0,0.5"], "--std"),
+            (vec!["--size", "0"], "--size"),
+            (vec!["--size", "1,2,3"], "--size"),
+            (vec!["--device", "tpu"], "--device"),
+        ] {
+            let mut argv = vec!["--class", "1"];
+            argv.extend(args.iter().copied());
+            let message = format!("{:#}", run_config(&argv).unwrap_err());
+            assert!(message.contains(expected), "{argv:?}: {message}");
+            assert!(!message.contains('\n'), "{argv:?}: multi-line message {message:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_and_channel_lists_parse() {
+        let config =
+            run_config(&["--class", "1", "--size", "32,48", "--mean", "0.5,0.25,0", "--l2", "0"])
+                .unwrap();
+        assert_eq!(config.overrides.size, Some(InputSize { height: 32, width: 48 }));
+        assert_eq!(config.overrides.mean, Some(ChannelValues(vec![0.5, 0.25, 0.0])));
+        assert_eq!(config.ascent.l2_weight, 0.0);
+        let square = run_config(&["--class", "1", "--size", "64"]).unwrap();
+        assert_eq!(square.overrides.size, Some(InputSize { height: 64, width: 64 }));
+    }
+
+    #[test]
+    fn one_line_joins_lines() {
+        assert_eq!(one_line("a\n  b\tc\n"), "a b c");
+    }
+}

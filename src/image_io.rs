@@ -1,0 +1,264 @@
+//! Tensors to images and back, contrast for display, and PNG files written
+//! atomically (temp file + rename) with the run's parameters in text chunks.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use tch::{Device, Kind, Tensor};
+
+use crate::ascent::AscentParams;
+use crate::classes::slug;
+use crate::model::InputSpec;
+
+/// `--stretch` maps this percentile to black and its mirror (100 − p) to white.
+pub const STRETCH_PERCENTILE: f64 = 1.0;
+
+/// An 8-bit image, rows of interleaved channels (1 = gray, 3 = RGB).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pixels {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u8,
+    pub data: Vec<u8>,
+}
+
+/// How a float image in [0,1] units becomes 8 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// The paper: clamp to [0,1].
+    Clamp,
+    /// Map the `STRETCH_PERCENTILE`…`100 − STRETCH_PERCENTILE` range to [0,1].
+    Stretch,
+}
+
+/// The optimised image `[1, C, H, W]` (model space) → 8-bit pixels, with the mean added back.
+pub fn to_pixels(image: &Tensor, spec: &InputSpec, display: Display) -> Result<Pixels> {
+    if spec.channels != 1 && spec.channels != 3 {
+        bail!("cannot write a {}-channel image as PNG (only 1 or 3 channels)", spec.channels);
+    }
+    let x01 =
+        spec.denormalise(&image.to_device(Device::Cpu).to_kind(Kind::Float)).f_squeeze_dim(0)?;
+    let x01 = match display {
+        Display::Clamp => x01,
+        Display::Stretch => {
+            let flat = x01.reshape([-1]);
+            let low = flat.f_quantile_scalar(STRETCH_PERCENTILE / 100.0, None, false, "linear")?;
+            let high =
+                flat.f_quantile_scalar(1.0 - STRETCH_PERCENTILE / 100.0, None, false, "linear")?;
+            let range = (&high - &low).clamp_min(1e-12);
+            (x01 - low) / range
+        }
+    };
+    let bytes =
+        (x01.clamp(0.0, 1.0) * 255.0).round().to_kind(Kind::Uint8).permute([1, 2, 0]).contiguous();
+    let data = Vec::<u8>::try_from(bytes.reshape([-1]))?;
+    Ok(Pixels {
+        width: spec.width as u32,
+        height: spec.height as u32,
+        channels: spec.channels as u8,
+        data,
+    })
+}
+
+/// 8-bit pixels → `[1, C, H, W]` float tensor in [0,1] on `device`.
+pub fn pixels_to_tensor(pixels: &Pixels, device: Device) -> Result<Tensor> {
+    let shape = [pixels.height as i64, pixels.width as i64, i64::from(pixels.channels)];
+    let tensor = Tensor::from_slice(&pixels.data).f_view(shape)?.permute([2, 0, 1]).unsqueeze(0);
+    Ok((tensor.to_kind(Kind::Float) / 255.0).to_device(device))
+}
+
+/// `<index>_<slug>.png`, or `<index>.png` when the class has no name.
+pub fn output_file_name(class: i64, name: &str) -> String {
+    let slug = slug(name);
+    if slug.is_empty() || slug == class.to_string() {
+        format!("{class}.png")
+    } else {
+        format!("{class}_{slug}.png")
+    }
+}
+
+/// The text chunks recorded in each PNG: enough to reproduce the run.
+pub fn run_metadata(
+    model: &Path,
+    class: i64,
+    name: &str,
+    params: &AscentParams,
+    seed: u64,
+) -> Vec<(String, String)> {
+    [
+        ("Software", format!("classviz {}", env!("CARGO_PKG_VERSION"))),
+        ("model", model.display().to_string()),
+        ("class", class.to_string()),
+        ("class_name", name.to_string()),
+        ("iters", params.iters.to_string()),
+        ("lr", params.learning_rate.to_string()),
+        ("l2", params.l2_weight.to_string()),
+        ("seed", seed.to_string()),
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_string(), value))
+    .collect()
+}
+
+/// Create `dir` if needed and prove that files can be created in it, before any work is done.
+pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+    let probe = dir.join(format!(".classviz-write-test-{}", std::process::id()));
+    File::create(&probe)
+        .with_context(|| format!("output folder {} is not writable", dir.display()))?;
+    std::fs::remove_file(&probe).with_context(|| format!("cleaning up {}", probe.display()))?;
+    Ok(())
+}
+
+/// Write a PNG to a temp file beside `path`, then rename it into place: a
+/// reader never sees a half-written image, and a failure leaves nothing.
+pub fn write_png_atomic(path: &Path, pixels: &Pixels, text: &[(String, String)]) -> Result<()> {
+    let temp = temp_path(path);
+    let written = write_png(&temp, pixels, text).and_then(|()| {
+        std::fs::rename(&temp, path)
+            .with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// The hidden temp file a write to `path` goes through.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+fn write_png(path: &Path, pixels: &Pixels, text: &[(String, String)]) -> Result<()> {
+    let bytes = encode_png(pixels, text).with_context(|| format!("encoding {}", path.display()))?;
+    let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn encode_png(pixels: &Pixels, text: &[(String, String)]) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, pixels.width, pixels.height);
+    encoder.set_color(if pixels.channels == 1 {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    for (key, value) in text {
+        encoder
+            .add_text_chunk(key.clone(), value.clone())
+            .with_context(|| format!("text chunk {key}"))?;
+    }
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&pixels.data)?;
+    writer.finish()?;
+    Ok(bytes)
+}
+
+/// The tEXt chunks of a PNG, in file order.
+pub fn read_png_text(path: &Path) -> Result<Vec<(String, String)>> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_ignore_text_chunk(false);
+    let reader = decoder.read_info().with_context(|| format!("reading {}", path.display()))?;
+    Ok(reader
+        .info()
+        .uncompressed_latin1_text
+        .iter()
+        .map(|c| (c.keyword.clone(), c.text.clone()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(channels: i64) -> InputSpec {
+        InputSpec {
+            channels,
+            height: 4,
+            width: 6,
+            mean: vec![127.0 / 255.0; channels as usize],
+            std: vec![128.0 / 255.0; channels as usize],
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("classviz-image-io-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn zero_image_becomes_the_mean_colour() {
+        let pixels = to_pixels(
+            &Tensor::zeros([1, 3, 4, 6], (Kind::Float, Device::Cpu)),
+            &spec(3),
+            Display::Clamp,
+        )
+        .unwrap();
+        assert_eq!((pixels.width, pixels.height, pixels.channels), (6, 4, 3));
+        assert!(pixels.data.iter().all(|&v| v == 127), "{:?}", &pixels.data[..6]);
+    }
+
+    #[test]
+    fn pixels_round_trip_through_tensors() {
+        let data: Vec<u8> = (0..72).map(|i| (i * 3) as u8).collect();
+        let pixels = Pixels { width: 6, height: 4, channels: 3, data };
+        let x01 = pixels_to_tensor(&pixels, Device::Cpu).unwrap();
+        assert_eq!(x01.size(), vec![1, 3, 4, 6]);
+        let back = to_pixels(&spec(3).normalise(&x01), &spec(3), Display::Clamp).unwrap();
+        assert_eq!(back, pixels);
+    }
+
+    #[test]
+    fn stretch_uses_the_full_range() {
+        let image =
+            Tensor::linspace(-0.05, 0.05, 72, (Kind::Float, Device::Cpu)).view([1, 3, 4, 6]);
+        let plain = to_pixels(&image, &spec(3), Display::Clamp).unwrap();
+        let stretched = to_pixels(&image, &spec(3), Display::Stretch).unwrap();
+        let range = |p: &Pixels| p.data.iter().max().unwrap() - p.data.iter().min().unwrap();
+        assert!(range(&plain) < 20);
+        assert_eq!(range(&stretched), 255);
+    }
+
+    #[test]
+    fn png_text_round_trips_and_no_temp_file_is_left() {
+        let dir = scratch("roundtrip");
+        let path = dir.join("7_x.png");
+        let pixels = Pixels { width: 2, height: 1, channels: 1, data: vec![0, 255] };
+        let text =
+            vec![("class".to_string(), "7".to_string()), ("lr".to_string(), "0.5".to_string())];
+        write_png_atomic(&path, &pixels, &text).unwrap();
+        assert_eq!(read_png_text(&path).unwrap(), text);
+        let names: Vec<_> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("7_x.png")]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn failed_write_leaves_nothing() {
+        let dir = scratch("fail");
+        let path = dir.join("missing-subdir").join("x.png");
+        let pixels = Pixels { width: 1, height: 1, channels: 1, data: vec![0] };
+        assert!(write_png_atomic(&path, &pixels, &[]).is_err());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(output_file_name(100, "black swan"), "100_black_swan.png");
+        assert_eq!(output_file_name(3, "3"), "3.png");
+        assert_eq!(output_file_name(3, "!!"), "3.png");
+    }
+}

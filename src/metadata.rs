@@ -1,0 +1,156 @@
+//! The model's sidecar: `<model>.json` beside the TorchScript file.
+//!
+//! It says what the network expects (input shape, per-channel mean and std in
+//! [0,1] units) and where the class names are, so that classviz can build the
+//! zero-centred input space the paper optimises in.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// Parsed `<model>.json`. Unknown keys are rejected so that typos surface.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Sidecar {
+    /// Free-form model name, for reports.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free-form provenance, for reports.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `[C, H, W]`.
+    pub input_shape: Vec<i64>,
+    /// Per-channel mean in [0,1] units: `x_model = (x01 − mean) / std`.
+    pub mean: Vec<f64>,
+    /// Per-channel standard deviation in [0,1] units.
+    pub std: Vec<f64>,
+    /// Class names: a file (one per line, relative to the sidecar) or an inline list.
+    #[serde(default)]
+    pub labels: Option<LabelSource>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum LabelSource {
+    File(PathBuf),
+    Inline(Vec<String>),
+}
+
+/// The sidecar path for a model: same stem, `.json`.
+pub fn sidecar_path(model_path: &Path) -> PathBuf {
+    model_path.with_extension("json")
+}
+
+impl Sidecar {
+    /// Read and validate the sidecar; `Ok(None)` when there is none.
+    pub fn read_beside(model_path: &Path) -> Result<Option<Sidecar>> {
+        let path = sidecar_path(model_path);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading model metadata {}", path.display()))?;
+        let sidecar =
+            Sidecar::parse(&text).with_context(|| format!("model metadata {}", path.display()))?;
+        Ok(Some(sidecar))
+    }
+
+    pub fn parse(text: &str) -> Result<Sidecar> {
+        let sidecar: Sidecar = serde_json::from_str(text)?;
+        sidecar.validate()?;
+        Ok(sidecar)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let [channels, height, width] = self.input_shape[..] else {
+            bail!("input_shape must be [C, H, W], got {:?}", self.input_shape);
+        };
+        if channels < 1 || height < 1 || width < 1 {
+            bail!("input_shape must be positive, got {:?}", self.input_shape);
+        }
+        check_channel_values("mean", &self.mean, channels)?;
+        check_channel_values("std", &self.std, channels)?;
+        if self.std.iter().any(|&s| s <= 0.0) {
+            bail!("std must be positive, got {:?}", self.std);
+        }
+        Ok(())
+    }
+
+    /// Load the class names the sidecar points at, if any.
+    pub fn load_labels(&self, model_path: &Path) -> Result<Option<Vec<String>>> {
+        match &self.labels {
+            None => Ok(None),
+            Some(LabelSource::Inline(names)) => Ok(Some(names.clone())),
+            Some(LabelSource::File(file)) => {
+                let base = sidecar_path(model_path);
+                let path = base.parent().unwrap_or(Path::new(".")).join(file);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading class names {}", path.display()))?;
+                Ok(Some(
+                    text.lines()
+                        .map(|line| line.trim().to_string())
+                        .filter(|l| !l.is_empty())
+                        .collect(),
+                ))
+            }
+        }
+    }
+}
+
+/// Check a per-channel list: right length, finite.
+pub fn check_channel_values(what: &str, values: &[f64], channels: i64) -> Result<()> {
+    if values.len() as i64 != channels {
+        bail!("{what} has {} values but the input has {channels} channels", values.len());
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        bail!("{what} must be finite numbers, got {values:?}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LITE0: &str = r#"{"name": "m", "input_shape": [3, 224, 224],
+        "mean": [0.498, 0.498, 0.498], "std": [0.502, 0.502, 0.502], "labels": "classes.txt"}"#;
+
+    #[test]
+    fn parses_a_valid_sidecar() {
+        let sidecar = Sidecar::parse(LITE0).unwrap();
+        assert_eq!(sidecar.input_shape, vec![3, 224, 224]);
+        assert_eq!(sidecar.labels, Some(LabelSource::File("classes.txt".into())));
+    }
+
+    #[test]
+    fn inline_labels_parse() {
+        let text =
+            r#"{"input_shape": [1, 8, 8], "mean": [0.5], "std": [0.25], "labels": ["a", "b"]}"#;
+        let sidecar = Sidecar::parse(text).unwrap();
+        assert_eq!(sidecar.labels, Some(LabelSource::Inline(vec!["a".into(), "b".into()])));
+    }
+
+    #[test]
+    fn rejects_bad_sidecars_with_a_reason() {
+        for (text, expected) in [
+            (
+                r#"{"input_shape": [3, 8, 8], "mean": [0.5, 0.5, 0.5], "std": [1, 1, 1], "colour": 1}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"input_shape": [3, 8, 8], "mean": [0.5, 0.5], "std": [1, 1, 1]}"#,
+                "mean has 2 values",
+            ),
+            (
+                r#"{"input_shape": [3, 8, 8], "mean": [0.5, 0.5, 0.5], "std": [1, 0, 1]}"#,
+                "std must be positive",
+            ),
+            (r#"{"input_shape": [8, 8], "mean": [0.5], "std": [1]}"#, "[C, H, W]"),
+            (r#"{"mean": [0.5], "std": [1]}"#, "missing field"),
+        ] {
+            let message = format!("{:#}", Sidecar::parse(text).unwrap_err());
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests: the built binary, the test
+//! models made by `tests/make_models.py`, and scratch folders.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A model made by `tests/make_models.py`; fails clearly if it was not run.
+pub fn test_model(name: &str) -> PathBuf {
+    let path = root().join("tests/models").join(name);
+    assert!(path.exists(), "{} is missing: run `make fixtures` (or `make test`)", path.display());
+    path
+}
+
+/// The exported default model; fails clearly if `make weights` was not run.
+pub fn default_model() -> PathBuf {
+    let path = root().join("weights/efficientnet_lite0.pt");
+    assert!(path.exists(), "{} is missing: run `make weights` (or `make test`)", path.display());
+    path
+}
+
+/// A fresh, empty scratch folder under the target directory.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = root().join("target/test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Run the classviz binary with one torch thread (tests run in parallel).
+pub fn classviz(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_classviz"))
+        .args(["--threads", "1", "--quiet"])
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("running classviz")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The names in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// The JSON lines classviz printed on stdout.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    stdout(output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
+}
+
+/// Weights of the linear test model: `[classes][features]`.
+pub fn linear_weights() -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(test_model("linear_weight.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let features = value["shape"][1].as_u64().unwrap() as usize;
+    let flat: Vec<f64> =
+        value["weight"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    flat.chunks(features).map(<[f64]>::to_vec).collect()
+}
