@@ -1,8 +1,10 @@
 //! The paper's gradient ascent, `x ← x + η·∇x(S_c(x) − λ‖x‖²)`, from the zero
-//! image in the model's zero-centred input space.
+//! image in the model's zero-centred input space, for a batch of classes at once.
 //!
 //! Knows nothing about files or terminals: progress is reported per step
-//! through a callback.
+//! through a callback, which can also stop the run.
+
+use std::ops::ControlFlow;
 
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
@@ -20,45 +22,71 @@ pub struct AscentParams {
 }
 
 /// What one step reports.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     /// 1-based step number.
     pub step: u32,
-    /// S_c of the image *before* this step's update.
-    pub class_score: f64,
+    /// S_c of each image *before* this step's update, in batch order.
+    pub class_scores: Vec<f64>,
 }
 
-/// Optimise one image for `class` and return it, `[1, C, H, W]`, in the model's
-/// zero-centred space (add the mean back with `InputSpec::denormalise`).
-pub fn class_model(
+/// The callback asked the ascent to stop (Ctrl-C, SIGTERM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// Optimise one image per entry of `classes`, all in one forward/backward per
+/// step, and return them as `[N, C, H, W]` in the model's zero-centred space
+/// (add the mean back with `InputSpec::denormalise`).
+///
+/// The objective is `Σ_i S_{c_i}(x_i) − λ‖x_i‖²`. In eval mode the images do
+/// not interact, so each one gets exactly the gradient it would get alone.
+/// Returns the [`Stopped`] error when `on_step` breaks.
+pub fn class_models(
     model: &Classifier,
-    class: i64,
+    classes: &[i64],
     params: &AscentParams,
-    mut on_step: impl FnMut(Step),
+    mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
 ) -> Result<Tensor> {
-    let mut image = Tensor::zeros(model.input.batch_shape(1), (Kind::Float, model.device));
+    let count = classes.len() as i64;
+    let targets = Tensor::from_slice(classes).to_device(model.device).view([count, 1]);
+    let mut images = model.input.zeros(count, model.device)?;
     for step in 1..=params.iters {
-        let input = image.detach().set_requires_grad(true);
-        let class_score = model.logits(&input)?.f_select(1, class)?.f_sum(Kind::Float)?;
-        let score_gradient = Tensor::f_run_backward(&[&class_score], &[&input], false, false)
-            .map_err(torch_error)?
-            .remove(0);
-        let score = class_score.f_double_value(&[])?;
-        if !score.is_finite() {
-            bail!("the ascent diverged: the class score became {score} at step {step}; try a smaller --lr");
+        let input = images.detach().set_requires_grad(true);
+        let scores = model.logits(&input)?.f_gather(1, &targets, false)?;
+        let score_gradient =
+            Tensor::f_run_backward(&[&scores.f_sum(Kind::Float)?], &[&input], false, false)
+                .map_err(torch_error)?
+                .remove(0);
+        let class_scores = Vec::<f64>::try_from(scores.detach().to_kind(Kind::Double).view(-1))?;
+        if let Some(i) = class_scores.iter().position(|s| !s.is_finite()) {
+            bail!(
+                "the ascent diverged: the score of class {} became {} at step {step}; try a smaller --lr",
+                classes[i],
+                class_scores[i]
+            );
         }
-        on_step(Step { step, class_score: score });
+        if on_step(&Step { step, class_scores }).is_break() {
+            bail!(Stopped);
+        }
         // ∇x(S_c − λ‖x‖²) = ∇S_c − 2λx; the penalty's gradient is exact, so it
         // needs no backward pass.
         tch::no_grad(|| -> Result<()> {
-            let ascent_direction = score_gradient.f_sub(&(&image * (2.0 * params.l2_weight)))?;
-            let _ = image.f_add_(&(ascent_direction * params.learning_rate))?;
+            let ascent_direction = score_gradient.f_sub(&(&images * (2.0 * params.l2_weight)))?;
+            let _ = images.f_add_(&(ascent_direction * params.learning_rate))?;
             Ok(())
         })?;
     }
-    let finite = image.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
+    let finite = images.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
     if !finite {
-        bail!("the ascent diverged: the image holds NaN or infinite values; try a smaller --lr");
+        bail!("the ascent diverged: an image holds NaN or infinite values; try a smaller --lr");
     }
-    Ok(image)
+    Ok(images)
 }

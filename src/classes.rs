@@ -1,6 +1,8 @@
 //! Class names: resolving `--class` (an index or a name) and making file-name slugs.
 
-use anyhow::{bail, Result};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 
 /// How many near matches an unknown or ambiguous name lists.
 const SUGGESTIONS: usize = 5;
@@ -69,6 +71,61 @@ impl Labels {
         }
     }
 
+    /// Resolve a class selection: a comma list of indices, names, ranges
+    /// (`0-99`) and `all`. Duplicates are dropped; first occurrence order is kept.
+    pub fn resolve_list(&self, spec: &str) -> Result<Vec<i64>> {
+        // A whole name that itself contains a comma or a dash is still one class.
+        if let Ok(class) = self.resolve(spec) {
+            return Ok(vec![class]);
+        }
+        let mut classes = Vec::new();
+        for item in spec.split(',').map(str::trim) {
+            if item.is_empty() {
+                bail!("empty entry in class list '{spec}'");
+            }
+            classes.extend(self.resolve_item(item)?);
+        }
+        Ok(dedup_keep_order(classes))
+    }
+
+    /// Resolve `--classes-file`: one index, name, range or `all` per line, `#` comments.
+    pub fn resolve_file(&self, path: &Path) -> Result<Vec<i64>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading classes file {}", path.display()))?;
+        let mut classes = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            let item = line.split('#').next().unwrap_or_default().trim();
+            if !item.is_empty() {
+                let resolved = self.resolve_item(item);
+                classes.extend(
+                    resolved.with_context(|| format!("{} line {}", path.display(), number + 1))?,
+                );
+            }
+        }
+        if classes.is_empty() {
+            bail!("classes file {} names no classes", path.display());
+        }
+        Ok(dedup_keep_order(classes))
+    }
+
+    fn resolve_item(&self, item: &str) -> Result<Vec<i64>> {
+        if item.eq_ignore_ascii_case("all") {
+            return Ok((0..self.len() as i64).collect());
+        }
+        if let Some((first, last)) = item.split_once('-') {
+            if let (Ok(first), Ok(last)) = (first.trim().parse::<i64>(), last.trim().parse::<i64>())
+            {
+                if first > last {
+                    bail!("class range {item} is empty: {first} is after {last}");
+                }
+                self.resolve(&first.to_string())?;
+                self.resolve(&last.to_string())?;
+                return Ok((first..=last).collect());
+            }
+        }
+        Ok(vec![self.resolve(item)?])
+    }
+
     /// The names nearest to `wanted`: names containing it first, then by edit distance.
     fn closest(&self, wanted: &str) -> String {
         let mut ranked: Vec<(bool, usize, usize)> = self
@@ -88,6 +145,11 @@ impl Labels {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+fn dedup_keep_order(classes: Vec<i64>) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    classes.into_iter().filter(|class| seen.insert(*class)).collect()
 }
 
 /// Levenshtein distance over characters.
@@ -161,6 +223,44 @@ mod tests {
     fn ambiguous_name_lists_every_match() {
         let message = labels().resolve("crane").unwrap_err().to_string();
         assert!(message.contains("ambiguous: crane (2), crane (4)"), "{message}");
+    }
+
+    #[test]
+    fn class_lists_mix_indices_names_and_ranges() {
+        let labels = labels();
+        assert_eq!(labels.resolve_list("3,black swan, 0-2 ,flamingo").unwrap(), vec![3, 1, 0, 2]);
+        assert_eq!(labels.resolve_list("all").unwrap(), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(labels.resolve_list("5,all").unwrap(), vec![5, 0, 1, 2, 3, 4]);
+        assert!(labels.resolve_list("0-9").unwrap_err().to_string().contains("out of range"));
+        assert!(labels.resolve_list("3-1").unwrap_err().to_string().contains("is empty"));
+        assert!(labels.resolve_list("1,,2").unwrap_err().to_string().contains("empty entry"));
+        assert!(labels
+            .resolve_list("1,swan")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown class name 'swan'"));
+    }
+
+    #[test]
+    fn names_with_commas_and_dashes_resolve_whole() {
+        let labels = Labels::new(vec!["a, b".into(), "jack-o'-lantern".into(), "c".into()]);
+        assert_eq!(labels.resolve_list("a, b").unwrap(), vec![0]);
+        assert_eq!(labels.resolve_list("Jack-o'-Lantern,c").unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn classes_file_has_comments_and_keeps_order() {
+        let path =
+            std::env::temp_dir().join(format!("classviz-classes-{}.txt", std::process::id()));
+        std::fs::write(&path, "# birds\nblack swan\n\n4  # trailing comment\n1\n0-1\n").unwrap();
+        assert_eq!(labels().resolve_file(&path).unwrap(), vec![1, 4, 0]);
+        std::fs::write(&path, "tench\nnope\n").unwrap();
+        let message = format!("{:#}", labels().resolve_file(&path).unwrap_err());
+        assert!(
+            message.contains("line 2") && message.contains("unknown class name 'nope'"),
+            "{message}"
+        );
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::Parser;
 
 use crate::ascent::AscentParams;
 use crate::model::{ChannelValues, DeviceChoice, InputOverrides, InputSize};
-use crate::{Config, Status};
+use crate::{ClassSelection, Config, Status};
 
 /// Show what an image classifier has learned: class model visualisation
 /// (Simonyan et al. 2013) by gradient ascent on S_c(x) − λ‖x‖², starting from
@@ -18,9 +18,26 @@ use crate::{Config, Status};
 #[derive(Parser, Debug)]
 #[command(name = "classviz", version, about, long_about = None, allow_negative_numbers = true)]
 pub struct Cli {
-    /// Class to visualise: an index (100) or a name, matched case-insensitively ("black swan").
-    #[arg(long = "class", value_name = "C")]
-    pub class: String,
+    /// Classes to visualise: indices (100), names matched case-insensitively ("black swan"),
+    /// ranges (0-99) and `all`, comma-separated: --class 1,100,flamingo.
+    #[arg(long = "class", value_name = "C", required_unless_present = "classes_file")]
+    pub class: Option<String>,
+
+    /// Read classes from a file: one index, name or range per line, `#` starts a comment.
+    #[arg(long, value_name = "FILE")]
+    pub classes_file: Option<PathBuf>,
+
+    /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 64 on CUDA].
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    pub batch: Option<usize>,
+
+    /// Redo classes whose image already exists in --out (they are skipped otherwise).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also write <out>/grid.png: every image of the class list found in --out, labelled.
+    #[arg(long)]
+    pub grid: bool,
 
     /// Number of gradient-ascent steps.
     #[arg(long, value_name = "N", default_value_t = 150, value_parser = parse_positive_u32)]
@@ -83,7 +100,10 @@ impl Cli {
     /// Turn validated flags into the plain configuration the library uses.
     pub fn into_config(self) -> Config {
         Config {
-            class: self.class,
+            classes: ClassSelection { list: self.class, file: self.classes_file },
+            batch: self.batch,
+            force: self.force,
+            grid: self.grid,
             ascent: AscentParams { iters: self.iters, learning_rate: self.lr, l2_weight: self.l2 },
             model_path: self.model,
             overrides: InputOverrides { mean: self.mean, std: self.std, size: self.size },
@@ -226,7 +246,9 @@ mod tests {
         assert_eq!(config.model_path, PathBuf::from("weights/efficientnet_lite0.pt"));
         assert_eq!(config.out_dir, PathBuf::from("results"));
         assert_eq!(config.device, DeviceChoice::Auto);
-        assert!(!config.stretch && !config.quiet && !config.json);
+        assert!(!config.stretch && !config.quiet && !config.json && !config.force && !config.grid);
+        assert_eq!(config.batch, None);
+        assert_eq!(config.classes, ClassSelection { list: Some("100".into()), file: None });
     }
 
     #[test]
@@ -250,6 +272,16 @@ mod tests {
             assert!(message.contains(expected), "{argv:?}: {message}");
             assert!(!message.contains('\n'), "{argv:?}: multi-line message {message:?}");
         }
+    }
+
+    #[test]
+    fn a_class_list_or_file_is_required() {
+        let message = format!("{:#}", run_config(&[]).unwrap_err());
+        assert!(message.contains("--class"), "{message}");
+        let config = run_config(&["--classes-file", "list.txt", "--batch", "8"]).unwrap();
+        assert_eq!(config.classes.file, Some(PathBuf::from("list.txt")));
+        assert_eq!(config.batch, Some(8));
+        assert!(run_config(&["--class", "1", "--batch", "0"]).is_err());
     }
 
     #[test]

@@ -128,10 +128,52 @@ pub fn write_png_atomic(path: &Path, pixels: &Pixels, text: &[(String, String)])
     written
 }
 
-/// The hidden temp file a write to `path` goes through.
+/// Suffix of classviz's temp files: `.<name>.<host>.<pid>.tmp`.
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// The hidden temp file a write to `path` goes through. Host and pid in the
+/// name keep concurrent writers (also on other machines) apart, and let a
+/// later run tell a dead writer's leftovers from a live one's.
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.{}.{}{TEMP_SUFFIX}", host_name(), std::process::id()))
+}
+
+fn host_name() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let name: String =
+        name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    if name.is_empty() {
+        "host".to_string()
+    } else {
+        name
+    }
+}
+
+/// Remove temp files in `dir` left by classviz processes on this host that no
+/// longer run (a `kill -9`, a power cut). Returns how many were removed.
+pub fn remove_stale_temp_files(dir: &Path) -> Result<usize> {
+    let host = host_name();
+    let mut removed = 0;
+    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(TEMP_SUFFIX)) else {
+            continue;
+        };
+        let mut parts = stem.rsplitn(3, '.');
+        let (Some(pid), Some(writer_host)) = (parts.next(), parts.next()) else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if writer_host == host
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("removing stale {}", entry.path().display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 fn write_png(path: &Path, pixels: &Pixels, text: &[(String, String)]) -> Result<()> {
@@ -252,6 +294,20 @@ mod tests {
         let pixels = Pixels { width: 1, height: 1, channels: 1, data: vec![0] };
         assert!(write_png_atomic(&path, &pixels, &[]).is_err());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_writers_are_removed() {
+        let dir = scratch("stale");
+        let dead = dir.join(format!(".1_a.png.{}.{}.tmp", host_name(), u32::MAX - 1));
+        let live = temp_path(&dir.join("2_b.png"));
+        let other_host = dir.join(".3_c.png.elsewhere.1.tmp");
+        for path in [&dead, &live, &other_host] {
+            std::fs::write(path, b"partial").unwrap();
+        }
+        assert_eq!(remove_stale_temp_files(&dir).unwrap(), 1);
+        assert!(!dead.exists() && live.exists() && other_host.exists());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

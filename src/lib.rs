@@ -5,48 +5,86 @@
 //! zero-centred input space, gradient ascent on `S_c(I) − λ‖I‖²` finds an image
 //! that the classifier scores highly for class `c`; adding the dataset mean
 //! back and writing a PNG shows what the model has learned about that class.
+//! Many classes run as batches; finished images survive interruption.
 //!
 //! ```no_run
-//! let config = classviz::cli::parse_args(["classviz", "--class", "100"]).unwrap();
-//! if let classviz::cli::Parsed::Run(config) = config {
-//!     classviz::run(&config).unwrap();
+//! use classviz::cli::{parse_args, Parsed};
+//! if let Parsed::Run(config) = parse_args(["classviz", "--class", "100,130"])? {
+//!     classviz::run(&config)?;
 //! }
+//! # Ok::<(), anyhow::Error>(())
 //! ```
 
 pub mod ascent;
 pub mod classes;
 pub mod cli;
+pub mod grid;
 pub mod image_io;
 pub mod metadata;
 pub mod model;
 pub mod report;
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use tch::{Device, Tensor};
 
-use crate::ascent::AscentParams;
+use crate::ascent::{AscentParams, Stopped};
 use crate::image_io::Display;
 use crate::model::{Classifier, DeviceChoice, InputOverrides};
-use crate::report::{ClassResult, Progress};
+use crate::report::{ClassResult, Progress, RunParams, SummaryLine};
+
+/// Default `--batch` on the CPU: the fastest per class in `bench/run.sh` on a
+/// 2-core machine (see README, "Performance").
+pub const DEFAULT_CPU_BATCH: usize = 4;
+/// Default `--batch` on CUDA. Not yet measured on a GPU (see README).
+pub const DEFAULT_CUDA_BATCH: usize = 64;
 
 /// Everything one run needs, validated: the program's "high" configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The class as the user wrote it: an index or a name.
-    pub class: String,
+    pub classes: ClassSelection,
     pub ascent: AscentParams,
     pub model_path: PathBuf,
     pub overrides: InputOverrides,
     pub out_dir: PathBuf,
     pub device: DeviceChoice,
+    /// Classes per forward/backward pass; `None` picks the device's default.
+    pub batch: Option<usize>,
+    pub force: bool,
+    pub grid: bool,
     pub seed: u64,
     pub threads: Option<usize>,
     pub stretch: bool,
     pub quiet: bool,
     pub json: bool,
+}
+
+/// `--class` and `--classes-file`, as written; resolved against the model's labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassSelection {
+    pub list: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+impl ClassSelection {
+    /// The classes in order, duplicates removed (first occurrence kept).
+    pub fn resolve(&self, labels: &classes::Labels) -> Result<Vec<i64>> {
+        let mut resolved = Vec::new();
+        if let Some(list) = &self.list {
+            resolved.extend(labels.resolve_list(list)?);
+        }
+        if let Some(file) = &self.file {
+            resolved.extend(labels.resolve_file(file)?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        resolved.retain(|class| seen.insert(*class));
+        Ok(resolved)
+    }
 }
 
 /// The process exit status.
@@ -57,6 +95,8 @@ pub enum Status {
     Failure = 1,
     /// The command line itself was wrong.
     Usage = 2,
+    /// Ctrl-C or SIGTERM: finished images are kept; rerun to finish.
+    Interrupted = 130,
 }
 
 impl From<Status> for ExitCode {
@@ -65,47 +105,151 @@ impl From<Status> for ExitCode {
     }
 }
 
-/// Visualise the configured class and write its PNG.
-pub fn run(config: &Config) -> Result<()> {
+/// Set by Ctrl-C / SIGTERM; the ascent stops at its next step.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn stop_requested() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Visualise the configured classes, batch by batch, skipping finished ones.
+pub fn run(config: &Config) -> Result<Status> {
+    // Without a handler (e.g. one was already installed) the default
+    // signal behaviour still never leaves a partial PNG: writes are atomic.
+    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
     if let Some(threads) = config.threads {
         tch::set_num_threads(i32::try_from(threads).context("--threads is too large")?);
     }
     tch::manual_seed(config.seed as i64);
     image_io::ensure_writable_dir(&config.out_dir)?;
+    image_io::remove_stale_temp_files(&config.out_dir)?;
 
     let device = config.device.resolve()?;
     let model = Classifier::load(&config.model_path, device, &config.overrides)?;
-    let class = model.labels.resolve(&config.class)?;
-    let name = model.labels.name(class).to_string();
+    let classes = config.classes.resolve(&model.labels)?;
+    let batch = config.batch.unwrap_or(match device {
+        Device::Cpu => DEFAULT_CPU_BATCH,
+        _ => DEFAULT_CUDA_BATCH,
+    });
+    let params = RunParams {
+        model: config.model_path.display().to_string(),
+        lr: config.ascent.learning_rate,
+        l2: config.ascent.l2_weight,
+        seed: config.seed,
+        device: format!("{device:?}").to_lowercase(),
+        batch,
+    };
 
-    let started = Instant::now();
-    let progress = Progress::new(config.ascent.iters, config.quiet, &format!("{class} {name}"));
-    let image = ascent::class_model(&model, class, &config.ascent, |step| progress.step(step))?;
+    let output_path = |class: i64| {
+        config.out_dir.join(image_io::output_file_name(class, model.labels.name(class)))
+    };
+    let (todo, done): (Vec<i64>, Vec<i64>) =
+        classes.iter().partition(|&&class| config.force || !output_path(class).exists());
+    let progress = Progress::new(todo.len(), config.ascent.iters, config.quiet);
+    if !done.is_empty() {
+        progress.note(&format!(
+            "skipping {} of {} classes already in {} (--force redoes them)",
+            done.len(),
+            classes.len(),
+            config.out_dir.display()
+        ));
+    }
+
+    let mut finished = 0;
+    let mut interrupted = stop_requested();
+    for chunk in todo.chunks(batch) {
+        if interrupted {
+            break;
+        }
+        let label = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        progress.start_batch(&label);
+        let started = Instant::now();
+        let on_step = |step: &ascent::Step| {
+            progress.step(step);
+            if stop_requested() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let images = match ascent::class_models(&model, chunk, &config.ascent, on_step) {
+            Ok(images) => images,
+            Err(err) if err.is::<Stopped>() => {
+                interrupted = true;
+                break;
+            }
+            Err(err) => return Err(err),
+        };
+        let seconds = started.elapsed().as_secs_f64() / chunk.len() as f64;
+        let saved = save_batch(&model, chunk, &images, config, &output_path, seconds)?;
+        for result in &saved {
+            report::print_result(result, config.json)?;
+            let line = SummaryLine { result, params: &params };
+            report::append_summary(&config.out_dir.join(report::SUMMARY_FILE), &line)?;
+        }
+        finished += chunk.len();
+        progress.classes_done(chunk.len());
+        interrupted |= stop_requested();
+    }
     progress.finish();
 
-    let path = config.out_dir.join(image_io::output_file_name(class, &name));
-    let pixels = image_io::to_pixels(&image, &model.input, Display::Clamp)?;
-    let shown = if config.stretch {
-        image_io::to_pixels(&image, &model.input, Display::Stretch)?
-    } else {
-        pixels.clone()
-    };
-    let text =
-        image_io::run_metadata(&config.model_path, class, &name, &config.ascent, config.seed);
-    image_io::write_png_atomic(&path, &shown, &text)?;
+    if config.grid {
+        let (path, tiles) = grid::write_grid(&config.out_dir, &classes, &model.labels)?;
+        progress.note(&format!("wrote {} ({tiles} tiles)", path.display()));
+    }
+    if interrupted {
+        progress.note(&format!(
+            "interrupted: {finished} of {} classes finished and kept; run the same command again to finish the rest",
+            todo.len()
+        ));
+        return Ok(Status::Interrupted);
+    }
+    Ok(Status::Success)
+}
 
-    // Score the image as it was saved (clamped to [0,1], 8-bit), not the
-    // unclamped float tensor: that is what a reader of the PNG gets.
-    let scores = model.score_pixels(&pixels, class)?;
-    let result = ClassResult {
-        class,
-        name,
-        path: path.display().to_string(),
-        logit: scores.logit,
-        prob: scores.prob,
-        top5: scores.top5(&model.labels),
-        iters: config.ascent.iters,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    report::print_result(&result, config.json)
+/// Write each image of a finished batch and score it as saved.
+fn save_batch(
+    model: &Classifier,
+    classes: &[i64],
+    images: &Tensor,
+    config: &Config,
+    output_path: &dyn Fn(i64) -> PathBuf,
+    seconds: f64,
+) -> Result<Vec<ClassResult>> {
+    let mut saved_pixels = Vec::with_capacity(classes.len());
+    let mut paths = Vec::with_capacity(classes.len());
+    for (row, &class) in classes.iter().enumerate() {
+        let image = images.f_narrow(0, row as i64, 1)?;
+        let pixels = image_io::to_pixels(&image, &model.input, Display::Clamp)?;
+        let shown = if config.stretch {
+            image_io::to_pixels(&image, &model.input, Display::Stretch)?
+        } else {
+            pixels.clone()
+        };
+        let name = model.labels.name(class);
+        let text =
+            image_io::run_metadata(&config.model_path, class, name, &config.ascent, config.seed);
+        let path = output_path(class);
+        image_io::write_png_atomic(&path, &shown, &text)?;
+        saved_pixels.push(pixels);
+        paths.push(path);
+    }
+    // Score the images as saved (clamped to [0,1], 8-bit), not the unclamped
+    // float tensors: that is what a reader of the PNG gets.
+    let scores = model.score_images(&saved_pixels, classes)?;
+    Ok(classes
+        .iter()
+        .zip(scores)
+        .zip(paths)
+        .map(|((&class, scores), path)| ClassResult {
+            class,
+            name: model.labels.name(class).to_string(),
+            path: path.display().to_string(),
+            logit: scores.logit,
+            prob: scores.prob,
+            top5: scores.top5(&model.labels),
+            iters: config.ascent.iters,
+            seconds,
+        })
+        .collect())
 }

@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         }
     };
     match classviz::run(&config) {
-        Ok(()) => Status::Success.into(),
+        Ok(status) => status.into(),
         Err(err) => {
             eprintln!("classviz: {}", cli::one_line(&format!("{err:#}")));
             Status::Failure.into()

@@ -1,44 +1,73 @@
 //! What the user sees: the progress bar on stderr, and per-class results on
 //! stdout as JSON lines or a one-line human summary.
 
+use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::ascent::Step;
 use crate::classes::Labels;
 
-/// Progress of one ascent, hidden under `--quiet` or when stderr is not a terminal.
+/// Progress of a run: classes done of total with an ETA, and the current
+/// batch's step with its mean class score. Hidden under `--quiet` or when
+/// stderr is not a terminal.
 pub struct Progress {
-    bar: ProgressBar,
+    classes: ProgressBar,
+    steps: ProgressBar,
 }
 
 impl Progress {
-    pub fn new(iters: u32, quiet: bool, label: &str) -> Progress {
-        let bar = if quiet || !std::io::stderr().is_terminal() {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::with_draw_target(Some(u64::from(iters)), ProgressDrawTarget::stderr())
-        };
-        let style =
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} S_c {msg} ({eta})")
-                .map(|style| style.progress_chars("=> "))
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_prefix(label.to_string());
-        Progress { bar }
+    pub fn new(total_classes: usize, iters: u32, quiet: bool) -> Progress {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress { classes: ProgressBar::hidden(), steps: ProgressBar::hidden() };
+        }
+        let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let classes = bars.add(ProgressBar::new(total_classes as u64));
+        classes.set_style(style("classes [{bar:30}] {pos}/{len} {msg} ({elapsed}, ETA {eta})"));
+        let steps = bars.add(ProgressBar::new(u64::from(iters)));
+        steps.set_style(style("{prefix} [{bar:30}] step {pos}/{len}, mean S_c {msg}"));
+        Progress { classes, steps }
     }
 
-    pub fn step(&self, step: Step) {
-        self.bar.set_position(u64::from(step.step));
-        self.bar.set_message(format!("{:.2}", step.class_score));
+    /// A new batch starts; `label` names its classes.
+    pub fn start_batch(&self, label: &str) {
+        self.steps.reset();
+        self.steps.set_prefix(label.to_string());
+    }
+
+    pub fn step(&self, step: &Step) {
+        let mean = step.class_scores.iter().sum::<f64>() / step.class_scores.len().max(1) as f64;
+        self.steps.set_position(u64::from(step.step));
+        self.steps.set_message(format!("{mean:.2}"));
+    }
+
+    pub fn classes_done(&self, count: usize) {
+        self.classes.inc(count as u64);
+    }
+
+    /// Print a line above the bars (or plainly on stderr when hidden).
+    pub fn note(&self, message: &str) {
+        if self.classes.is_hidden() {
+            eprintln!("classviz: {message}");
+        } else {
+            self.classes.println(format!("classviz: {message}"));
+        }
     }
 
     pub fn finish(&self) {
-        self.bar.finish_and_clear();
+        self.steps.finish_and_clear();
+        self.classes.finish_and_clear();
     }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 /// One class in the final image's top-k.
@@ -71,6 +100,45 @@ impl crate::model::Scores {
             .map(|&(class, prob)| Ranked { class, name: labels.name(class).to_string(), prob })
             .collect()
     }
+}
+
+/// The run's parameters, recorded with every summary line.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunParams {
+    pub model: String,
+    pub lr: f64,
+    pub l2: f64,
+    pub seed: u64,
+    pub device: String,
+    pub batch: usize,
+}
+
+/// One line of `<out>/summary.jsonl`: the `--json` keys plus the run's parameters.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SummaryLine<'a> {
+    #[serde(flatten)]
+    pub result: &'a ClassResult,
+    #[serde(flatten)]
+    pub params: &'a RunParams,
+}
+
+/// The summary file inside `--out`.
+pub const SUMMARY_FILE: &str = "summary.jsonl";
+
+/// Append one JSON line to `path` under an exclusive advisory lock, in one
+/// write, so that concurrent classviz processes never interleave or tear lines.
+pub fn append_summary(path: &Path, line: &SummaryLine<'_>) -> Result<()> {
+    let mut text = serde_json::to_string(line)?;
+    text.push('\n');
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.lock().with_context(|| format!("locking {}", path.display()))?;
+    let written = file.write_all(text.as_bytes()).and_then(|()| file.flush());
+    let _ = file.unlock();
+    written.with_context(|| format!("appending to {}", path.display()))
 }
 
 /// Print a result on stdout: one JSON line, or one human line.
@@ -123,6 +191,33 @@ mod tests {
             assert!(keys.contains(&key), "missing {key} in {keys:?}");
         }
         assert_eq!(value["top5"][0]["class"], 100);
+    }
+
+    #[test]
+    fn summary_lines_append_whole() {
+        let path =
+            std::env::temp_dir().join(format!("classviz-summary-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let params = RunParams {
+            model: "m.pt".into(),
+            lr: 1.0,
+            l2: 1e-4,
+            seed: 0,
+            device: "cpu".into(),
+            batch: 4,
+        };
+        for class in [100, 7] {
+            let result = ClassResult { class, ..result(class) };
+            append_summary(&path, &SummaryLine { result: &result, params: &params }).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!((lines[0]["class"].as_i64(), lines[1]["class"].as_i64()), (Some(100), Some(7)));
+        assert_eq!(lines[1]["model"], "m.pt");
+        assert_eq!(lines[1]["batch"], 4);
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

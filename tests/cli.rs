@@ -50,7 +50,7 @@ fn linear_model_end_to_end_writes_the_closed_form_image() {
     assert_eq!(lines[0]["top5"].as_array().unwrap().len(), 5);
     let path = out.join("3_three.png");
     assert_eq!(lines[0]["path"], path.display().to_string());
-    assert_eq!(listing(&out), vec!["3_three.png"]);
+    assert_eq!(listing(&out), vec!["3_three.png", "summary.jsonl"]);
 
     // The PNG is x*·std + mean, clamped to [0,1], in 8 bits, channel-major in W.
     let image = image::open(&path).unwrap().to_rgb8();

@@ -4,7 +4,9 @@
 
 mod common;
 
-use classviz::ascent::{class_model, AscentParams};
+use std::ops::ControlFlow;
+
+use classviz::ascent::{class_models, AscentParams, Step};
 use classviz::model::{Classifier, InputOverrides};
 use tch::{Device, Tensor};
 
@@ -12,6 +14,11 @@ fn linear() -> Classifier {
     tch::set_num_threads(1);
     Classifier::load(&common::test_model("linear.pt"), Device::Cpu, &InputOverrides::default())
         .unwrap()
+}
+
+/// One class alone, no progress callback.
+fn ascend(model: &Classifier, class: i64, params: &AscentParams) -> Tensor {
+    class_models(model, &[class], params, |_| ControlFlow::Continue(())).unwrap()
 }
 
 fn flat(tensor: &Tensor) -> Vec<f64> {
@@ -24,7 +31,7 @@ fn l2_regularised_ascent_converges_to_w_over_two_lambda() {
     let weights = common::linear_weights();
     for (class, l2_weight) in [(0, 0.05), (3, 0.2), (4, 0.5)] {
         let params = AscentParams { iters: 300, learning_rate: 1.0, l2_weight };
-        let image = flat(&class_model(&model, class, &params, |_| {}).unwrap());
+        let image = flat(&ascend(&model, class, &params));
         let optimum: Vec<f64> =
             weights[class as usize].iter().map(|w| w / (2.0 * l2_weight)).collect();
         let scale = optimum.iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -41,7 +48,7 @@ fn first_step_from_zero_is_the_scaled_gradient() {
     let model = linear();
     let weights = common::linear_weights();
     let params = AscentParams { iters: 1, learning_rate: 0.5, l2_weight: 123.0 };
-    let image = flat(&class_model(&model, 2, &params, |_| {}).unwrap());
+    let image = flat(&ascend(&model, 2, &params));
     for (x, w) in image.iter().zip(&weights[2]) {
         assert!((x - 0.5 * w).abs() < 1e-6, "{x} vs {}", 0.5 * w);
     }
@@ -53,7 +60,11 @@ fn steps_report_the_class_score_before_each_update() {
     let weights = common::linear_weights();
     let params = AscentParams { iters: 3, learning_rate: 1.0, l2_weight: 0.0 };
     let mut scores = Vec::new();
-    class_model(&model, 1, &params, |step| scores.push((step.step, step.class_score))).unwrap();
+    let _ = class_models(&model, &[1], &params, |step: &Step| {
+        scores.push((step.step, step.class_scores[0]));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     // Without the penalty, S_c grows by η‖W_c‖² per step.
     let norm2: f64 = weights[1].iter().map(|w| w * w).sum();
     assert_eq!(scores.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1, 2, 3]);
@@ -61,4 +72,41 @@ fn steps_report_the_class_score_before_each_update() {
         let gain = pair[1].1 - pair[0].1;
         assert!((gain - norm2).abs() < 1e-3 * norm2, "gain {gain} vs ‖W_c‖² {norm2}");
     }
+}
+
+#[test]
+fn a_batch_gives_each_class_its_own_closed_form_optimum() {
+    let model = linear();
+    let weights = common::linear_weights();
+    let params = AscentParams { iters: 300, learning_rate: 1.0, l2_weight: 0.1 };
+    let classes = [4, 0, 2, 0];
+    let images = class_models(&model, &classes, &params, |_| ControlFlow::Continue(())).unwrap();
+    for (row, &class) in classes.iter().enumerate() {
+        let image = flat(&images.get(row as i64));
+        for (x, w) in image.iter().zip(&weights[class as usize]) {
+            assert!(
+                (x - w / 0.2).abs() < 1e-4 * (w / 0.2).abs().max(1.0),
+                "row {row}: {x} vs {}",
+                w / 0.2
+            );
+        }
+    }
+}
+
+#[test]
+fn a_callback_break_stops_the_ascent() {
+    let model = linear();
+    let params = AscentParams { iters: 100, learning_rate: 1.0, l2_weight: 0.1 };
+    let mut seen = 0;
+    let err = class_models(&model, &[1], &params, |step: &Step| {
+        seen = step.step;
+        if step.step == 5 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap_err();
+    assert!(err.is::<classviz::ascent::Stopped>());
+    assert_eq!(seen, 5);
 }

@@ -1,0 +1,159 @@
+//! Many classes in one command: batching that matches single-class runs,
+//! resumable output folders, the summary file and the contact sheet.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use classviz::ascent::{class_models, AscentParams};
+use classviz::model::{Classifier, InputOverrides};
+use common::{classviz, listing, scratch, stderr, test_model};
+use tch::Device;
+
+fn pngs(dir: &std::path::Path) -> Vec<String> {
+    listing(dir).into_iter().filter(|n| n.ends_with(".png") && n != "grid.png").collect()
+}
+
+fn summary(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("summary.jsonl")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).expect("well-formed summary line")).collect()
+}
+
+#[test]
+fn batched_ascent_matches_single_class_runs_on_the_real_model() {
+    tch::set_num_threads(1);
+    let model = Classifier::load(&common::default_model(), Device::Cpu, &InputOverrides::default())
+        .unwrap();
+    let params = AscentParams { iters: 10, learning_rate: 1.0, l2_weight: 1e-4 };
+    let classes = [1, 100, 130, 963];
+    let together = class_models(&model, &classes, &params, |_| ControlFlow::Continue(())).unwrap();
+    for (row, &class) in classes.iter().enumerate() {
+        let alone = class_models(&model, &[class], &params, |_| ControlFlow::Continue(())).unwrap();
+        let batched = together.get(row as i64);
+        let scale = f64::try_from(alone.abs().max()).unwrap();
+        let difference = f64::try_from((batched - alone.get(0)).abs().max()).unwrap();
+        // Float reassociation differs between batch sizes; 10 steps keep it small.
+        assert!(
+            difference <= 1e-3 * scale,
+            "class {class}: max diff {difference} vs scale {scale}"
+        );
+    }
+}
+
+#[test]
+fn class_lists_write_one_png_and_one_summary_line_each() {
+    let out = scratch("batch-list");
+    let model = test_model("linear.pt");
+    let args = ["--model", model.to_str().unwrap(), "--out", out.to_str().unwrap(), "--iters", "5"];
+    let output = classviz(
+        &[&args[..], &["--class", "4,one,0-2,1", "--batch", "2", "--json", "--grid"]].concat(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = common::json_lines(&output);
+    let printed: Vec<i64> = lines.iter().map(|l| l["class"].as_i64().unwrap()).collect();
+    assert_eq!(printed, vec![4, 1, 0, 2]);
+    assert_eq!(pngs(&out), vec!["0_zero.png", "1_one.png", "2_two.png", "4_four.png"]);
+    let lines = summary(&out);
+    assert_eq!(lines.len(), 4);
+    for line in &lines {
+        for key in [
+            "class", "name", "path", "logit", "prob", "top5", "iters", "seconds", "model", "lr",
+            "l2", "seed", "batch",
+        ] {
+            assert!(line.get(key).is_some(), "summary line lacks {key}: {line}");
+        }
+    }
+    assert!(out.join("grid.png").exists());
+    assert!(
+        stderr(&output).contains("wrote") && stderr(&output).contains("(4 tiles)"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A second run skips everything and says so; --force redoes.
+    let again = classviz(&[&args[..], &["--class", "4,one,0-2"]].concat());
+    assert!(again.status.success());
+    assert!(stderr(&again).contains("skipping 4 of 4 classes already in"), "{}", stderr(&again));
+    assert_eq!(summary(&out).len(), 4);
+    let forced = classviz(&[&args[..], &["--class", "2", "--force"]].concat());
+    assert!(forced.status.success());
+    assert_eq!(summary(&out).len(), 5);
+}
+
+#[test]
+fn classes_file_is_read() {
+    let out = scratch("batch-file");
+    let list = out.join("classes.txt");
+    std::fs::write(&list, "# two classes\nthree\n0 # zero\nthree\n").unwrap();
+    let model = test_model("linear.pt");
+    let output = classviz(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--iters",
+        "2",
+        "--classes-file",
+        list.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(pngs(&out), vec!["0_zero.png", "3_three.png"]);
+}
+
+/// SIGINT in the middle of a run keeps finished images, leaves no temp files,
+/// and the same command finishes the rest without duplicates.
+#[test]
+fn interrupted_run_resumes_to_a_complete_set() {
+    let out = scratch("batch-resume");
+    let model = common::default_model();
+    let args = [
+        "--threads",
+        "1",
+        "--quiet",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--class",
+        "0-5",
+        "--batch",
+        "1",
+        "--iters",
+        "4",
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_classviz"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until at least one class is finished, then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pngs(&out).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let finished = pngs(&out).len();
+    if output.status.code() == Some(130) {
+        assert!(stderr(&output).contains("interrupted:"), "{}", stderr(&output));
+        assert!((1..6).contains(&finished), "{finished} images after interrupt");
+    } else {
+        // The run may have finished before the signal arrived.
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert!(listing(&out).iter().all(|n| !n.ends_with(".tmp")), "{:?}", listing(&out));
+    assert_eq!(summary(&out).len(), finished);
+
+    let rerun = classviz(&args[3..]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert_eq!(pngs(&out).len(), 6);
+    let classes: Vec<i64> = summary(&out).iter().map(|l| l["class"].as_i64().unwrap()).collect();
+    let mut sorted = classes.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![0, 1, 2, 3, 4, 5], "summary {classes:?}");
+    assert!(listing(&out).iter().all(|n| !n.ends_with(".tmp")));
+}
