@@ -16,7 +16,7 @@ FIXTURE := tests/models/linear.pt
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test clean
+.PHONY: demo setup build weights fixtures test bench clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0
@@ -32,6 +32,10 @@ weights: $(MODELS)
 
 weights/%.pt: weights/export.py $(STAMP)
 	$(PYTHON) weights/export.py $*
+
+# classviz against the Python/PyTorch references (bench/run.py); a quiet machine, please.
+bench: setup
+	$(PYTHON) bench/run.py
 
 # cargo decides what to rebuild; a no-op build takes a fraction of a second.
 build: $(STAMP)

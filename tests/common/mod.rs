@@ -41,6 +41,15 @@ pub fn classviz(args: &[&str]) -> Output {
         .expect("running classviz")
 }
 
+/// Run the classviz binary with exactly these arguments (for subcommands).
+pub fn classviz_raw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_classviz"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("running classviz")
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

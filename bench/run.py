@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Benchmark classviz against the Python/PyTorch reference (bench/reference.py).
+
+Runs classviz and the references on the same exported model, the same classes,
+iterations and thread count, --repeats times each (interleaved, so that drift
+in the machine's speed hits all alike), and prints seconds per class (median,
+wall time including model load) and the ratios. `make bench` runs it.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASSVIZ = ROOT / "target" / "release" / "classviz"
+PYTHON = sys.executable
+DEFAULT_CLASSES = "1,9,100,130,309,407,963,967"
+
+
+def run_classviz(args, out_dir, extra=()):
+    command = [
+        str(CLASSVIZ), "--model", args.model, "--class", args.classes, "--iters", str(args.iters),
+        "--batch", str(args.batch), "--threads", str(args.threads), "--out", out_dir, "--force",
+        "--quiet", "--json", *extra,
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    top1 = sum(row["top5"][0]["class"] == row["class"] for row in rows)
+    return seconds, top1
+
+
+def run_reference(args, mode, extra=()):
+    command = [
+        PYTHON, str(ROOT / "bench" / "reference.py"), "--mode", mode, "--model", args.model,
+        "--classes", args.classes, "--iters", str(args.iters), "--batch", str(args.batch),
+        "--threads", str(args.threads), *extra,
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - started
+    result = json.loads(done.stdout.splitlines()[-1])
+    return seconds, sum(row["top1"] for row in result["classes"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default=str(ROOT / "weights" / "efficientnet_lite0.pt"))
+    parser.add_argument("--classes", default=DEFAULT_CLASSES)
+    parser.add_argument("--iters", type=int, default=150)
+    parser.add_argument("--batch", type=int, default=4, help="classviz's and the tuned reference's batch size")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="classviz,naive,tuned",
+                        help="comma list of: classviz, naive, tuned, tuned-cl, tuned-bf16")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    count = len(args.classes.split(","))
+    out_dir = tempfile.mkdtemp(prefix="classviz-bench-")
+    contenders = {
+        "classviz": lambda: run_classviz(args, out_dir),
+        "naive": lambda: run_reference(args, "naive"),
+        "tuned": lambda: run_reference(args, "tuned"),
+        "tuned-cl": lambda: run_reference(args, "tuned", ["--channels-last"]),
+        "tuned-bf16": lambda: run_reference(args, "tuned", ["--channels-last", "--bf16"]),
+    }
+    chosen = [name for name in args.only.split(",") if name]
+    times = {name: [] for name in chosen}
+    top1 = {}
+    for repeat in range(args.repeats):
+        for name in chosen:
+            seconds, hits = contenders[name]()
+            times[name].append(seconds / count)
+            top1[name] = hits
+            print(f"run {repeat + 1}/{args.repeats} {name:10s} {seconds / count:7.2f} s/class, {hits}/{count} top-1",
+                  file=sys.stderr, flush=True)
+
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads"
+    print(f"\nEfficientNet-Lite0, {count} classes ({args.classes}), {args.iters} iters, batch {args.batch}; "
+          f"{machine}; median of {args.repeats}, wall time incl. model load\n")
+    print("| implementation | s/class (median) | runs | top-1 | classviz speed-up |")
+    print("| --- | ---: | --- | ---: | ---: |")
+    base = medians.get("classviz")
+    for name in chosen:
+        runs = ", ".join(f"{v:.2f}" for v in times[name])
+        ratio = f"{medians[name] / base:.2f}x" if base else "-"
+        print(f"| {name} | {medians[name]:.2f} | {runs} | {top1[name]}/{count} | {ratio} |")
+    if args.json:
+        args.json.write_text(json.dumps({"medians": medians, "runs": times, "top1": top1, "machine": machine,
+                                         "classes": args.classes, "iters": args.iters, "batch": args.batch}))
+
+
+if __name__ == "__main__":
+    main()
