@@ -10,7 +10,7 @@ PYTHON  := $(VENV)/bin/python3
 STAMP   := $(VENV)/.requirements-installed
 BIN     := target/release/classviz
 MODELS  := weights/efficientnet_lite0.pt weights/efficientnet_lite1.pt
-FIXTURE := tests/models/linear.pt
+FIXTURE := tests/models/.built
 
 # tch builds against the libtorch inside the venv's PyTorch wheel.
 export LIBTORCH_USE_PYTORCH := 1
@@ -43,8 +43,15 @@ build: $(STAMP)
 
 fixtures: $(FIXTURE)
 
-$(FIXTURE): tests/make_models.py $(STAMP)
+# Test models: small ones made and trained here, a torchvision export with
+# random weights, and a user checkpoint through export.py --checkpoint.
+$(FIXTURE): tests/make_models.py tests/checkpoint_module.py weights/export.py $(STAMP)
 	$(PYTHON) tests/make_models.py
+	$(PYTHON) weights/export.py --torchvision resnet18 --random-init --out tests/models
+	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
+		--name tiny --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
+		--labels tests/models/tiny_labels.txt --out tests/models
+	touch $@
 
 # One torch thread per test process: parallel tests each running an OpenMP
 # pool on the same cores slow down 10-30x.

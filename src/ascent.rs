@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-use crate::model::{torch_error, Classifier};
+use crate::model::{torch_error, Classifier, Objective};
 
 /// The optimisation settings of the paper's procedure.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,6 +19,15 @@ pub struct AscentParams {
     pub learning_rate: f64,
     /// λ, the weight of the L2 penalty ‖x‖².
     pub l2_weight: f64,
+    /// What is maximised: the paper's pre-softmax score S_c by default.
+    pub objective: Objective,
+}
+
+impl AscentParams {
+    /// The paper's procedure on the pre-softmax score.
+    pub fn new(iters: u32, learning_rate: f64, l2_weight: f64) -> AscentParams {
+        AscentParams { iters, learning_rate, l2_weight, objective: Objective::Logit }
+    }
 }
 
 /// What one step reports.
@@ -60,7 +69,7 @@ pub fn class_models(
     let mut images = model.input.zeros(count, model.device)?;
     for step in 1..=params.iters {
         let input = images.detach().set_requires_grad(true);
-        let scores = model.logits(&input)?.f_gather(1, &targets, false)?;
+        let scores = model.objective(&input, &targets, params.objective)?;
         let score_gradient =
             Tensor::f_run_backward(&[&scores.f_sum(Kind::Float)?], &[&input], false, false)
                 .map_err(torch_error)?

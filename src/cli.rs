@@ -9,9 +9,14 @@ use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 
 use crate::ascent::AscentParams;
-use crate::model::{ChannelValues, DeviceChoice, InputOverrides, InputSize};
+use crate::model::{
+    ChannelValues, DeviceChoice, InputOverrides, InputSize, Objective, OutputSelector,
+};
+use crate::saliency::{Baseline, Fit, Method};
 use crate::shard::ShardSpec;
-use crate::{ClassSelection, Config, ModelConfig, Status, StatusConfig, Task};
+use crate::{
+    ClassSelection, Config, InfoConfig, ModelConfig, SaliencyConfig, Status, StatusConfig, Task,
+};
 
 /// Show what an image classifier has learned: class model visualisation
 /// (Simonyan et al. 2013) by gradient ascent on S_c(x) − λ‖x‖², starting from
@@ -38,6 +43,77 @@ pub struct Cli {
 pub enum Command {
     /// Report which classes of a list have an image in an output folder (exit 1 if any is missing).
     Status(StatusArgs),
+    /// Describe a model: input shape and where it came from, classes, labels, normalisation, speed.
+    Info(InfoArgs),
+    /// Saliency maps (Simonyan et al. §3): which pixels of a photo decide the class.
+    Saliency(SaliencyArgs),
+}
+
+/// `classviz saliency`.
+#[derive(Args, Debug)]
+pub struct SaliencyArgs {
+    /// Photo to explain (PNG, JPEG, WebP, GIF, BMP, TIFF); repeat for several.
+    #[arg(long = "image", value_name = "PATH", required = true)]
+    pub images: Vec<PathBuf>,
+
+    /// Class to explain: an index or a name [default: the model's top-1 for each photo].
+    #[arg(long = "class", value_name = "C")]
+    pub class: Option<String>,
+
+    /// gradient (the paper), smoothgrad (Smilkov et al. 2017), gradient-x-input, or
+    /// integrated-gradients (Sundararajan et al. 2017).
+    #[arg(long, value_name = "METHOD", default_value = "gradient", value_parser = ["gradient", "smoothgrad", "gradient-x-input", "integrated-gradients"])]
+    pub method: String,
+
+    /// smoothgrad: noisy samples, batched through the network.
+    #[arg(long, value_name = "N", default_value_t = 25, value_parser = parse_positive_u32)]
+    pub samples: u32,
+
+    /// smoothgrad: noise σ as a fraction of the input's range.
+    #[arg(long, value_name = "σ", default_value_t = 0.1, value_parser = parse_positive_f64)]
+    pub noise: f64,
+
+    /// integrated-gradients: steps of the path integral, batched.
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = parse_positive_u32)]
+    pub steps: u32,
+
+    /// integrated-gradients: the reference image, black or the dataset mean.
+    #[arg(long, value_name = "B", default_value = "black", value_parser = ["black", "mean"])]
+    pub baseline: String,
+
+    /// How a photo becomes the model's input: crop (shorter side, centre crop) or stretch.
+    #[arg(long, value_name = "FIT", default_value = "crop", value_parser = ["crop", "stretch"])]
+    pub fit: String,
+
+    /// Draw a bounding box around the most salient region (the paper's §3.1 localisation).
+    #[arg(long = "box")]
+    pub draw_box: bool,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Output folder for <stem>_<index>_<name>_saliency.png, _overlay.png and _saliency16.png.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+
+    /// Random seed for smoothgrad's noise.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+
+    /// Print one JSON object per image instead of a human summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `classviz info`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Print one JSON object instead of a human summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--class` / `--classes-file`.
@@ -79,6 +155,14 @@ pub struct ModelArgs {
     /// CPU threads for libtorch [default: libtorch's choice, usually one per core].
     #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
     pub threads: Option<usize>,
+
+    /// For a model returning a tuple or list: which element holds the class scores [default: 0].
+    #[arg(long, value_name = "K", conflicts_with = "output_key")]
+    pub output: Option<usize>,
+
+    /// For a model returning a dict: which key holds the class scores [default: logits, then out].
+    #[arg(long, value_name = "NAME")]
+    pub output_key: Option<String>,
 }
 
 /// The main command: visualise classes.
@@ -98,6 +182,10 @@ pub struct RunArgs {
     /// L2 regularisation weight λ on the zero-centred image.
     #[arg(long, value_name = "λ", default_value_t = 1e-4, value_parser = parse_non_negative_f64)]
     pub l2: f64,
+
+    /// What to maximise: logit (the paper's pre-softmax S_c), log-prob or prob.
+    #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective)]
+    pub objective: Objective,
 
     #[command(flatten)]
     pub model: ModelArgs,
@@ -172,7 +260,16 @@ impl ModelArgs {
     fn into_config(self) -> ModelConfig {
         ModelConfig {
             path: self.model,
-            overrides: InputOverrides { mean: self.mean, std: self.std, size: self.size },
+            overrides: InputOverrides {
+                mean: self.mean,
+                std: self.std,
+                size: self.size,
+                output: match (self.output, self.output_key) {
+                    (Some(index), _) => Some(OutputSelector::Index(index)),
+                    (None, Some(key)) => Some(OutputSelector::Key(key)),
+                    (None, None) => None,
+                },
+            },
             device: self.device,
             threads: self.threads,
         }
@@ -183,6 +280,34 @@ impl Cli {
     /// Turn validated flags into the plain configuration the library uses.
     pub fn into_task(self) -> Task {
         match self.command {
+            Some(Command::Saliency(args)) => Task::Saliency(SaliencyConfig {
+                images: args.images,
+                class: args.class,
+                method: match args.method.as_str() {
+                    "smoothgrad" => {
+                        Method::SmoothGrad { samples: i64::from(args.samples), noise: args.noise }
+                    }
+                    "gradient-x-input" => Method::GradientTimesInput,
+                    "integrated-gradients" => Method::IntegratedGradients {
+                        steps: i64::from(args.steps),
+                        baseline: if args.baseline == "mean" {
+                            Baseline::Mean
+                        } else {
+                            Baseline::Black
+                        },
+                    },
+                    _ => Method::Gradient,
+                },
+                fit: if args.fit == "stretch" { Fit::Stretch } else { Fit::Crop },
+                draw_box: args.draw_box,
+                model: args.model.into_config(),
+                out_dir: args.out,
+                seed: args.seed,
+                json: args.json,
+            }),
+            Some(Command::Info(args)) => {
+                Task::Info(InfoConfig { model: args.model.into_config(), json: args.json })
+            }
             Some(Command::Status(args)) => Task::Status(StatusConfig {
                 classes: args.classes.into_selection(),
                 model: args.model.into_config(),
@@ -197,6 +322,7 @@ impl Cli {
                         iters: run.iters,
                         learning_rate: run.lr,
                         l2_weight: run.l2,
+                        objective: run.objective,
                     },
                     model: run.model.into_config(),
                     out_dir: run.out,
@@ -318,6 +444,15 @@ fn parse_device(text: &str) -> Result<DeviceChoice, String> {
     text.parse()
 }
 
+fn parse_objective(text: &str) -> Result<Objective, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "logit" => Ok(Objective::Logit),
+        "log-prob" | "logprob" => Ok(Objective::LogProb),
+        "prob" => Ok(Objective::Prob),
+        _ => Err(format!("'{text}' is not logit, log-prob or prob")),
+    }
+}
+
 fn parse_shard(text: &str) -> Result<ShardSpec, String> {
     text.parse()
 }
@@ -375,7 +510,7 @@ mod tests {
     #[test]
     fn defaults_match_the_paper_settings() {
         let config = run_config(&["--class", "100"]).unwrap();
-        assert_eq!(config.ascent, AscentParams { iters: 150, learning_rate: 1.0, l2_weight: 1e-4 });
+        assert_eq!(config.ascent, AscentParams::new(150, 1.0, 1e-4));
         assert_eq!(config.model.path, PathBuf::from("weights/efficientnet_lite0.pt"));
         assert_eq!(config.out_dir, PathBuf::from("results"));
         assert_eq!(config.model.device, DeviceChoice::Auto);

@@ -15,7 +15,8 @@ use crate::model::InputSpec;
 /// `--stretch` maps this percentile to black and its mirror (100 − p) to white.
 pub const STRETCH_PERCENTILE: f64 = 1.0;
 
-/// An 8-bit image, rows of interleaved channels (1 = gray, 3 = RGB).
+/// An 8-bit image, rows of interleaved channels (1 = gray, 3 = RGB, or any
+/// other count, which is written as a grayscale strip of the channels side by side).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pixels {
     pub width: u32,
@@ -35,9 +36,6 @@ pub enum Display {
 
 /// The optimised image `[1, C, H, W]` (model space) → 8-bit pixels, with the mean added back.
 pub fn to_pixels(image: &Tensor, spec: &InputSpec, display: Display) -> Result<Pixels> {
-    if spec.channels != 1 && spec.channels != 3 {
-        bail!("cannot write a {}-channel image as PNG (only 1 or 3 channels)", spec.channels);
-    }
     let x01 =
         spec.denormalise(&image.to_device(Device::Cpu).to_kind(Kind::Float)).f_squeeze_dim(0)?;
     let x01 = match display {
@@ -117,8 +115,27 @@ pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
 /// Write a PNG to a temp file beside `path`, then rename it into place: a
 /// reader never sees a half-written image, and a failure leaves nothing.
 pub fn write_png_atomic(path: &Path, pixels: &Pixels, text: &[(String, String)]) -> Result<()> {
+    let bytes = encode_png(pixels, text).with_context(|| format!("encoding {}", path.display()))?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// Write 16-bit grayscale samples as a PNG, atomically like [`write_png_atomic`].
+pub fn write_gray16_atomic(path: &Path, width: u32, height: u32, samples: &[u16]) -> Result<()> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Sixteen);
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_be_bytes()).collect();
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&data)?;
+    writer.finish()?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// Write `bytes` to a temp file beside `path`, sync, and rename into place.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = temp_path(path);
-    let written = write_png(&temp, pixels, text).and_then(|()| {
+    let written = write_file(&temp, bytes).and_then(|()| {
         std::fs::rename(&temp, path)
             .with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
     });
@@ -176,15 +193,17 @@ pub fn remove_stale_temp_files(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-fn write_png(path: &Path, pixels: &Pixels, text: &[(String, String)]) -> Result<()> {
-    let bytes = encode_png(pixels, text).with_context(|| format!("encoding {}", path.display()))?;
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(&bytes)
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))
 }
 
 fn encode_png(pixels: &Pixels, text: &[(String, String)]) -> Result<Vec<u8>> {
+    if pixels.channels != 1 && pixels.channels != 3 {
+        return encode_png(&channel_strip(pixels), text);
+    }
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, pixels.width, pixels.height);
     encoder.set_color(if pixels.channels == 1 {
@@ -202,6 +221,41 @@ fn encode_png(pixels: &Pixels, text: &[(String, String)]) -> Result<Vec<u8>> {
     writer.write_image_data(&pixels.data)?;
     writer.finish()?;
     Ok(bytes)
+}
+
+/// A C-channel image as one grayscale image of width C·W: channel 0 on the left.
+pub fn channel_strip(pixels: &Pixels) -> Pixels {
+    let (width, height, channels) =
+        (pixels.width as usize, pixels.height as usize, pixels.channels as usize);
+    let mut data = vec![0; width * height * channels];
+    for y in 0..height {
+        for x in 0..width {
+            for c in 0..channels {
+                data[y * width * channels + c * width + x] =
+                    pixels.data[(y * width + x) * channels + c];
+            }
+        }
+    }
+    Pixels { width: (width * channels) as u32, height: height as u32, channels: 1, data }
+}
+
+/// The inverse of [`channel_strip`]: a grayscale strip back to `channels` channels.
+pub fn unstrip(strip: &Pixels, channels: u8) -> Result<Pixels> {
+    let c = usize::from(channels);
+    if strip.channels != 1 || c == 0 || !(strip.width as usize).is_multiple_of(c) {
+        bail!("a {}x{} image is not a strip of {channels} channels", strip.width, strip.height);
+    }
+    let (width, height) = (strip.width as usize / c, strip.height as usize);
+    let mut data = vec![0; width * height * c];
+    for y in 0..height {
+        for x in 0..width {
+            for channel in 0..c {
+                data[(y * width + x) * c + channel] =
+                    strip.data[y * width * c + channel * width + x];
+            }
+        }
+    }
+    Ok(Pixels { width: width as u32, height: height as u32, channels, data })
 }
 
 /// The tEXt chunks of a PNG, in file order.
@@ -309,6 +363,17 @@ mod tests {
         assert_eq!(remove_stale_temp_files(&dir).unwrap(), 1);
         assert!(!dead.exists() && live.exists() && other_host.exists());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn many_channels_are_written_as_a_strip_and_read_back() {
+        let pixels =
+            Pixels { width: 2, height: 1, channels: 4, data: vec![1, 2, 3, 4, 5, 6, 7, 8] };
+        let strip = channel_strip(&pixels);
+        assert_eq!((strip.width, strip.height, strip.channels), (8, 1, 1));
+        assert_eq!(strip.data, vec![1, 5, 2, 6, 3, 7, 4, 8]);
+        assert_eq!(unstrip(&strip, 4).unwrap(), pixels);
+        assert!(unstrip(&strip, 3).is_err());
     }
 
     #[test]

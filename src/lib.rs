@@ -23,6 +23,7 @@ pub mod image_io;
 pub mod metadata;
 pub mod model;
 pub mod report;
+pub mod saliency;
 pub mod shard;
 
 use std::ops::ControlFlow;
@@ -35,7 +36,7 @@ use anyhow::{Context, Result};
 use tch::{Device, Tensor};
 
 use crate::ascent::{AscentParams, Stopped};
-use crate::image_io::Display;
+use crate::image_io::{Display, Pixels};
 use crate::model::{Classifier, DeviceChoice, InputOverrides};
 use crate::report::{ClassResult, Progress, RunParams, SummaryLine};
 use crate::shard::{Shard, ShardSpec};
@@ -53,6 +54,10 @@ pub enum Task {
     Visualise(Config),
     /// `classviz status`: which classes of a list are done in a folder.
     Status(StatusConfig),
+    /// `classviz info`: what classviz makes of a model.
+    Info(InfoConfig),
+    /// `classviz saliency`: saliency maps of photos.
+    Saliency(SaliencyConfig),
 }
 
 /// Run a task; the status is the process's exit status.
@@ -60,6 +65,8 @@ pub fn execute(task: &Task) -> Result<Status> {
     match task {
         Task::Visualise(config) => run(config),
         Task::Status(config) => status(config),
+        Task::Info(config) => info(config),
+        Task::Saliency(config) => explain(config),
     }
 }
 
@@ -73,13 +80,18 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// Apply the thread count and load the model on the chosen device.
+    /// Apply the thread count and load the model on the chosen device; its
+    /// warnings go to stderr once.
     pub fn load(&self) -> Result<Classifier> {
         if let Some(threads) = self.threads {
             tch::set_num_threads(i32::try_from(threads).context("--threads is too large")?);
         }
         let device = self.device.resolve()?;
-        Classifier::load(&self.path, device, &self.overrides)
+        let model = Classifier::load(&self.path, device, &self.overrides)?;
+        for warning in &model.warnings {
+            eprintln!("classviz: warning: {warning}");
+        }
+        Ok(model)
     }
 }
 
@@ -100,6 +112,28 @@ pub struct Config {
     pub seed: u64,
     pub stretch: bool,
     pub quiet: bool,
+    pub json: bool,
+}
+
+/// `classviz saliency`.
+#[derive(Debug, Clone)]
+pub struct SaliencyConfig {
+    pub images: Vec<PathBuf>,
+    /// The class as written; `None` explains each photo's top-1.
+    pub class: Option<String>,
+    pub method: saliency::Method,
+    pub fit: saliency::Fit,
+    pub draw_box: bool,
+    pub model: ModelConfig,
+    pub out_dir: PathBuf,
+    pub seed: u64,
+    pub json: bool,
+}
+
+/// `classviz info`.
+#[derive(Debug, Clone)]
+pub struct InfoConfig {
+    pub model: ModelConfig,
     pub json: bool,
 }
 
@@ -330,4 +364,122 @@ pub fn status(config: &StatusConfig) -> Result<Status> {
     };
     report::print_status(&report, config.json)?;
     Ok(if report.missing.is_empty() { Status::Success } else { Status::Failure })
+}
+
+/// Forward+backward passes timed by `classviz info` (after one warm-up).
+pub const INFO_TIMING_RUNS: usize = 5;
+
+/// `classviz info`: describe the model as classviz will use it.
+pub fn info(config: &InfoConfig) -> Result<Status> {
+    let model = config.model.load()?;
+    let mut times = Vec::with_capacity(INFO_TIMING_RUNS);
+    let params = AscentParams::new(1, 1.0, 0.0);
+    for run in 0..=INFO_TIMING_RUNS {
+        let started = Instant::now();
+        let _ = ascent::class_models(&model, &[0], &params, |_| ControlFlow::Continue(()))?;
+        if run > 0 {
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let input = &model.input;
+    let report = report::ModelInfo {
+        model: config.model.path.display().to_string(),
+        input_shape: vec![input.channels, input.height, input.width],
+        input_source: model.shape_source.to_string(),
+        classes: model.labels.len(),
+        labels: model.labels_source.clone(),
+        mean: input.mean.clone(),
+        std: input.std.clone(),
+        output: model.output.as_ref().map(ToString::to_string),
+        outputs_probabilities: model.outputs_probabilities,
+        parameters: model.parameter_count,
+        device: format!("{:?}", model.device).to_lowercase(),
+        dtype: format!("{:?}", model.output_kind).to_lowercase(),
+        forward_backward_ms: times[times.len() / 2],
+    };
+    report::print_info(&report, config.json)?;
+    Ok(Status::Success)
+}
+
+/// `classviz saliency`: a map per photo, its overlay, the raw 16-bit map, and
+/// the deletion score against a random order.
+pub fn explain(config: &SaliencyConfig) -> Result<Status> {
+    let model = config.model.load()?;
+    image_io::ensure_writable_dir(&config.out_dir)?;
+    let fixed_class = config.class.as_deref().map(|spec| model.labels.resolve(spec)).transpose()?;
+    for path in &config.images {
+        let photo = saliency::load_photo(path, &model.input, config.fit)?;
+        let x = model.input.normalise(&image_io::pixels_to_tensor(&photo.pixels, model.device)?);
+        let probs = tch::no_grad(|| model.probabilities(&x))?;
+        let class = match fixed_class {
+            Some(class) => class,
+            None => probs.argmax(-1, false).int64_value(&[0]),
+        };
+        let prob = probs.double_value(&[0, class]);
+        tch::manual_seed(config.seed as i64);
+        let (_, map) = saliency::attribute(&model, &x, class, config.method)?;
+        let deletion_auc =
+            saliency::deletion_auc(&model, &x, class, &saliency::saliency_order(&map))?;
+        let random = saliency::random_order(map.numel() as i64, model.device);
+        let random_auc = saliency::deletion_auc(&model, &x, class, &random)?;
+
+        let values = saliency::normalised_map(&map)?;
+        let (width, height) = (photo.pixels.width, photo.pixels.height);
+        let bbox = if config.draw_box { Some(saliency::bounding_box(&map)?) } else { None };
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        let name = model.labels.name(class).to_string();
+        let base = image_io::output_file_name(class, &name);
+        let base = format!("{stem}_{}", base.trim_end_matches(".png"));
+        let heat_path = config.out_dir.join(format!("{base}_saliency.png"));
+        let overlay_path = config.out_dir.join(format!("{base}_overlay.png"));
+        let raw_path = config.out_dir.join(format!("{base}_saliency16.png"));
+        let rgb =
+            |image: image::RgbImage| Pixels { width, height, channels: 3, data: image.into_raw() };
+        image_io::write_png_atomic(
+            &heat_path,
+            &rgb(saliency::heatmap(&values, width, height)),
+            &[],
+        )?;
+        image_io::write_png_atomic(
+            &overlay_path,
+            &rgb(saliency::overlay(&photo.pixels, &values, bbox)),
+            &[],
+        )?;
+        image_io::write_gray16_atomic(&raw_path, width, height, &saliency::map_u16(&values))?;
+
+        let report = report::SaliencyResult {
+            image: path.display().to_string(),
+            class,
+            name,
+            prob,
+            method: config.method.name().to_string(),
+            saliency: heat_path.display().to_string(),
+            overlay: overlay_path.display().to_string(),
+            raw: raw_path.display().to_string(),
+            deletion_auc,
+            random_auc,
+            r#box: bbox.map(|(x0, y0, x1, y1)| {
+                let to_original = |x: u32, y: u32, end: bool| {
+                    let edge = if end { 1.0 } else { 0.0 };
+                    (
+                        (photo.offset.0 + (f64::from(x) + edge) * photo.scale.0)
+                            .round()
+                            .min(f64::from(photo.original_width)) as u32,
+                        (photo.offset.1 + (f64::from(y) + edge) * photo.scale.1)
+                            .round()
+                            .min(f64::from(photo.original_height)) as u32,
+                    )
+                };
+                let (left, top) = to_original(x0, y0, false);
+                let (right, bottom) = to_original(x1, y1, true);
+                report::BoxCoordinates { x0: left, y0: top, x1: right, y1: bottom }
+            }),
+        };
+        report::print_saliency(&report, config.json)?;
+    }
+    Ok(Status::Success)
 }

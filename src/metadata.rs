@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::model::OutputSelector;
+
 /// Parsed `<model>.json`. Unknown keys are rejected so that typos surface.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +30,16 @@ pub struct Sidecar {
     /// Class names: a file (one per line, relative to the sidecar) or an inline list.
     #[serde(default)]
     pub labels: Option<LabelSource>,
+    /// Where the class scores are in a tuple/list (index) or dict (key) output.
+    #[serde(default)]
+    pub output: Option<OutputSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum OutputSpec {
+    Index(usize),
+    Key(String),
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -77,14 +89,34 @@ impl Sidecar {
         Ok(())
     }
 
+    /// The output selector the sidecar asks for, if any.
+    pub fn output_selector(&self) -> Option<OutputSelector> {
+        self.output.as_ref().map(|spec| match spec {
+            OutputSpec::Index(index) => OutputSelector::Index(*index),
+            OutputSpec::Key(key) => OutputSelector::Key(key.clone()),
+        })
+    }
+
+    /// Where the labels come from, for reports.
+    pub fn labels_description(&self, model_path: &Path) -> Option<String> {
+        match &self.labels {
+            None => None,
+            Some(LabelSource::Inline(_)) => {
+                Some(format!("inline in {}", sidecar_path(model_path).display()))
+            }
+            Some(LabelSource::File(file)) => {
+                Some(labels_path(model_path, file).display().to_string())
+            }
+        }
+    }
+
     /// Load the class names the sidecar points at, if any.
     pub fn load_labels(&self, model_path: &Path) -> Result<Option<Vec<String>>> {
         match &self.labels {
             None => Ok(None),
             Some(LabelSource::Inline(names)) => Ok(Some(names.clone())),
             Some(LabelSource::File(file)) => {
-                let base = sidecar_path(model_path);
-                let path = base.parent().unwrap_or(Path::new(".")).join(file);
+                let path = labels_path(model_path, file);
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("reading class names {}", path.display()))?;
                 Ok(Some(
@@ -96,6 +128,11 @@ impl Sidecar {
             }
         }
     }
+}
+
+/// A labels file named in the sidecar, relative to the sidecar's folder.
+fn labels_path(model_path: &Path, file: &Path) -> PathBuf {
+    sidecar_path(model_path).parent().unwrap_or(Path::new(".")).join(file)
 }
 
 /// Check a per-channel list: right length, finite.

@@ -94,7 +94,42 @@ pub struct InputOverrides {
     pub mean: Option<ChannelValues>,
     pub std: Option<ChannelValues>,
     pub size: Option<InputSize>,
+    /// Which part of a tuple/list/dict output holds the class scores.
+    pub output: Option<OutputSelector>,
 }
+
+/// Where the class scores are in the model's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSelector {
+    /// Element K of a tuple or list (`--output K`).
+    Index(usize),
+    /// Entry of a dict (`--output-key NAME`).
+    Key(String),
+}
+
+impl fmt::Display for OutputSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputSelector::Index(index) => write!(f, "element {index}"),
+            OutputSelector::Key(key) => write!(f, "key '{key}'"),
+        }
+    }
+}
+
+/// Dict keys tried, in order, when no `--output-key` is given.
+const DEFAULT_OUTPUT_KEYS: [&str; 2] = ["logits", "out"];
+
+/// Input shapes tried, in order, for a model with no sidecar and no `--size`.
+const PROBE_SHAPES: [[i64; 3]; 8] = [
+    [3, 224, 224],
+    [1, 28, 28],
+    [3, 32, 32],
+    [1, 32, 32],
+    [3, 299, 299],
+    [3, 256, 256],
+    [3, 64, 64],
+    [1, 64, 64],
+];
 
 /// What the network takes: `[C, H, W]` and the normalisation into its
 /// zero-centred space, `x = (x01 − mean) / std`, with x01 in [0,1].
@@ -107,40 +142,25 @@ pub struct InputSpec {
     pub std: Vec<f64>,
 }
 
-impl InputSpec {
-    /// Build the spec from the sidecar (if any) and the flags; flags win.
-    pub fn from_sources(
-        sidecar: Option<&Sidecar>,
-        overrides: &InputOverrides,
-        model_path: &Path,
-    ) -> Result<Self> {
-        let mean = overrides
-            .mean
-            .as_ref()
-            .map(|m| m.0.clone())
-            .or_else(|| sidecar.map(|s| s.mean.clone()));
-        let std =
-            overrides.std.as_ref().map(|s| s.0.clone()).or_else(|| sidecar.map(|s| s.std.clone()));
-        let (Some(mean), Some(std)) = (mean, std) else {
-            bail!(
-                "no input metadata for {}: {} not found; write one (see README, \"Sidecar metadata\") or pass --size, --mean and --std",
-                model_path.display(),
-                sidecar_path(model_path).display()
-            );
-        };
-        let size = match (overrides.size, sidecar) {
-            (Some(size), _) => size,
-            (None, Some(s)) => InputSize { height: s.input_shape[1], width: s.input_shape[2] },
-            (None, None) => {
-                bail!("no input size for {}: pass --size or write a sidecar", model_path.display())
-            }
-        };
-        let channels = sidecar.map_or(mean.len() as i64, |s| s.input_shape[0]);
-        check_channel_values("mean", &mean, channels)?;
-        check_channel_values("std", &std, channels)?;
-        Ok(InputSpec { channels, height: size.height, width: size.width, mean, std })
-    }
+/// Where the input shape came from, for `classviz info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShapeSource {
+    Sidecar,
+    Flags,
+    Probed,
+}
 
+impl fmt::Display for ShapeSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ShapeSource::Sidecar => "sidecar",
+            ShapeSource::Flags => "flags",
+            ShapeSource::Probed => "probing",
+        })
+    }
+}
+
+impl InputSpec {
     /// The input shape for a batch of `n`: `[n, C, H, W]`.
     pub fn batch_shape(&self, n: i64) -> [i64; 4] {
         [n, self.channels, self.height, self.width]
@@ -176,12 +196,36 @@ impl InputSpec {
     }
 }
 
+/// `--objective`: which function of the model's output the ascent maximises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Objective {
+    /// The class score itself (pre-softmax), as in the paper.
+    #[default]
+    Logit,
+    /// log p_c: log-softmax of the scores, or the log of a softmax-ended model's output.
+    LogProb,
+    /// p_c: softmax of the scores, or a softmax-ended model's output itself.
+    Prob,
+}
+
 /// A loaded classifier: frozen TorchScript module, its input spec and labels.
 pub struct Classifier {
     module: CModule,
     pub device: Device,
     pub input: InputSpec,
+    pub shape_source: ShapeSource,
     pub labels: Labels,
+    /// Where the labels came from: a file path, "inline", or `None`.
+    pub labels_source: Option<String>,
+    pub output: Option<OutputSelector>,
+    /// The model's outputs look like probabilities (non-negative, summing to 1).
+    pub outputs_probabilities: bool,
+    /// Kind of the output scores (e.g. Float).
+    pub output_kind: Kind,
+    /// Trainable parameters (0 for a frozen export, whose weights are constants).
+    pub parameter_count: i64,
+    /// Things the user should know (printed once on stderr).
+    pub warnings: Vec<String>,
 }
 
 /// Scores of one image for one target class.
@@ -194,17 +238,14 @@ pub struct Scores {
 }
 
 impl Classifier {
-    /// Load `path` (TorchScript) and its sidecar, freeze it, and check that it
-    /// maps `[1, C, H, W]` to `[1, classes]`.
+    /// Load `path` (TorchScript) and its sidecar, stop its parameters from
+    /// requiring grad, find its input shape, and check that it maps
+    /// `[N, C, H, W]` to `[N, classes]`.
     pub fn load(path: &Path, device: Device, overrides: &InputOverrides) -> Result<Classifier> {
         if !path.is_file() {
-            bail!(
-                "model {} not found: run `make weights` to export the default model, or pass --model",
-                path.display()
-            );
+            bail!("model {} not found: run `make weights` to export the default model, or pass --model", path.display());
         }
         let sidecar = Sidecar::read_beside(path)?;
-        let input = InputSpec::from_sources(sidecar.as_ref(), overrides, path)?;
         let mut module =
             CModule::load_on_device(path, device).map_err(torch_error).with_context(|| {
                 format!(
@@ -215,11 +256,31 @@ impl Classifier {
         module.f_set_eval().map_err(torch_error)?;
         // set_eval() leaves parameters requiring grad; without this every
         // backward pass would also compute weight gradients.
+        let mut parameter_count = 0;
         for (_, mut parameter) in module.named_parameters().map_err(torch_error)? {
+            parameter_count += parameter.numel() as i64;
             let _ = parameter.f_requires_grad_(false).map_err(torch_error)?;
         }
-        let mut classifier = Classifier { module, device, input, labels: Labels::indices(0) };
-        let classes = classifier.probe().with_context(|| format!("model {}", path.display()))?;
+        let output = overrides
+            .output
+            .clone()
+            .or_else(|| sidecar.as_ref().and_then(Sidecar::output_selector));
+        let mut classifier = Classifier {
+            module,
+            device,
+            input: InputSpec { channels: 0, height: 0, width: 0, mean: vec![], std: vec![] },
+            shape_source: ShapeSource::Sidecar,
+            labels: Labels::indices(0),
+            labels_source: None,
+            output,
+            outputs_probabilities: false,
+            output_kind: Kind::Float,
+            parameter_count,
+            warnings: Vec::new(),
+        };
+        let classes = classifier
+            .settle_input(sidecar.as_ref(), overrides, path)
+            .with_context(|| format!("model {}", path.display()))?;
         classifier.labels =
             match sidecar.as_ref().map(|s| s.load_labels(path)).transpose()?.flatten() {
                 Some(names) if names.len() as i64 != classes => bail!(
@@ -230,29 +291,125 @@ impl Classifier {
                 Some(names) => Labels::new(names),
                 None => Labels::indices(classes as usize),
             };
+        classifier.labels_source = sidecar.as_ref().and_then(|s| s.labels_description(path));
+        classifier.check_for_softmax()?;
         Ok(classifier)
     }
 
-    /// Run one zero image through the model; return the number of classes.
-    fn probe(&self) -> Result<i64> {
-        let shape = self.input.batch_shape(1);
-        let zeros = Tensor::zeros(shape, (Kind::Float, self.device));
-        let output = tch::no_grad(|| self.forward(&zeros)).with_context(|| {
-            format!("it does not accept input of shape {shape:?}; check --size or the sidecar's input_shape")
-        })?;
+    /// Fix the input spec from the sidecar, the flags, or by probing shapes;
+    /// return the number of classes.
+    fn settle_input(
+        &mut self,
+        sidecar: Option<&Sidecar>,
+        overrides: &InputOverrides,
+        path: &Path,
+    ) -> Result<i64> {
+        let flag_mean = overrides.mean.as_ref().map(|m| m.0.clone());
+        let flag_std = overrides.std.as_ref().map(|s| s.0.clone());
+        let mean = flag_mean.clone().or_else(|| sidecar.map(|s| s.mean.clone()));
+        let std = flag_std.clone().or_else(|| sidecar.map(|s| s.std.clone()));
+        let known_channels =
+            sidecar.map(|s| s.input_shape[0]).or(mean.as_ref().map(|m| m.len() as i64));
+        let candidates: Vec<([i64; 3], ShapeSource)> = match (overrides.size, sidecar) {
+            (Some(size), _) => {
+                let channels = known_channels.map_or(vec![3, 1], |c| vec![c]);
+                channels
+                    .into_iter()
+                    .map(|c| ([c, size.height, size.width], ShapeSource::Flags))
+                    .collect()
+            }
+            (None, Some(s)) => {
+                vec![([s.input_shape[0], s.input_shape[1], s.input_shape[2]], ShapeSource::Sidecar)]
+            }
+            (None, None) => PROBE_SHAPES
+                .iter()
+                .filter(|shape| known_channels.is_none_or(|c| c == shape[0]))
+                .map(|&shape| (shape, ShapeSource::Probed))
+                .collect(),
+        };
+        let mut first_error = None;
+        for (shape, source) in &candidates {
+            match self.probe(*shape) {
+                Ok(classes) => {
+                    let [channels, height, width] = *shape;
+                    let (mean, std) = match (mean, std) {
+                        (Some(mean), Some(std)) => (mean, std),
+                        (mean, std) => {
+                            self.warnings.push(format!(
+                                "no mean/std for {}: assuming it takes [0,1] images unnormalised; pass --mean and --std or write a sidecar",
+                                path.display()
+                            ));
+                            (
+                                mean.unwrap_or(vec![0.0; channels as usize]),
+                                std.unwrap_or(vec![1.0; channels as usize]),
+                            )
+                        }
+                    };
+                    check_channel_values("mean", &mean, channels)?;
+                    check_channel_values("std", &std, channels)?;
+                    self.input = InputSpec { channels, height, width, mean, std };
+                    self.shape_source = *source;
+                    return Ok(classes);
+                }
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        let err = first_error.unwrap_or_else(|| anyhow!("no input shape to try"));
+        match candidates[..] {
+            [(shape, _)] => Err(err.context(format!(
+                "it does not accept input of shape {:?}; check --size or the sidecar's input_shape",
+                [1, shape[0], shape[1], shape[2]]
+            ))),
+            _ => Err(err.context(format!(
+                "no input shape worked (tried {}); pass --size or write a sidecar ({})",
+                candidates
+                    .iter()
+                    .map(|(s, _)| format!("{}x{}x{}", s[0], s[1], s[2]))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sidecar_path(path).display()
+            ))),
+        }
+    }
+
+    /// Run one zero image of `shape` through the model; return the number of classes.
+    fn probe(&mut self, [channels, height, width]: [i64; 3]) -> Result<i64> {
+        let zeros = Tensor::zeros([1, channels, height, width], (Kind::Float, self.device));
+        let output = tch::no_grad(|| self.forward(&zeros))?;
         match output.size()[..] {
-            [1, classes] if classes > 0 => Ok(classes),
+            [1, classes] if classes > 0 => {
+                self.output_kind = output.kind();
+                Ok(classes)
+            }
             ref other => bail!(
                 "its output has shape {other:?}, expected [N, classes]: is it an image classifier?"
             ),
         }
     }
 
-    /// Class scores (pre-softmax) for a batch `[N, C, H, W]` in the model's space.
+    /// Warn about a model that ends in softmax: the paper optimises pre-softmax scores.
+    fn check_for_softmax(&mut self) -> Result<()> {
+        let x = Tensor::f_randn(self.input.batch_shape(2), (Kind::Float, self.device))?;
+        let outputs = tch::no_grad(|| self.logits(&x))?.to_kind(Kind::Double);
+        let non_negative = f64::try_from(outputs.min())? >= 0.0;
+        let sums = outputs.sum_dim_intlist(-1, false, Kind::Double);
+        let sums_to_one = f64::try_from((sums - 1.0).abs().max())? < 1e-3;
+        if non_negative && sums_to_one && self.labels.len() > 1 {
+            self.outputs_probabilities = true;
+            self.warnings.push(
+                "the model's outputs are non-negative and sum to 1: it seems to end in softmax, but the paper \
+                 maximises pre-softmax scores; export the model without its softmax, or use --objective log-prob"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Class scores for a batch `[N, C, H, W]` in the model's space: `[N, classes]`.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
-        let output =
-            self.module.forward_is(&[IValue::Tensor(x.shallow_clone())]).map_err(torch_error)?;
-        let logits = output_tensor(output)?;
+        let logits = self.forward(x)?;
         if logits.dim() != 2 || logits.size()[0] != x.size()[0] {
             bail!(
                 "model output has shape {:?} for input {:?}, expected [N, classes]",
@@ -263,11 +420,36 @@ impl Classifier {
         Ok(logits)
     }
 
+    /// Class probabilities `[N, classes]`: the softmax of the scores, or the
+    /// outputs themselves for a softmax-ended model.
+    pub fn probabilities(&self, x: &Tensor) -> Result<Tensor> {
+        let outputs = self.logits(x)?.to_kind(Kind::Float);
+        if self.outputs_probabilities {
+            Ok(outputs)
+        } else {
+            Ok(outputs.f_softmax(-1, Kind::Float)?)
+        }
+    }
+
+    /// The objective for each image `i` and its target class: `[N]`.
+    pub fn objective(&self, x: &Tensor, targets: &Tensor, objective: Objective) -> Result<Tensor> {
+        let outputs = self.logits(x)?.to_kind(Kind::Float);
+        let per_class = match (objective, self.outputs_probabilities) {
+            (Objective::Logit, _) | (Objective::Prob, true) => outputs,
+            (Objective::LogProb, false) => outputs.f_log_softmax(-1, Kind::Float)?,
+            (Objective::LogProb, true) => {
+                outputs.f_clamp_min(f64::from(f32::MIN_POSITIVE))?.f_log()?
+            }
+            (Objective::Prob, false) => outputs.f_softmax(-1, Kind::Float)?,
+        };
+        Ok(per_class.f_gather(1, targets, false)?.f_view(-1)?)
+    }
+
     /// The model's output tensor, whatever its shape.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let output =
             self.module.forward_is(&[IValue::Tensor(x.shallow_clone())]).map_err(torch_error)?;
-        output_tensor(output)
+        select_output(output, self.output.as_ref())
     }
 
     /// Score 8-bit images as the model sees them after normalisation, one
@@ -279,7 +461,11 @@ impl Classifier {
             .collect::<Result<Vec<_>>>()?;
         let x = self.input.normalise(&Tensor::f_cat(&batch, 0)?);
         let logits = tch::no_grad(|| self.logits(&x))?.to_kind(Kind::Double).to_device(Device::Cpu);
-        let probs = logits.softmax(-1, Kind::Double);
+        let probs = if self.outputs_probabilities {
+            logits.shallow_clone()
+        } else {
+            logits.softmax(-1, Kind::Double)
+        };
         let (values, indices) =
             probs.f_topk(TOP_K.min(self.labels.len() as i64), -1, true, true)?;
         let mut scores = Vec::with_capacity(classes.len());
@@ -298,25 +484,61 @@ impl Classifier {
     }
 }
 
-/// Pick the class-score tensor out of whatever the model's forward returned.
-fn output_tensor(output: IValue) -> Result<Tensor> {
+/// Pick the class-score tensor out of whatever the model's forward returned:
+/// a tensor; element 0 (or `selector`'s) of a tuple or list; a dict's
+/// `selector` key, else its "logits" or "out" entry.
+fn select_output(output: IValue, selector: Option<&OutputSelector>) -> Result<Tensor> {
+    let index = match selector {
+        Some(OutputSelector::Index(index)) => *index,
+        _ => 0,
+    };
+    let not_a_tensor = || {
+        anyhow!(
+            "model output {} is not a tensor",
+            selector.map_or("element 0".into(), |s| s.to_string())
+        )
+    };
     match output {
         IValue::Tensor(tensor) => Ok(tensor),
-        IValue::TensorList(mut tensors) if !tensors.is_empty() => Ok(tensors.swap_remove(0)),
-        IValue::Tuple(items) | IValue::GenericList(items) => match items.into_iter().next() {
-            Some(IValue::Tensor(tensor)) => Ok(tensor),
-            _ => bail!("model returned a tuple/list whose first element is not a tensor"),
-        },
+        IValue::TensorList(tensors) => {
+            let count = tensors.len();
+            tensors.into_iter().nth(index).ok_or_else(|| {
+                anyhow!("model returned {count} tensors; --output {index} is out of range")
+            })
+        }
+        IValue::Tuple(items) | IValue::GenericList(items) => {
+            let count = items.len();
+            match items.into_iter().nth(index) {
+                Some(IValue::Tensor(tensor)) => Ok(tensor),
+                Some(_) => Err(not_a_tensor()),
+                None => bail!("model returned {count} outputs; --output {index} is out of range"),
+            }
+        }
         IValue::GenericDict(pairs) => {
-            let mut found = None;
-            for (key, value) in pairs {
-                if let (IValue::String(key), IValue::Tensor(tensor)) = (key, value) {
-                    if key == "logits" || (key == "out" && found.is_none()) {
-                        found = Some(tensor);
-                    }
+            let mut entries: Vec<(String, IValue)> =
+                pairs
+                    .into_iter()
+                    .filter_map(|(key, value)| {
+                        if let IValue::String(key) = key {
+                            Some((key, value))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+            let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+            let wanted: Vec<&str> = match selector {
+                Some(OutputSelector::Key(key)) => vec![key.as_str()],
+                _ => DEFAULT_OUTPUT_KEYS.to_vec(),
+            };
+            let position = wanted.iter().find_map(|w| entries.iter().position(|(k, _)| k == w));
+            match position.map(|p| entries.swap_remove(p).1) {
+                Some(IValue::Tensor(tensor)) => Ok(tensor),
+                Some(_) => Err(not_a_tensor()),
+                None => {
+                    bail!("model returned a dict with keys {keys:?}; choose one with --output-key")
                 }
             }
-            found.ok_or_else(|| anyhow!("model returned a dict without a 'logits' or 'out' tensor"))
         }
         _ => bail!("model returned something other than a tensor of class scores"),
     }

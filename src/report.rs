@@ -173,6 +173,130 @@ pub fn print_status(report: &StatusReport, json: bool) -> Result<()> {
     writeln!(stdout, "{line}").context("writing to stdout")
 }
 
+/// A box in original-image pixels: `[x0, x1) × [y0, y1)`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct BoxCoordinates {
+    pub x0: u32,
+    pub y0: u32,
+    pub x1: u32,
+    pub y1: u32,
+}
+
+/// One photo's saliency result, as printed with `--json`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SaliencyResult {
+    pub image: String,
+    pub class: i64,
+    pub name: String,
+    /// The model's probability of `class` for the photo.
+    pub prob: f64,
+    pub method: String,
+    pub saliency: String,
+    pub overlay: String,
+    /// The raw map, 16-bit grayscale.
+    pub raw: String,
+    /// Deletion (Petsiuk et al. 2018): area under the target probability as
+    /// pixels are removed most-salient first, 5% per step. Lower is better.
+    pub deletion_auc: f64,
+    /// The same for a random pixel order with a fixed seed.
+    pub random_auc: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub r#box: Option<BoxCoordinates>,
+}
+
+pub fn print_saliency(result: &SaliencyResult, json: bool) -> Result<()> {
+    let line = if json {
+        serde_json::to_string(result)?
+    } else {
+        let bbox = result
+            .r#box
+            .map_or(String::new(), |b| format!(", box ({},{})-({},{})", b.x0, b.y0, b.x1, b.y1));
+        format!(
+            "{}: {} ({}) p {:.3}; {} deletion AUC {:.3} vs random {:.3}{bbox} -> {}",
+            result.image,
+            result.class,
+            result.name,
+            result.prob,
+            result.method,
+            result.deletion_auc,
+            result.random_auc,
+            result.overlay
+        )
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").context("writing to stdout")
+}
+
+/// What `classviz info` reports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelInfo {
+    pub model: String,
+    /// `[C, H, W]`.
+    pub input_shape: Vec<i64>,
+    /// "sidecar", "flags" or "probing".
+    pub input_source: String,
+    pub classes: usize,
+    /// Where the class names came from; `None` when classes are named by index.
+    pub labels: Option<String>,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    /// The output selector in effect, if the model returns a tuple, list or dict.
+    pub output: Option<String>,
+    pub outputs_probabilities: bool,
+    /// Trainable parameter count (0 for a frozen export: its weights are graph constants).
+    pub parameters: i64,
+    pub device: String,
+    pub dtype: String,
+    /// One forward+backward pass on a single image (median).
+    pub forward_backward_ms: f64,
+}
+
+pub fn print_info(info: &ModelInfo, json: bool) -> Result<()> {
+    let text = if json {
+        serde_json::to_string(info)?
+    } else {
+        let [channels, height, width] = info.input_shape[..] else {
+            anyhow::bail!("input shape is not [C, H, W]")
+        };
+        let labels = info
+            .labels
+            .as_deref()
+            .map_or("none: classes are named by index".to_string(), |l| l.to_string());
+        let parameters = if info.parameters == 0 {
+            "0 trainable (frozen export: weights are graph constants)".to_string()
+        } else {
+            format!("{} trainable", info.parameters)
+        };
+        let output = info.output.as_deref().unwrap_or("the tensor it returns");
+        let probabilities = if info.outputs_probabilities {
+            " (look like probabilities: softmax-ended)"
+        } else {
+            ""
+        };
+        [
+            format!("model        {}", info.model),
+            format!(
+                "input        {channels}x{height}x{width} (C x H x W, from {})",
+                info.input_source
+            ),
+            format!("classes      {}", info.classes),
+            format!("labels       {labels}"),
+            format!("mean / std   {:?} / {:?} ([0,1] units)", info.mean, info.std),
+            format!("scores       {output}{probabilities}"),
+            format!("parameters   {parameters}"),
+            format!("device       {} ({})", info.device, info.dtype),
+            format!(
+                "fwd+bwd      {:.1} ms per image (median of {})",
+                info.forward_backward_ms,
+                crate::INFO_TIMING_RUNS
+            ),
+        ]
+        .join("\n")
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").context("writing to stdout")
+}
+
 fn human_line(result: &ClassResult) -> String {
     let verdict = match result.top5.first() {
         Some(best) if best.class == result.class => "top-1".to_string(),

@@ -26,7 +26,7 @@ fn batched_ascent_matches_single_class_runs_on_the_real_model() {
     tch::set_num_threads(1);
     let model = Classifier::load(&common::default_model(), Device::Cpu, &InputOverrides::default())
         .unwrap();
-    let params = AscentParams { iters: 10, learning_rate: 1.0, l2_weight: 1e-4 };
+    let params = AscentParams::new(10, 1.0, 1e-4);
     let classes = [1, 100, 130, 963];
     let together = class_models(&model, &classes, &params, |_| ControlFlow::Continue(())).unwrap();
     for (row, &class) in classes.iter().enumerate() {

@@ -30,7 +30,7 @@ fn l2_regularised_ascent_converges_to_w_over_two_lambda() {
     let model = linear();
     let weights = common::linear_weights();
     for (class, l2_weight) in [(0, 0.05), (3, 0.2), (4, 0.5)] {
-        let params = AscentParams { iters: 300, learning_rate: 1.0, l2_weight };
+        let params = AscentParams::new(300, 1.0, l2_weight);
         let image = flat(&ascend(&model, class, &params));
         let optimum: Vec<f64> =
             weights[class as usize].iter().map(|w| w / (2.0 * l2_weight)).collect();
@@ -47,7 +47,7 @@ fn l2_regularised_ascent_converges_to_w_over_two_lambda() {
 fn first_step_from_zero_is_the_scaled_gradient() {
     let model = linear();
     let weights = common::linear_weights();
-    let params = AscentParams { iters: 1, learning_rate: 0.5, l2_weight: 123.0 };
+    let params = AscentParams::new(1, 0.5, 123.0);
     let image = flat(&ascend(&model, 2, &params));
     for (x, w) in image.iter().zip(&weights[2]) {
         assert!((x - 0.5 * w).abs() < 1e-6, "{x} vs {}", 0.5 * w);
@@ -58,7 +58,7 @@ fn first_step_from_zero_is_the_scaled_gradient() {
 fn steps_report_the_class_score_before_each_update() {
     let model = linear();
     let weights = common::linear_weights();
-    let params = AscentParams { iters: 3, learning_rate: 1.0, l2_weight: 0.0 };
+    let params = AscentParams::new(3, 1.0, 0.0);
     let mut scores = Vec::new();
     let _ = class_models(&model, &[1], &params, |step: &Step| {
         scores.push((step.step, step.class_scores[0]));
@@ -78,7 +78,7 @@ fn steps_report_the_class_score_before_each_update() {
 fn a_batch_gives_each_class_its_own_closed_form_optimum() {
     let model = linear();
     let weights = common::linear_weights();
-    let params = AscentParams { iters: 300, learning_rate: 1.0, l2_weight: 0.1 };
+    let params = AscentParams::new(300, 1.0, 0.1);
     let classes = [4, 0, 2, 0];
     let images = class_models(&model, &classes, &params, |_| ControlFlow::Continue(())).unwrap();
     for (row, &class) in classes.iter().enumerate() {
@@ -96,7 +96,7 @@ fn a_batch_gives_each_class_its_own_closed_form_optimum() {
 #[test]
 fn a_callback_break_stops_the_ascent() {
     let model = linear();
-    let params = AscentParams { iters: 100, learning_rate: 1.0, l2_weight: 0.1 };
+    let params = AscentParams::new(100, 1.0, 0.1);
     let mut seen = 0;
     let err = class_models(&model, &[1], &params, |step: &Step| {
         seen = step.step;

@@ -7,6 +7,13 @@ Writes into tests/models/ (gitignored):
                                     user's own export would be. The ascent on
                                     S_c − λ‖x‖² has the closed-form optimum x* = W_c / (2λ).
   wrong_output.pt / .json           a model whose output is [N, 5, 2], not [N, classes].
+  tuple_output.pt, dict_output.pt,  the linear model returning (logits, features), a dict
+  dict_scores.pt, softmax.pt        {"features", "logits"}, a dict {"scores"} only, and
+                                    softmax(logits): the output shapes users bring.
+  digits.pt / digits_b.pt (+ .json) two CNNs trained here from scratch on scikit-learn's
+                                    bundled load_digits (1797 real 8x8 handwritten digits,
+                                    upsampled to 1x28x28), with different seeds and
+                                    architectures; each must reach >= 95% held-out accuracy.
 """
 
 import json
@@ -39,8 +46,117 @@ class WrongOutput(Linear):
         return torch.stack([y, -y], dim=-1)
 
 
+class TupleOutput(Linear):
+    def forward(self, x):
+        return self.fc(x.flatten(1)), x.flatten(1)
+
+
+class DictOutput(Linear):
+    def forward(self, x):
+        return {"features": x.flatten(1), "logits": self.fc(x.flatten(1))}
+
+
+class DictScores(Linear):
+    def forward(self, x):
+        return {"features": x.flatten(1), "scores": self.fc(x.flatten(1))}
+
+
+class Softmax(Linear):
+    def forward(self, x):
+        return self.fc(x.flatten(1)).softmax(-1)
+
+
 def sidecar(name):
     return {"name": name, "input_shape": list(SHAPE), "mean": MEAN, "std": STD, "labels": LABELS}
+
+
+DIGIT_SIZE = 28
+MIN_ACCURACY = 0.95
+
+
+class DigitsA(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        )
+        self.head = torch.nn.Linear(32 * 7 * 7, 10)
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+class DigitsB(torch.nn.Module):
+    """A different architecture: 5x5 stem, average pooling, adaptive pooling, MLP head."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 12, 5, padding=2), torch.nn.ELU(), torch.nn.AvgPool2d(2),
+            torch.nn.Conv2d(12, 24, 3, padding=1), torch.nn.ELU(), torch.nn.AdaptiveAvgPool2d(4),
+        )
+        self.head = torch.nn.Sequential(torch.nn.Linear(24 * 16, 64), torch.nn.ELU(), torch.nn.Linear(64, 10))
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+def digits_data():
+    """load_digits as [N, 1, 28, 28] images in [0, 1], split 80/20 with a fixed seed."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    images = torch.nn.functional.interpolate(images, size=(DIGIT_SIZE, DIGIT_SIZE), mode="bilinear", align_corners=False)
+    labels = torch.tensor(digits.target)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    cut = int(0.8 * len(labels))
+    return (images[order[:cut]], labels[order[:cut]]), (images[order[cut:]], labels[order[cut:]])
+
+
+def train_digits(architecture, seed, train, test, mean, std, epochs=20):
+    torch.manual_seed(seed)
+    model = architecture()
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    images, labels = train
+    x = (images - mean) / std
+    for _ in range(epochs):
+        model.train()
+        for batch in torch.randperm(len(labels)).split(64):
+            # Small random shifts make the digits model less brittle.
+            shift = [int(v) for v in torch.randint(-2, 3, (2,))]
+            xb = torch.roll(x[batch], shifts=shift, dims=(2, 3))
+            loss = torch.nn.functional.cross_entropy(model(xb), labels[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model((test[0] - mean) / std).argmax(1) == test[1]).float().mean().item()
+    return model, accuracy
+
+
+def export_digits():
+    train, test = digits_data()
+    mean, std = train[0].mean().item(), train[0].std().item()
+    for name, architecture, seed in (("digits", DigitsA, 1), ("digits_b", DigitsB, 2)):
+        model, accuracy = train_digits(architecture, seed, train, test, mean, std)
+        if accuracy < MIN_ACCURACY:
+            sys.exit(f"make_models.py: {name} reached only {accuracy:.3f} held-out accuracy (< {MIN_ACCURACY})")
+        with torch.no_grad():
+            frozen = torch.jit.freeze(torch.jit.trace(model, torch.zeros(1, 1, DIGIT_SIZE, DIGIT_SIZE)))
+        frozen.save(str(OUT / f"{name}.pt"))
+        side = {
+            "name": name,
+            "source": f"tests/make_models.py: trained on sklearn load_digits, {accuracy:.3f} held-out accuracy",
+            "input_shape": [1, DIGIT_SIZE, DIGIT_SIZE],
+            "mean": [mean],
+            "std": [std],
+            "labels": [str(d) for d in range(10)],
+        }
+        (OUT / f"{name}.json").write_text(json.dumps(side, indent=2))
+        print(f"{name}: {accuracy:.3f} held-out accuracy on {len(test[1])} digits", file=sys.stderr)
 
 
 def main():
@@ -52,9 +168,26 @@ def main():
     weight = {"shape": list(linear.fc.weight.shape), "weight": linear.fc.weight.detach().flatten().tolist()}
     (OUT / "linear_weight.json").write_text(json.dumps(weight))
 
-    wrong = WrongOutput().eval()
-    torch.jit.script(wrong).save(str(OUT / "wrong_output.pt"))
-    (OUT / "wrong_output.json").write_text(json.dumps(sidecar("wrong_output")))
+    for name, cls in (
+        ("wrong_output", WrongOutput),
+        ("tuple_output", TupleOutput),
+        ("dict_output", DictOutput),
+        ("dict_scores", DictScores),
+        ("softmax", Softmax),
+    ):
+        model = cls().eval()
+        model.load_state_dict(linear.state_dict())
+        torch.jit.script(model).save(str(OUT / f"{name}.pt"))
+        (OUT / f"{name}.json").write_text(json.dumps(sidecar(name)))
+    export_digits()
+
+    # A user's own module and state dict, for weights/export.py --checkpoint.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from checkpoint_module import build
+
+    torch.manual_seed(3)
+    torch.save(build().state_dict(), OUT / "tiny_state.pt")
+    (OUT / "tiny_labels.txt").write_text("cat\ndog\nbird\n")
     print(f"test models written to {OUT}", file=sys.stderr)
 
 

@@ -174,6 +174,100 @@ def save_atomic(module, path):
     tmp.replace(path)
 
 
+# torchvision's ImageNet normalisation, in [0,1] units.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+def freeze_checked(eager, example, name):
+    """Trace and freeze `eager`; fail if the result differs from it."""
+    with torch.no_grad():
+        frozen = torch.jit.freeze(torch.jit.trace(eager, example[:1]).eval())
+        expected, actual = eager(example), frozen(example)
+    scale = max(1.0, expected.abs().max().item())
+    diff = (actual - expected).abs().max().item()
+    if not diff <= MAX_ABS_DIFF * scale:
+        fail(f"{name}: frozen TorchScript differs from eager: max |diff| {diff:.3g} > {MAX_ABS_DIFF * scale:.3g}")
+    x = torch.zeros(example[:1].shape, requires_grad=True)
+    frozen(x)[0].max().backward()
+    if x.grad is None or not torch.isfinite(x.grad).all():
+        fail(f"{name}: the frozen model gives no usable input gradient")
+    return frozen
+
+
+def write_model(frozen, out_dir, name, shape, mean, std, labels, source):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sidecar = {"name": name, "source": source, "input_shape": list(shape), "mean": mean, "std": std}
+    if labels is not None:
+        sidecar["labels"] = labels
+    save_atomic(frozen, out_dir / f"{name}.pt")
+    write_atomic(out_dir / f"{name}.json", json.dumps(sidecar, indent=2) + "\n")
+    print(f"{out_dir / (name + '.pt')}: {shape} input, frozen vs eager within {MAX_ABS_DIFF}")
+
+
+def export_torchvision(arch, out_dir, random_init):
+    """A torchvision classifier: pretrained weights need internet (torchvision downloads
+    them); --random-init exports the architecture untrained, to check the pipeline."""
+    import torchvision
+
+    weights_enum = torchvision.models.get_model_weights(arch)
+    weights = None if random_init else weights_enum.DEFAULT
+    try:
+        eager = torchvision.models.get_model(arch, weights=weights).eval()
+    except Exception as err:  # the download fails without network
+        fail(f"could not get pretrained {arch} weights ({err}); they need internet access, "
+             "or pass --random-init to export the untrained architecture")
+    size = 299 if arch.startswith("inception") else 224
+    for p in eager.parameters():
+        p.requires_grad_(False)
+    torch.manual_seed(0)
+    frozen = freeze_checked(eager, torch.randn(2, 3, size, size), arch)
+    categories = list(weights_enum.DEFAULT.meta["categories"])
+    if not random_init:
+        from skimage import data
+
+        top1 = int(frozen(center_crop_tensor(data.coffee(), size, IMAGENET_MEAN, IMAGENET_STD)).argmax())
+        if top1 != ESPRESSO:
+            fail(f"{arch}: coffee() photo classified as {top1}, expected {ESPRESSO} (espresso)")
+    labels_path = out_dir / LABELS_FILE
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(labels_path, "\n".join(categories) + "\n")
+    state = "random initialisation (untrained)" if random_init else f"pretrained {weights_enum.DEFAULT}"
+    write_model(frozen, out_dir, arch, (3, size, size), IMAGENET_MEAN, IMAGENET_STD, LABELS_FILE,
+                f"torchvision {arch}, {state}, traced and frozen by weights/export.py")
+
+
+def export_checkpoint(args):
+    """A user's own nn.Module: `--entry package.module:factory` builds it, `--checkpoint`
+    holds its state dict."""
+    module_name, _, factory_name = args.entry.partition(":")
+    if not factory_name:
+        fail(f"--entry {args.entry}: expected module.path:factory")
+    sys.path.insert(0, str(Path.cwd()))
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    eager = factory()
+    state = torch.load(args.checkpoint, map_location="cpu")
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    eager.load_state_dict(state)
+    eager.eval()
+    for p in eager.parameters():
+        p.requires_grad_(False)
+    shape = [int(v) for v in args.input_shape.split(",")]
+    mean = [float(v) for v in args.mean.split(",")]
+    std = [float(v) for v in args.std.split(",")]
+    if len(shape) != 3 or len(mean) != shape[0] or len(std) != shape[0]:
+        fail("--input-shape must be C,H,W and --mean/--std must have C values each")
+    torch.manual_seed(0)
+    frozen = freeze_checked(eager, torch.randn(2, *shape), args.name)
+    labels = None
+    if args.labels:
+        names = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
+        labels = names
+    write_model(frozen, args.out, args.name, shape, mean, std, labels,
+                f"{args.entry} with {args.checkpoint}, traced and frozen by weights/export.py")
+
+
 def write_atomic(path, text):
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
@@ -182,11 +276,35 @@ def write_atomic(path, text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=["efficientnet_lite0"], choices=sorted(LITE_VARIANTS),
-                        help="which models to export (default: efficientnet_lite0)")
+    parser.add_argument("models", nargs="*", metavar="MODEL",
+                        help="EfficientNet-Lite models to export: " + ", ".join(sorted(LITE_VARIANTS))
+                             + " (default: efficientnet_lite0)")
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: this script's folder)")
+    parser.add_argument("--torchvision", metavar="ARCH",
+                        help="export a torchvision classifier (resnet50, vgg16, googlenet, ...); needs internet "
+                             "for its pretrained weights")
+    parser.add_argument("--random-init", action="store_true",
+                        help="with --torchvision: untrained weights (no download), to check the pipeline")
+    parser.add_argument("--checkpoint", type=Path, help="your own model's state dict (torch.save)")
+    parser.add_argument("--entry", help="with --checkpoint: module.path:factory that builds the nn.Module")
+    parser.add_argument("--name", help="with --checkpoint: output name (<out>/<name>.pt)")
+    parser.add_argument("--input-shape", help="with --checkpoint: C,H,W")
+    parser.add_argument("--mean", help="with --checkpoint: per-channel mean in [0,1] units, comma-separated")
+    parser.add_argument("--std", help="with --checkpoint: per-channel std in [0,1] units, comma-separated")
+    parser.add_argument("--labels", help="with --checkpoint: class names file, one per line")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    unknown = [name for name in args.models if name not in LITE_VARIANTS]
+    if unknown:
+        fail(f"unknown model {unknown[0]}: choose from {', '.join(sorted(LITE_VARIANTS))}")
+    if args.checkpoint:
+        missing = [flag for flag in ("entry", "name", "input_shape", "mean", "std") if not getattr(args, flag)]
+        if missing:
+            fail("--checkpoint needs " + ", ".join("--" + m.replace("_", "-") for m in missing))
+        export_checkpoint(args)
+    if args.torchvision:
+        export_torchvision(args.torchvision, args.out, args.random_init)
+    if not args.checkpoint and not args.torchvision and not args.models:
+        args.models = ["efficientnet_lite0"]
     for name in args.models:
         export(name, args.out)
 
