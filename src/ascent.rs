@@ -10,9 +10,10 @@ use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
 use crate::model::{torch_error, Classifier, Objective};
+use crate::natural::{self, Adam, Param, Parameterisation, Rng, Style};
 
-/// The optimisation settings of the paper's procedure.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The optimisation settings: the paper's procedure, and what goes beyond it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AscentParams {
     pub iters: u32,
     /// η, the step size on the gradient.
@@ -21,13 +22,38 @@ pub struct AscentParams {
     pub l2_weight: f64,
     /// What is maximised: the paper's pre-softmax score S_c by default.
     pub objective: Objective,
+    /// Parameterisation, transforms, priors, optimiser; `Style::simonyan()` is the paper.
+    pub style: Style,
+    /// Seeds the random transforms and the Fourier initialisation.
+    pub seed: u64,
+    /// Keep a copy of the images every this many steps (and at the end).
+    pub frame_every: Option<u32>,
 }
 
 impl AscentParams {
     /// The paper's procedure on the pre-softmax score.
     pub fn new(iters: u32, learning_rate: f64, l2_weight: f64) -> AscentParams {
-        AscentParams { iters, learning_rate, l2_weight, objective: Objective::Logit }
+        AscentParams {
+            iters,
+            learning_rate,
+            l2_weight,
+            objective: Objective::Logit,
+            style: Style::simonyan(),
+            seed: 0,
+            frame_every: None,
+        }
     }
+
+    /// Whether `step` is one whose images are kept as a frame.
+    pub fn keeps_frame(&self, step: u32) -> bool {
+        self.frame_every.is_some_and(|every| step.is_multiple_of(every) || step == self.iters)
+    }
+}
+
+/// The result of an ascent: final images and the kept frames (step, images).
+pub struct Ascent {
+    pub images: Tensor,
+    pub frames: Vec<(u32, Tensor)>,
 }
 
 /// What one step reports.
@@ -62,8 +88,54 @@ pub fn class_models(
     model: &Classifier,
     classes: &[i64],
     params: &AscentParams,
-    mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
+    on_step: impl FnMut(&Step) -> ControlFlow<()>,
 ) -> Result<Tensor> {
+    Ok(optimise(model, classes, params, on_step)?.images)
+}
+
+/// As [`class_models`], also returning the frames `params.frame_every` asks for.
+pub fn optimise(
+    model: &Classifier,
+    classes: &[i64],
+    params: &AscentParams,
+    on_step: impl FnMut(&Step) -> ControlFlow<()>,
+) -> Result<Ascent> {
+    if params.style.is_plain() {
+        paper(model, classes, params, on_step)
+    } else {
+        styled(model, classes, params, on_step)
+    }
+}
+
+/// Stop on a non-finite score; report the step; honour a stop request.
+fn checked_step(
+    classes: &[i64],
+    step: u32,
+    scores: &Tensor,
+    on_step: &mut impl FnMut(&Step) -> ControlFlow<()>,
+) -> Result<()> {
+    let class_scores = Vec::<f64>::try_from(scores.detach().to_kind(Kind::Double).view(-1))?;
+    if let Some(i) = class_scores.iter().position(|s| !s.is_finite()) {
+        bail!(
+            "the ascent diverged: the score of class {} became {} at step {step}; try a smaller --lr",
+            classes[i],
+            class_scores[i]
+        );
+    }
+    if on_step(&Step { step, class_scores }).is_break() {
+        bail!(Stopped);
+    }
+    Ok(())
+}
+
+/// The paper's procedure: pixels, plain gradient ascent, analytic L2 gradient.
+fn paper(
+    model: &Classifier,
+    classes: &[i64],
+    params: &AscentParams,
+    mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
+) -> Result<Ascent> {
+    let mut frames = Vec::new();
     let count = classes.len() as i64;
     let targets = Tensor::from_slice(classes).to_device(model.device).view([count, 1]);
     let mut images = model.input.zeros(count, model.device)?;
@@ -74,17 +146,7 @@ pub fn class_models(
             Tensor::f_run_backward(&[&scores.f_sum(Kind::Float)?], &[&input], false, false)
                 .map_err(torch_error)?
                 .remove(0);
-        let class_scores = Vec::<f64>::try_from(scores.detach().to_kind(Kind::Double).view(-1))?;
-        if let Some(i) = class_scores.iter().position(|s| !s.is_finite()) {
-            bail!(
-                "the ascent diverged: the score of class {} became {} at step {step}; try a smaller --lr",
-                classes[i],
-                class_scores[i]
-            );
-        }
-        if on_step(&Step { step, class_scores }).is_break() {
-            bail!(Stopped);
-        }
+        checked_step(classes, step, &scores, &mut on_step)?;
         // ∇x(S_c − λ‖x‖²) = ∇S_c − 2λx; the penalty's gradient is exact, so it
         // needs no backward pass.
         tch::no_grad(|| -> Result<()> {
@@ -92,10 +154,79 @@ pub fn class_models(
             let _ = images.f_add_(&(ascent_direction * params.learning_rate))?;
             Ok(())
         })?;
+        if params.keeps_frame(step) {
+            frames.push((step, images.detach().copy()));
+        }
     }
-    let finite = images.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
-    if !finite {
+    ensure_finite(&images)?;
+    Ok(Ascent { images, frames })
+}
+
+fn ensure_finite(images: &Tensor) -> Result<()> {
+    if images.f_isfinite()?.f_all()?.f_int64_value(&[])? == 0 {
         bail!("the ascent diverged: an image holds NaN or infinite values; try a smaller --lr");
     }
-    Ok(images)
+    Ok(())
+}
+
+/// Everything beyond the paper: any parameterisation, random transforms
+/// before each forward pass, TV and L2 priors by autograd, blur and clipping
+/// between steps, plain ascent or Adam.
+fn styled(
+    model: &Classifier,
+    classes: &[i64],
+    params: &AscentParams,
+    mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
+) -> Result<Ascent> {
+    let style = &params.style;
+    natural::validate(style)?;
+    tch::manual_seed(params.seed as i64);
+    let mut rng = Rng::new(params.seed);
+    let count = classes.len() as i64;
+    let targets = Tensor::from_slice(classes).to_device(model.device).view([count, 1]);
+    let mut parameters = Parameterisation::new(style.param, count, &model.input, model.device)?;
+    let mut adam =
+        (style.optimizer == natural::Optimizer::Adam).then(|| Adam::new(&parameters.tensor));
+    let mut frames = Vec::new();
+    for step in 1..=params.iters {
+        let images = parameters.images()?;
+        let seen = natural::random_transform(&images, style, &mut rng)?;
+        let scores = model.objective(&seen, &targets, params.objective)?;
+        let mut objective = scores.f_sum(Kind::Float)?;
+        if params.l2_weight > 0.0 {
+            objective -= images.square().sum(Kind::Float) * params.l2_weight;
+        }
+        if style.tv > 0.0 {
+            objective -= natural::total_variation(&images)? * style.tv;
+        }
+        let gradient = Tensor::f_run_backward(&[&objective], &[&parameters.tensor], false, false)
+            .map_err(torch_error)?
+            .remove(0);
+        checked_step(classes, step, &scores, &mut on_step)?;
+        tch::no_grad(|| -> Result<()> {
+            let update = match adam.as_mut() {
+                Some(adam) => adam.step(&gradient, params.learning_rate),
+                None => gradient * params.learning_rate,
+            };
+            let _ = parameters.tensor.f_add_(&update)?;
+            if parameters.kind() == Param::Pixel {
+                if style.blur_every > 0 && step % style.blur_every == 0 {
+                    let blurred = natural::gaussian_blur(&parameters.tensor, style.blur_sigma)?;
+                    parameters.tensor.f_copy_(&blurred)?;
+                }
+                if style.clip_percentile > 0.0 {
+                    let clipped =
+                        natural::clip_low_norm(&parameters.tensor, style.clip_percentile)?;
+                    parameters.tensor.f_copy_(&clipped)?;
+                }
+            }
+            Ok(())
+        })?;
+        if params.keeps_frame(step) {
+            frames.push((step, tch::no_grad(|| parameters.images())?.detach()));
+        }
+    }
+    let images = tch::no_grad(|| parameters.images())?.detach();
+    ensure_finite(&images)?;
+    Ok(Ascent { images, frames })
 }

@@ -12,10 +12,12 @@ use crate::ascent::AscentParams;
 use crate::model::{
     ChannelValues, DeviceChoice, InputOverrides, InputSize, Objective, OutputSelector,
 };
+use crate::natural::{Optimizer, Param, Style};
 use crate::saliency::{Baseline, Fit, Method};
 use crate::shard::ShardSpec;
 use crate::{
-    ClassSelection, Config, InfoConfig, ModelConfig, SaliencyConfig, Status, StatusConfig, Task,
+    ClassSelection, Config, InfoConfig, ModelConfig, SaliencyConfig, ScoreConfig, Status,
+    StatusConfig, Task,
 };
 
 /// Show what an image classifier has learned: class model visualisation
@@ -47,6 +49,32 @@ pub enum Command {
     Info(InfoArgs),
     /// Saliency maps (Simonyan et al. §3): which pixels of a photo decide the class.
     Saliency(SaliencyArgs),
+    /// Score images with a model: does it see the intended class? The class comes from a
+    /// `<index>_…` file-name prefix or --class. Exit 0 whatever the scores.
+    Score(ScoreArgs),
+}
+
+/// `classviz score`.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// Images to score (PNG, JPEG, …).
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<PathBuf>,
+
+    /// The intended class of every image, instead of the file-name prefix.
+    #[arg(long = "class", value_name = "C")]
+    pub class: Option<String>,
+
+    /// How an image becomes the model's input: stretch (resize to the exact size) or crop.
+    #[arg(long, value_name = "FIT", default_value = "stretch", value_parser = ["crop", "stretch"])]
+    pub fit: String,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Print one JSON object (per-image rows and totals) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `classviz saliency`.
@@ -171,17 +199,73 @@ pub struct RunArgs {
     #[command(flatten)]
     pub classes: ClassArgs,
 
-    /// Number of gradient-ascent steps.
-    #[arg(long, value_name = "N", default_value_t = 150, value_parser = parse_positive_u32)]
-    pub iters: u32,
+    /// simonyan: the paper's plain ascent. natural: the Lucid recipe (Olah et al. 2017):
+    /// --param fourier --optimizer adam --lr 0.05 --iters 256 --l2 0 --pad 16 --jitter 8
+    /// --scale 0.9..1.1 --rotate 10. Explicit flags override the preset.
+    #[arg(long, value_name = "P", default_value = "simonyan", value_parser = ["simonyan", "natural"])]
+    pub preset: String,
 
-    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²).
-    #[arg(long, value_name = "η", default_value_t = 1.0, value_parser = parse_positive_f64)]
-    pub lr: f64,
+    /// Number of gradient-ascent steps [default: 150] (natural: 256).
+    #[arg(long, value_name = "N", value_parser = parse_positive_u32)]
+    pub iters: Option<u32>,
 
-    /// L2 regularisation weight λ on the zero-centred image.
-    #[arg(long, value_name = "λ", default_value_t = 1e-4, value_parser = parse_non_negative_f64)]
-    pub l2: f64,
+    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²) [default: 1] (natural: 0.05, for Adam).
+    #[arg(long, value_name = "η", value_parser = parse_positive_f64)]
+    pub lr: Option<f64>,
+
+    /// L2 regularisation weight λ on the zero-centred image [default: 0.0001] (natural: 0).
+    #[arg(long, value_name = "λ", value_parser = parse_non_negative_f64)]
+    pub l2: Option<f64>,
+
+    /// What is optimised: pixel (the paper) or fourier, a 1/f-scaled spectrum in
+    /// decorrelated colour (Olah et al., "Feature Visualization", Distill 2017).
+    #[arg(long, value_name = "P", value_parser = ["pixel", "fourier"])]
+    pub param: Option<String>,
+
+    /// sga: plain gradient ascent (the paper); adam: Adam.
+    #[arg(long, value_name = "OPT", value_parser = ["sga", "adam"])]
+    pub optimizer: Option<String>,
+
+    /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017).
+    #[arg(long, value_name = "PX")]
+    pub jitter: Option<u32>,
+
+    /// Scale factors, one drawn at random before every forward pass, e.g. 0.9,1,1.1 (Olah et al. 2017).
+    #[arg(long, value_name = "S,S,…", value_parser = parse_channel_values)]
+    pub scale: Option<ChannelValues>,
+
+    /// Random rotation of up to ± DEG degrees before every forward pass (Olah et al. 2017).
+    #[arg(long, value_name = "DEG", value_parser = parse_non_negative_f64)]
+    pub rotate: Option<f64>,
+
+    /// Reflection padding in pixels before the random transforms (Olah et al. 2017).
+    #[arg(long, value_name = "PX")]
+    pub pad: Option<u32>,
+
+    /// Gaussian blur of the image every K steps (Yosinski et al. 2015); pixel parameterisation.
+    #[arg(long, value_name = "K")]
+    pub blur_every: Option<u32>,
+
+    /// σ of that blur, in pixels [default: 0.5].
+    #[arg(long, value_name = "S", value_parser = parse_non_negative_f64)]
+    pub blur_sigma: Option<f64>,
+
+    /// Zero pixels whose colour norm is below this percentile after each step (Yosinski et al. 2015).
+    #[arg(long, value_name = "P", value_parser = parse_non_negative_f64)]
+    pub clip_percentile: Option<f64>,
+
+    /// Weight of a total-variation penalty Σ(Δx)²+(Δy)² (Mahendran & Vedaldi 2015).
+    #[arg(long, value_name = "W", value_parser = parse_non_negative_f64)]
+    pub tv: Option<f64>,
+
+    /// Also write every K-th step's image to <out>/frames/<index>_<name>/<step>.png.
+    #[arg(long, value_name = "K", value_parser = parse_positive_u32)]
+    pub save_every: Option<u32>,
+
+    /// Also write an animated GIF of the optimisation next to each PNG (a frame every
+    /// --save-every steps, else 50 frames in all).
+    #[arg(long)]
+    pub gif: bool,
 
     /// What to maximise: logit (the paper's pre-softmax S_c), log-prob or prob.
     #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective)]
@@ -250,6 +334,52 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// Frames in a GIF when --save-every does not say.
+const GIF_FRAMES: u32 = 50;
+
+impl RunArgs {
+    /// The preset's defaults, overridden by every flag given.
+    fn ascent_params(&self) -> AscentParams {
+        let natural = self.preset == "natural";
+        let base = if natural { Style::natural() } else { Style::simonyan() };
+        let iters = self.iters.unwrap_or(if natural { 256 } else { 150 });
+        let style = Style {
+            param: match self.param.as_deref() {
+                Some("fourier") => Param::Fourier,
+                Some(_) => Param::Pixel,
+                None => base.param,
+            },
+            optimizer: match self.optimizer.as_deref() {
+                Some("adam") => Optimizer::Adam,
+                Some(_) => Optimizer::Sga,
+                None => base.optimizer,
+            },
+            pad: self.pad.map_or(base.pad, i64::from),
+            jitter: self.jitter.map_or(base.jitter, i64::from),
+            scales: self.scale.as_ref().map_or(base.scales.clone(), |s| s.0.clone()),
+            rotate: self.rotate.unwrap_or(base.rotate),
+            blur_every: self.blur_every.unwrap_or(base.blur_every),
+            blur_sigma: self.blur_sigma.unwrap_or(base.blur_sigma),
+            clip_percentile: self.clip_percentile.unwrap_or(base.clip_percentile),
+            tv: self.tv.unwrap_or(base.tv),
+        };
+        let frame_every = match (self.save_every, self.gif) {
+            (Some(every), _) => Some(every),
+            (None, true) => Some((iters / GIF_FRAMES).max(1)),
+            (None, false) => None,
+        };
+        AscentParams {
+            iters,
+            learning_rate: self.lr.unwrap_or(if natural { 0.05 } else { 1.0 }),
+            l2_weight: self.l2.unwrap_or(if natural { 0.0 } else { 1e-4 }),
+            objective: self.objective,
+            style,
+            seed: self.seed,
+            frame_every,
+        }
+    }
+}
+
 impl ClassArgs {
     fn into_selection(self) -> ClassSelection {
         ClassSelection { list: self.class, file: self.classes_file }
@@ -280,6 +410,13 @@ impl Cli {
     /// Turn validated flags into the plain configuration the library uses.
     pub fn into_task(self) -> Task {
         match self.command {
+            Some(Command::Score(args)) => Task::Score(ScoreConfig {
+                images: args.images,
+                class: args.class,
+                fit: if args.fit == "crop" { Fit::Crop } else { Fit::Stretch },
+                model: args.model.into_config(),
+                json: args.json,
+            }),
             Some(Command::Saliency(args)) => Task::Saliency(SaliencyConfig {
                 images: args.images,
                 class: args.class,
@@ -316,14 +453,12 @@ impl Cli {
             }),
             None => {
                 let run = self.run;
+                let ascent = run.ascent_params();
                 Task::Visualise(Config {
                     classes: run.classes.into_selection(),
-                    ascent: AscentParams {
-                        iters: run.iters,
-                        learning_rate: run.lr,
-                        l2_weight: run.l2,
-                        objective: run.objective,
-                    },
+                    ascent,
+                    save_every: run.save_every,
+                    gif: run.gif,
                     model: run.model.into_config(),
                     out_dir: run.out,
                     batch: run.batch,

@@ -95,6 +95,7 @@ pub fn run_metadata(
         ("l2", params.l2_weight.to_string()),
         ("seed", seed.to_string()),
         ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ("style", format!("{:?}", params.style)),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_string(), value))
@@ -116,6 +117,36 @@ pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
 /// reader never sees a half-written image, and a failure leaves nothing.
 pub fn write_png_atomic(path: &Path, pixels: &Pixels, text: &[(String, String)]) -> Result<()> {
     let bytes = encode_png(pixels, text).with_context(|| format!("encoding {}", path.display()))?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// Write frames as an endlessly looping animated GIF, atomically.
+pub fn write_gif_atomic(path: &Path, frames: &[Pixels], delay_ms: u32) -> Result<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    use image::{Delay, Frame, RgbaImage};
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder.set_repeat(Repeat::Infinite)?;
+        for pixels in frames {
+            let shown = if pixels.channels == 1 || pixels.channels == 3 {
+                pixels.clone()
+            } else {
+                channel_strip(pixels)
+            };
+            let rgba = RgbaImage::from_fn(shown.width, shown.height, |x, y| {
+                let i = (y * shown.width + x) as usize * usize::from(shown.channels);
+                let rgb = if shown.channels == 1 {
+                    [shown.data[i]; 3]
+                } else {
+                    [shown.data[i], shown.data[i + 1], shown.data[i + 2]]
+                };
+                image::Rgba([rgb[0], rgb[1], rgb[2], 255])
+            });
+            let frame = Frame::from_parts(rgba, 0, 0, Delay::from_numer_denom_ms(delay_ms, 1));
+            encoder.encode_frame(frame).with_context(|| format!("encoding {}", path.display()))?;
+        }
+    }
     write_bytes_atomic(path, &bytes)
 }
 

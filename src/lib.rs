@@ -22,6 +22,7 @@ pub mod grid;
 pub mod image_io;
 pub mod metadata;
 pub mod model;
+pub mod natural;
 pub mod report;
 pub mod saliency;
 pub mod shard;
@@ -58,6 +59,8 @@ pub enum Task {
     Info(InfoConfig),
     /// `classviz saliency`: saliency maps of photos.
     Saliency(SaliencyConfig),
+    /// `classviz score`: does a model see the intended class in images?
+    Score(ScoreConfig),
 }
 
 /// Run a task; the status is the process's exit status.
@@ -67,6 +70,7 @@ pub fn execute(task: &Task) -> Result<Status> {
         Task::Status(config) => status(config),
         Task::Info(config) => info(config),
         Task::Saliency(config) => explain(config),
+        Task::Score(config) => score(config),
     }
 }
 
@@ -106,12 +110,26 @@ pub struct Config {
     pub batch: Option<usize>,
     pub force: bool,
     pub grid: bool,
+    /// `--save-every K`: intermediate PNGs under `<out>/frames/`.
+    pub save_every: Option<u32>,
+    /// `--gif`: an animated GIF of the optimisation next to each PNG.
+    pub gif: bool,
     /// Run only part of the class list (`--shard`), with `--shards` for `auto`.
     pub shard: Option<ShardSpec>,
     pub shards: Option<usize>,
     pub seed: u64,
     pub stretch: bool,
     pub quiet: bool,
+    pub json: bool,
+}
+
+/// `classviz score`.
+#[derive(Debug, Clone)]
+pub struct ScoreConfig {
+    pub images: Vec<PathBuf>,
+    pub class: Option<String>,
+    pub fit: saliency::Fit,
+    pub model: ModelConfig,
     pub json: bool,
 }
 
@@ -203,6 +221,7 @@ pub fn run(config: &Config) -> Result<Status> {
         Some(spec) => spec.resolve_from_env(config.shards)?,
         None => Shard::ALL,
     };
+    natural::validate(&config.ascent.style)?;
     tch::manual_seed(config.seed as i64);
     image_io::ensure_writable_dir(&config.out_dir)?;
     image_io::remove_stale_temp_files(&config.out_dir)?;
@@ -259,8 +278,8 @@ pub fn run(config: &Config) -> Result<Status> {
                 ControlFlow::Continue(())
             }
         };
-        let images = match ascent::class_models(&model, chunk, &config.ascent, on_step) {
-            Ok(images) => images,
+        let ascent = match ascent::optimise(&model, chunk, &config.ascent, on_step) {
+            Ok(ascent) => ascent,
             Err(err) if err.is::<Stopped>() => {
                 interrupted = true;
                 break;
@@ -268,7 +287,10 @@ pub fn run(config: &Config) -> Result<Status> {
             Err(err) => return Err(err),
         };
         let seconds = started.elapsed().as_secs_f64() / chunk.len() as f64;
-        let saved = save_batch(&model, chunk, &images, config, &output_path, seconds)?;
+        let saved = save_batch(&model, chunk, &ascent.images, config, &output_path, seconds)?;
+        if !ascent.frames.is_empty() {
+            save_frames(&model, chunk, &ascent.frames, config, &output_path)?;
+        }
         for result in &saved {
             report::print_result(result, config.json)?;
             let line = SummaryLine { result, params: &params };
@@ -292,6 +314,43 @@ pub fn run(config: &Config) -> Result<Status> {
         return Ok(Status::Interrupted);
     }
     Ok(Status::Success)
+}
+
+/// Delay between GIF frames.
+const GIF_FRAME_MS: u32 = 80;
+
+/// Write the kept frames: PNGs under `<out>/frames/<stem>/` (`--save-every`)
+/// and an animated GIF next to each image (`--gif`).
+fn save_frames(
+    model: &Classifier,
+    classes: &[i64],
+    frames: &[(u32, Tensor)],
+    config: &Config,
+    output_path: &dyn Fn(i64) -> PathBuf,
+) -> Result<()> {
+    for (row, &class) in classes.iter().enumerate() {
+        let path = output_path(class);
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut pixels = Vec::with_capacity(frames.len());
+        for (step, images) in frames {
+            let frame = image_io::to_pixels(
+                &images.f_narrow(0, row as i64, 1)?,
+                &model.input,
+                Display::Clamp,
+            )?;
+            if config.save_every.is_some() {
+                let dir = config.out_dir.join("frames").join(&stem);
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                image_io::write_png_atomic(&dir.join(format!("{step:05}.png")), &frame, &[])?;
+            }
+            pixels.push(frame);
+        }
+        if config.gif {
+            image_io::write_gif_atomic(&path.with_extension("gif"), &pixels, GIF_FRAME_MS)?;
+        }
+    }
+    Ok(())
 }
 
 /// Write each image of a finished batch and score it as saved.
@@ -482,4 +541,44 @@ pub fn explain(config: &SaliencyConfig) -> Result<Status> {
         report::print_saliency(&report, config.json)?;
     }
     Ok(Status::Success)
+}
+
+/// `classviz score`: top-1, top-5 and probability of each image's intended class.
+pub fn score(config: &ScoreConfig) -> Result<Status> {
+    let model = config.model.load()?;
+    let fixed = config.class.as_deref().map(|spec| model.labels.resolve(spec)).transpose()?;
+    let mut rows = Vec::with_capacity(config.images.len());
+    for path in &config.images {
+        let class = match fixed {
+            Some(class) => class,
+            None => class_from_file_name(path, &model.labels)?,
+        };
+        let photo = saliency::load_photo(path, &model.input, config.fit)?;
+        let scores = model.score_images(&[photo.pixels], &[class])?.remove(0);
+        rows.push(report::ScoreRow {
+            image: path.display().to_string(),
+            class,
+            name: model.labels.name(class).to_string(),
+            prob: scores.prob,
+            top1: scores.top.first().is_some_and(|&(c, _)| c == class),
+            top5: scores.top.iter().any(|&(c, _)| c == class),
+            predicted: scores.top5(&model.labels),
+        });
+    }
+    report::print_scores(&config.model.path.display().to_string(), &rows, config.json)?;
+    Ok(Status::Success)
+}
+
+/// The class an image was made for, from its `<index>_…` or `<index>.…` name.
+fn class_from_file_name(path: &std::path::Path, labels: &classes::Labels) -> Result<i64> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+    let after = name[digits.len()..].chars().next();
+    if digits.is_empty() || !matches!(after, Some('_') | Some('.')) {
+        anyhow::bail!(
+            "cannot tell the class of {}: name it <index>_….png or pass --class",
+            path.display()
+        );
+    }
+    labels.resolve(&digits).with_context(|| format!("class of {}", path.display()))
 }

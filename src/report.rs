@@ -227,6 +227,69 @@ pub fn print_saliency(result: &SaliencyResult, json: bool) -> Result<()> {
     writeln!(stdout, "{line}").context("writing to stdout")
 }
 
+/// One image scored by `classviz score`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScoreRow {
+    pub image: String,
+    pub class: i64,
+    pub name: String,
+    /// Probability of the intended class.
+    pub prob: f64,
+    pub top1: bool,
+    pub top5: bool,
+    /// The model's five best classes.
+    pub predicted: Vec<Ranked>,
+}
+
+/// Totals of a `classviz score` run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScoreTotals<'a> {
+    pub model: &'a str,
+    pub images: &'a [ScoreRow],
+    pub total: usize,
+    pub top1: usize,
+    pub top5: usize,
+    pub mean_prob: f64,
+}
+
+pub fn print_scores(model: &str, rows: &[ScoreRow], json: bool) -> Result<()> {
+    let totals = ScoreTotals {
+        model,
+        images: rows,
+        total: rows.len(),
+        top1: rows.iter().filter(|r| r.top1).count(),
+        top5: rows.iter().filter(|r| r.top5).count(),
+        mean_prob: rows.iter().map(|r| r.prob).sum::<f64>() / rows.len().max(1) as f64,
+    };
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        return writeln!(stdout, "{}", serde_json::to_string(&totals)?)
+            .context("writing to stdout");
+    }
+    for row in rows {
+        let best =
+            row.predicted.first().map_or(String::new(), |b| format!("{} ({})", b.class, b.name));
+        let verdict = if row.top1 {
+            "top-1"
+        } else if row.top5 {
+            "top-5"
+        } else {
+            "miss"
+        };
+        writeln!(
+            stdout,
+            "{}: {} ({}) p {:.3} {verdict}; model says {best}",
+            row.image, row.class, row.name, row.prob
+        )?;
+    }
+    writeln!(
+        stdout,
+        "{model}: top-1 {}/{}, top-5 {}/{}, mean p {:.3}",
+        totals.top1, totals.total, totals.top5, totals.total, totals.mean_prob
+    )
+    .context("writing to stdout")
+}
+
 /// What `classviz info` reports.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ModelInfo {
