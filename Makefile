@@ -16,10 +16,10 @@ FIXTURE := tests/models/.built
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test bench clean
+.PHONY: demo setup build weights fixtures test bench bench-natural bench-saliency clean
 
 demo: setup
-	$(BIN) --class 100 --iters 150 --lr 1.0
+	$(BIN) --class 100 --iters 150 --lr 1.0 --force
 
 setup: $(STAMP) weights build
 
@@ -33,9 +33,15 @@ weights: $(MODELS)
 weights/%.pt: weights/export.py $(STAMP)
 	$(PYTHON) weights/export.py $*
 
-# classviz against the Python/PyTorch references (bench/run.py); a quiet machine, please.
+# classviz against the Python/PyTorch references; a quiet machine, please.
 bench: setup
 	$(PYTHON) bench/run.py
+
+bench-natural: setup
+	$(PYTHON) bench/natural.py
+
+bench-saliency: setup
+	cargo bench --bench saliency
 
 # cargo decides what to rebuild; a no-op build takes a fraction of a second.
 build: $(STAMP)

@@ -91,6 +91,10 @@ impl ModelConfig {
             tch::set_num_threads(i32::try_from(threads).context("--threads is too large")?);
         }
         let device = self.device.resolve()?;
+        if device.is_cuda() {
+            // Fixed input shapes: let cuDNN pick its fastest algorithms once.
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         let model = Classifier::load(&self.path, device, &self.overrides)?;
         for warning in &model.warnings {
             eprintln!("classviz: warning: {warning}");
@@ -259,6 +263,12 @@ pub fn run(config: &Config) -> Result<Status> {
             mine.len(),
             config.out_dir.display()
         ));
+        // Still report them: a script asking for these classes gets a line for each.
+        for chunk in done.chunks(batch) {
+            for result in score_existing(&model, chunk, config, &output_path)? {
+                report::print_result(&result, config.json)?;
+            }
+        }
     }
 
     let mut finished = 0;
@@ -353,6 +363,42 @@ fn save_frames(
     Ok(())
 }
 
+/// Re-score images already in `--out` (skipped classes), as saved.
+fn score_existing(
+    model: &Classifier,
+    classes: &[i64],
+    config: &Config,
+    output_path: &dyn Fn(i64) -> PathBuf,
+) -> Result<Vec<ClassResult>> {
+    let mut pixels = Vec::with_capacity(classes.len());
+    let mut iters = Vec::with_capacity(classes.len());
+    for &class in classes {
+        let path = output_path(class);
+        pixels.push(saliency::load_photo(&path, &model.input, saliency::Fit::Stretch)?.pixels);
+        let text = image_io::read_png_text(&path).unwrap_or_default();
+        let recorded =
+            text.iter().find(|(key, _)| key == "iters").and_then(|(_, value)| value.parse().ok());
+        iters.push(recorded.unwrap_or(config.ascent.iters));
+    }
+    let scores = model.score_images(&pixels, classes)?;
+    Ok(classes
+        .iter()
+        .zip(scores)
+        .zip(iters)
+        .map(|((&class, scores), iters)| ClassResult {
+            class,
+            name: model.labels.name(class).to_string(),
+            path: output_path(class).display().to_string(),
+            logit: scores.logit,
+            prob: scores.prob,
+            top5: scores.top5(&model.labels),
+            iters,
+            seconds: 0.0,
+            skipped: true,
+        })
+        .collect())
+}
+
 /// Write each image of a finished batch and score it as saved.
 fn save_batch(
     model: &Classifier,
@@ -396,6 +442,7 @@ fn save_batch(
             top5: scores.top5(&model.labels),
             iters: config.ascent.iters,
             seconds,
+            skipped: false,
         })
         .collect())
 }
@@ -483,7 +530,8 @@ pub fn explain(config: &SaliencyConfig) -> Result<Status> {
         let random = saliency::random_order(map.numel() as i64, model.device);
         let random_auc = saliency::deletion_auc(&model, &x, class, &random)?;
 
-        let values = saliency::normalised_map(&map)?;
+        let values = saliency::display_map(&map)?;
+        let raw_values = saliency::normalised_map(&map, 100.0)?;
         let (width, height) = (photo.pixels.width, photo.pixels.height);
         let bbox = if config.draw_box { Some(saliency::bounding_box(&map)?) } else { None };
         let stem = path
@@ -508,7 +556,7 @@ pub fn explain(config: &SaliencyConfig) -> Result<Status> {
             &rgb(saliency::overlay(&photo.pixels, &values, bbox)),
             &[],
         )?;
-        image_io::write_gray16_atomic(&raw_path, width, height, &saliency::map_u16(&values))?;
+        image_io::write_gray16_atomic(&raw_path, width, height, &saliency::map_u16(&raw_values))?;
 
         let report = report::SaliencyResult {
             image: path.display().to_string(),

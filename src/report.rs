@@ -91,6 +91,9 @@ pub struct ClassResult {
     pub top5: Vec<Ranked>,
     pub iters: u32,
     pub seconds: f64,
+    /// The image was already in `--out`; these scores are of the saved file.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 impl crate::model::Scores {
@@ -366,15 +369,14 @@ fn human_line(result: &ClassResult) -> String {
         Some(best) => format!("top-1 is {} ({})", best.class, best.name),
         None => String::new(),
     };
+    let timing = if result.skipped {
+        format!("{} iters, already done", result.iters)
+    } else {
+        format!("{} iters in {:.1} s", result.iters, result.seconds)
+    };
     format!(
-        "{} ({}): S_c {:.2}, p {:.3}, {verdict}; {} iters in {:.1} s -> {}",
-        result.class,
-        result.name,
-        result.logit,
-        result.prob,
-        result.iters,
-        result.seconds,
-        result.path
+        "{} ({}): S_c {:.2}, p {:.3}, {verdict}; {timing} -> {}",
+        result.class, result.name, result.logit, result.prob, result.path
     )
 }
 
@@ -392,6 +394,7 @@ mod tests {
             top5: vec![Ranked { class: best, name: "x".into(), prob: 0.99 }],
             iters: 150,
             seconds: 3.25,
+            skipped: false,
         }
     }
 

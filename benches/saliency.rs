@@ -1,0 +1,55 @@
+//! SmoothGrad with 25 samples batched through the network, against 25
+//! separate gradient passes on the same 224×224 photo (in process, model
+//! loaded once). Run with `cargo bench --bench saliency` (see README).
+
+use std::time::Instant;
+
+use classviz::image_io;
+use classviz::model::{Classifier, InputOverrides};
+use classviz::saliency::{attribute, load_photo, Fit, Method};
+use tch::{Device, Tensor};
+
+const SAMPLES: i64 = 25;
+const REPEATS: usize = 3;
+
+fn median_seconds(mut run: impl FnMut()) -> f64 {
+    run(); // warm-up: the TorchScript executor profiles its first calls
+    let mut times: Vec<f64> = (0..REPEATS)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[REPEATS / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = Classifier::load(
+        &root.join("weights/efficientnet_lite0.pt"),
+        Device::Cpu,
+        &InputOverrides::default(),
+    )?;
+    let photo = load_photo(&root.join("tests/data/coffee.png"), &model.input, Fit::Crop)?;
+    let x: Tensor = model.input.normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?);
+    let class = 967;
+    let smooth = median_seconds(|| {
+        let _ = attribute(&model, &x, class, Method::SmoothGrad { samples: SAMPLES, noise: 0.1 })
+            .expect("smoothgrad");
+    });
+    let separate = median_seconds(|| {
+        for _ in 0..SAMPLES {
+            let _ = attribute(&model, &x, class, Method::Gradient).expect("gradient");
+        }
+    });
+    println!(
+        "coffee.png, EfficientNet-Lite0, {} threads, median of {REPEATS}:",
+        tch::get_num_threads()
+    );
+    println!("  smoothgrad, {SAMPLES} samples batched: {smooth:.3} s");
+    println!("  {SAMPLES} separate gradient passes:   {separate:.3} s");
+    println!("  ratio (separate / smoothgrad):    {:.2}x", separate / smooth);
+    Ok(())
+}
