@@ -267,8 +267,7 @@ pub fn random_order(pixels: i64, device: Device) -> Tensor {
 /// 8-connected region among the pixels that hold the top `BOX_MASS` of saliency.
 pub fn bounding_box(map: &Tensor) -> Result<(u32, u32, u32, u32)> {
     let (height, width) = (map.size()[0] as usize, map.size()[1] as usize);
-    let values =
-        Vec::<f64>::try_from(map.to_kind(Kind::Double).to_device(Device::Cpu).reshape([-1]))?;
+    let values = map_values(map)?;
     let mut sorted = values.clone();
     sorted.sort_by(|a, b| b.total_cmp(a));
     let total: f64 = sorted.iter().sum();
@@ -322,6 +321,11 @@ pub fn bounding_box(map: &Tensor) -> Result<(u32, u32, u32, u32)> {
     Ok((x0 as u32, y0 as u32, x1 as u32, y1 as u32))
 }
 
+/// The map's values, row by row, on the CPU.
+fn map_values(map: &Tensor) -> Result<Vec<f64>> {
+    Ok(Vec::<f64>::try_from(map.to_kind(Kind::Double).to_device(Device::Cpu).reshape([-1]))?)
+}
+
 /// Viridis, sampled at nine evenly spaced points (perceptually uniform).
 const VIRIDIS: [[f64; 3]; 9] = [
     [68.0, 1.0, 84.0],
@@ -352,8 +356,7 @@ const DISPLAY_PERCENTILE: f64 = 99.0;
 /// The map scaled to [0,1]: by its maximum (`percentile` = 100, lossless
 /// order for the raw 16-bit map), or by a lower percentile and clamped (display).
 pub fn normalised_map(map: &Tensor, percentile: f64) -> Result<Vec<f64>> {
-    let values =
-        Vec::<f64>::try_from(map.to_kind(Kind::Double).to_device(Device::Cpu).reshape([-1]))?;
+    let values = map_values(map)?;
     let mut sorted = values.clone();
     sorted.sort_by(f64::total_cmp);
     let rank = ((percentile / 100.0) * (sorted.len() - 1) as f64).round() as usize;

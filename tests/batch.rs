@@ -9,17 +9,8 @@ use std::time::{Duration, Instant};
 
 use classviz::ascent::{class_models, AscentParams};
 use classviz::model::{Classifier, InputOverrides};
-use common::{classviz, listing, scratch, stderr, test_model};
+use common::{classviz, listing, pngs, scratch, stderr, summary, test_model};
 use tch::Device;
-
-fn pngs(dir: &std::path::Path) -> Vec<String> {
-    listing(dir).into_iter().filter(|n| n.ends_with(".png") && n != "grid.png").collect()
-}
-
-fn summary(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("summary.jsonl")).unwrap_or_default();
-    text.lines().map(|l| serde_json::from_str(l).expect("well-formed summary line")).collect()
-}
 
 #[test]
 fn batched_ascent_matches_single_class_runs_on_the_real_model() {

@@ -7,21 +7,11 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{listing, scratch, stderr, test_model};
-
-fn pngs(dir: &Path) -> Vec<String> {
-    listing(dir).into_iter().filter(|n| n.ends_with(".png")).collect()
-}
+use common::{listing, pngs, scratch, stderr, test_model};
 
 fn summary_classes(dir: &Path) -> Vec<i64> {
-    let text = std::fs::read_to_string(dir.join("summary.jsonl")).unwrap_or_default();
-    let mut classes: Vec<i64> = text
-        .lines()
-        .map(|line| {
-            let value: serde_json::Value = serde_json::from_str(line).expect("a whole JSON line");
-            value["class"].as_i64().expect("a class")
-        })
-        .collect();
+    let mut classes: Vec<i64> =
+        common::summary(dir).iter().map(|line| line["class"].as_i64().expect("a class")).collect();
     classes.sort();
     classes
 }

@@ -70,6 +70,17 @@ pub fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The class images in `dir` (PNGs other than the contact sheet), sorted.
+pub fn pngs(dir: &Path) -> Vec<String> {
+    listing(dir).into_iter().filter(|n| n.ends_with(".png") && n != "grid.png").collect()
+}
+
+/// The lines of `<dir>/summary.jsonl`, each of which must be whole JSON.
+pub fn summary(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("summary.jsonl")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).expect("a whole JSON summary line")).collect()
+}
+
 /// The JSON lines classviz printed on stdout.
 pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     stdout(output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
