@@ -354,7 +354,7 @@ pub fn print_info(info: &ModelInfo, json: bool) -> Result<()> {
             format!(
                 "fwd+bwd      {:.1} ms per image (median of {})",
                 info.forward_backward_ms,
-                crate::INFO_TIMING_RUNS
+                crate::commands::INFO_TIMING_RUNS
             ),
         ]
         .join("\n")
