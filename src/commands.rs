@@ -21,10 +21,7 @@ pub fn status(config: &StatusConfig) -> Result<Status> {
         .iter()
         .copied()
         .filter(|&class| {
-            !config
-                .out_dir
-                .join(image_io::output_file_name(class, model.labels.name(class)))
-                .exists()
+            !image_io::class_image_path(&config.out_dir, class, &model.labels).exists()
         })
         .collect();
     let report = report::StatusReport {

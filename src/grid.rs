@@ -26,7 +26,7 @@ const INK: Rgb<u8> = Rgb([0, 0, 0]);
 pub fn write_grid(dir: &Path, classes: &[i64], labels: &Labels) -> Result<(PathBuf, usize)> {
     let mut tiles = Vec::new();
     for &class in classes {
-        let path = dir.join(image_io::output_file_name(class, labels.name(class)));
+        let path = image_io::class_image_path(dir, class, labels);
         if path.exists() {
             let image = image::open(&path)
                 .with_context(|| format!("reading {} for the grid", path.display()))?;

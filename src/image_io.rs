@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::ascent::AscentParams;
-use crate::classes::slug;
+use crate::classes::{slug, Labels};
 use crate::model::InputSpec;
 
 /// `--stretch` maps this percentile to black and its mirror (100 − p) to white.
@@ -65,6 +65,11 @@ pub fn pixels_to_tensor(pixels: &Pixels, device: Device) -> Result<Tensor> {
     let shape = [pixels.height as i64, pixels.width as i64, i64::from(pixels.channels)];
     let tensor = Tensor::from_slice(&pixels.data).f_view(shape)?.permute([2, 0, 1]).unsqueeze(0);
     Ok((tensor.to_kind(Kind::Float) / 255.0).to_device(device))
+}
+
+/// Where a class's image lives in an output folder: `<dir>/<index>_<slug>.png`.
+pub fn class_image_path(dir: &Path, class: i64, labels: &Labels) -> PathBuf {
+    dir.join(output_file_name(class, labels.name(class)))
 }
 
 /// `<index>_<slug>.png`, or `<index>.png` when the class has no name.

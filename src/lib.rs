@@ -247,12 +247,10 @@ pub fn run(config: &Config) -> Result<Status> {
         batch,
     };
 
-    let output_path = |class: i64| {
-        config.out_dir.join(image_io::output_file_name(class, model.labels.name(class)))
-    };
     let mine = shard.select(&classes);
-    let (todo, done): (Vec<i64>, Vec<i64>) =
-        mine.iter().partition(|&&class| config.force || !output_path(class).exists());
+    let (todo, done): (Vec<i64>, Vec<i64>) = mine.iter().partition(|&&class| {
+        config.force || !image_io::class_image_path(&config.out_dir, class, &model.labels).exists()
+    });
     let progress = Progress::new(todo.len(), config.ascent.iters, config.quiet);
     if shard != Shard::ALL {
         progress.note(&format!("shard {shard}: {} of {} classes", mine.len(), classes.len()));
@@ -266,7 +264,7 @@ pub fn run(config: &Config) -> Result<Status> {
         ));
         // Still report them: a script asking for these classes gets a line for each.
         for chunk in done.chunks(batch) {
-            for result in score_existing(&model, chunk, config, &output_path)? {
+            for result in score_existing(&model, chunk, config)? {
                 report::print_result(&result, config.json)?;
             }
         }
@@ -298,9 +296,9 @@ pub fn run(config: &Config) -> Result<Status> {
             Err(err) => return Err(err),
         };
         let seconds = started.elapsed().as_secs_f64() / chunk.len() as f64;
-        let saved = save_batch(&model, chunk, &ascent.images, config, &output_path, seconds)?;
+        let saved = save_batch(&model, chunk, &ascent.images, config, seconds)?;
         if !ascent.frames.is_empty() {
-            save_frames(&model, chunk, &ascent.frames, config, &output_path)?;
+            save_frames(&model, chunk, &ascent.frames, config)?;
         }
         for result in &saved {
             report::print_result(result, config.json)?;
@@ -337,10 +335,9 @@ fn save_frames(
     classes: &[i64],
     frames: &[(u32, Tensor)],
     config: &Config,
-    output_path: &dyn Fn(i64) -> PathBuf,
 ) -> Result<()> {
     for (row, &class) in classes.iter().enumerate() {
-        let path = output_path(class);
+        let path = image_io::class_image_path(&config.out_dir, class, &model.labels);
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let mut pixels = Vec::with_capacity(frames.len());
         for (step, images) in frames {
@@ -369,12 +366,11 @@ fn score_existing(
     model: &Classifier,
     classes: &[i64],
     config: &Config,
-    output_path: &dyn Fn(i64) -> PathBuf,
 ) -> Result<Vec<ClassResult>> {
     let mut pixels = Vec::with_capacity(classes.len());
     let mut iters = Vec::with_capacity(classes.len());
     for &class in classes {
-        let path = output_path(class);
+        let path = image_io::class_image_path(&config.out_dir, class, &model.labels);
         pixels.push(saliency::load_photo(&path, &model.input, saliency::Fit::Stretch)?.pixels);
         let text = image_io::read_png_text(&path).unwrap_or_default();
         let recorded =
@@ -389,7 +385,9 @@ fn score_existing(
         .map(|((&class, scores), iters)| ClassResult {
             class,
             name: model.labels.name(class).to_string(),
-            path: output_path(class).display().to_string(),
+            path: image_io::class_image_path(&config.out_dir, class, &model.labels)
+                .display()
+                .to_string(),
             logit: scores.logit,
             prob: scores.prob,
             top5: scores.top5(&model.labels),
@@ -406,7 +404,6 @@ fn save_batch(
     classes: &[i64],
     images: &Tensor,
     config: &Config,
-    output_path: &dyn Fn(i64) -> PathBuf,
     seconds: f64,
 ) -> Result<Vec<ClassResult>> {
     let mut saved_pixels = Vec::with_capacity(classes.len());
@@ -422,7 +419,7 @@ fn save_batch(
         let name = model.labels.name(class);
         let text =
             image_io::run_metadata(&config.model.path, class, name, &config.ascent, config.seed);
-        let path = output_path(class);
+        let path = image_io::class_image_path(&config.out_dir, class, &model.labels);
         image_io::write_png_atomic(&path, &shown, &text)?;
         saved_pixels.push(pixels);
         paths.push(path);
