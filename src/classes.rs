@@ -147,7 +147,8 @@ impl Labels {
     }
 }
 
-fn dedup_keep_order(classes: Vec<i64>) -> Vec<i64> {
+/// Drop repeated classes, keeping each one's first position.
+pub fn dedup_keep_order(classes: Vec<i64>) -> Vec<i64> {
     let mut seen = std::collections::HashSet::new();
     classes.into_iter().filter(|class| seen.insert(*class)).collect()
 }

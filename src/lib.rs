@@ -43,7 +43,7 @@ use crate::model::{Classifier, DeviceChoice, InputOverrides};
 use crate::report::{ClassResult, Progress, RunParams, SummaryLine};
 use crate::shard::{Shard, ShardSpec};
 
-/// Default `--batch` on the CPU: the fastest per class in `bench/run.sh` on a
+/// Default `--batch` on the CPU: the fastest per class in `bench/run.py` on a
 /// 2-core machine (see README, "Performance").
 pub const DEFAULT_CPU_BATCH: usize = 4;
 /// Default `--batch` on CUDA. Not yet measured on a GPU (see README).
@@ -186,9 +186,7 @@ impl ClassSelection {
         if let Some(file) = &self.file {
             resolved.extend(labels.resolve_file(file)?);
         }
-        let mut seen = std::collections::HashSet::new();
-        resolved.retain(|class| seen.insert(*class));
-        Ok(resolved)
+        Ok(classes::dedup_keep_order(resolved))
     }
 }
 
@@ -380,20 +378,11 @@ fn score_existing(
     let scores = model.score_images(&pixels, classes)?;
     Ok(classes
         .iter()
-        .zip(scores)
+        .zip(&scores)
         .zip(iters)
-        .map(|((&class, scores), iters)| ClassResult {
-            class,
-            name: model.labels.name(class).to_string(),
-            path: image_io::class_image_path(&config.out_dir, class, &model.labels)
-                .display()
-                .to_string(),
-            logit: scores.logit,
-            prob: scores.prob,
-            top5: scores.top5(&model.labels),
-            iters,
-            seconds: 0.0,
-            skipped: true,
+        .map(|((&class, scores), iters)| {
+            let path = image_io::class_image_path(&config.out_dir, class, &model.labels);
+            ClassResult::from_scores(class, &model.labels, &path, scores, iters, 0.0, true)
         })
         .collect())
 }
@@ -429,18 +418,18 @@ fn save_batch(
     let scores = model.score_images(&saved_pixels, classes)?;
     Ok(classes
         .iter()
-        .zip(scores)
+        .zip(&scores)
         .zip(paths)
-        .map(|((&class, scores), path)| ClassResult {
-            class,
-            name: model.labels.name(class).to_string(),
-            path: path.display().to_string(),
-            logit: scores.logit,
-            prob: scores.prob,
-            top5: scores.top5(&model.labels),
-            iters: config.ascent.iters,
-            seconds,
-            skipped: false,
+        .map(|((&class, scores), path)| {
+            ClassResult::from_scores(
+                class,
+                &model.labels,
+                &path,
+                scores,
+                config.ascent.iters,
+                seconds,
+                false,
+            )
         })
         .collect())
 }

@@ -96,6 +96,31 @@ pub struct ClassResult {
     pub skipped: bool,
 }
 
+impl ClassResult {
+    /// The result for `class`, from the scores of its saved image at `path`.
+    pub fn from_scores(
+        class: i64,
+        labels: &Labels,
+        path: &Path,
+        scores: &crate::model::Scores,
+        iters: u32,
+        seconds: f64,
+        skipped: bool,
+    ) -> ClassResult {
+        ClassResult {
+            class,
+            name: labels.name(class).to_string(),
+            path: path.display().to_string(),
+            logit: scores.logit,
+            prob: scores.prob,
+            top5: scores.top5(labels),
+            iters,
+            seconds,
+            skipped,
+        }
+    }
+}
+
 impl crate::model::Scores {
     pub fn top5(&self, labels: &Labels) -> Vec<Ranked> {
         self.top
