@@ -172,8 +172,7 @@ pub fn append_summary(path: &Path, line: &SummaryLine<'_>) -> Result<()> {
 /// Print a result on stdout: one JSON line, or one human line.
 pub fn print_result(result: &ClassResult, json: bool) -> Result<()> {
     let line = if json { serde_json::to_string(result)? } else { human_line(result) };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}").context("writing to stdout")
+    print_line(&line)
 }
 
 /// What `classviz status` reports.
@@ -197,8 +196,7 @@ pub fn print_status(report: &StatusReport, json: bool) -> Result<()> {
             report.out, report.done, report.total
         )
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}").context("writing to stdout")
+    print_line(&line)
 }
 
 /// A box in original-image pixels: `[x0, x1) × [y0, y1)`.
@@ -251,8 +249,7 @@ pub fn print_saliency(result: &SaliencyResult, json: bool) -> Result<()> {
             result.overlay
         )
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}").context("writing to stdout")
+    print_line(&line)
 }
 
 /// One image scored by `classviz score`.
@@ -289,10 +286,8 @@ pub fn print_scores(model: &str, rows: &[ScoreRow], json: bool) -> Result<()> {
         top5: rows.iter().filter(|r| r.top5).count(),
         mean_prob: rows.iter().map(|r| r.prob).sum::<f64>() / rows.len().max(1) as f64,
     };
-    let mut stdout = std::io::stdout().lock();
     if json {
-        return writeln!(stdout, "{}", serde_json::to_string(&totals)?)
-            .context("writing to stdout");
+        return print_line(&serde_json::to_string(&totals)?);
     }
     for row in rows {
         let best =
@@ -304,18 +299,21 @@ pub fn print_scores(model: &str, rows: &[ScoreRow], json: bool) -> Result<()> {
         } else {
             "miss"
         };
-        writeln!(
-            stdout,
+        print_line(&format!(
             "{}: {} ({}) p {:.3} {verdict}; model says {best}",
             row.image, row.class, row.name, row.prob
-        )?;
+        ))?;
     }
-    writeln!(
-        stdout,
+    print_line(&format!(
         "{model}: top-1 {}/{}, top-5 {}/{}, mean p {:.3}",
         totals.top1, totals.total, totals.top5, totals.total, totals.mean_prob
-    )
-    .context("writing to stdout")
+    ))
+}
+
+/// One line of results on stdout.
+fn print_line(line: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}").context("writing to stdout")
 }
 
 /// What `classviz info` reports.
@@ -384,8 +382,7 @@ pub fn print_info(info: &ModelInfo, json: bool) -> Result<()> {
         ]
         .join("\n")
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}").context("writing to stdout")
+    print_line(&text)
 }
 
 fn human_line(result: &ClassResult) -> String {
