@@ -128,6 +128,12 @@ fn checked_step(
     Ok(())
 }
 
+/// The batch size and the target classes as a `[N, 1]` index tensor on `device`.
+fn targets(classes: &[i64], device: tch::Device) -> (i64, Tensor) {
+    let count = classes.len() as i64;
+    (count, Tensor::from_slice(classes).to_device(device).view([count, 1]))
+}
+
 /// The paper's procedure: pixels, plain gradient ascent, analytic L2 gradient.
 fn paper(
     model: &Classifier,
@@ -136,8 +142,7 @@ fn paper(
     mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
 ) -> Result<Ascent> {
     let mut frames = Vec::new();
-    let count = classes.len() as i64;
-    let targets = Tensor::from_slice(classes).to_device(model.device).view([count, 1]);
+    let (count, targets) = targets(classes, model.device);
     let mut images = model.input.zeros(count, model.device)?;
     for step in 1..=params.iters {
         let input = images.detach().set_requires_grad(true);
@@ -182,8 +187,7 @@ fn styled(
     natural::validate(style)?;
     tch::manual_seed(params.seed as i64);
     let mut rng = Rng::new(params.seed);
-    let count = classes.len() as i64;
-    let targets = Tensor::from_slice(classes).to_device(model.device).view([count, 1]);
+    let (count, targets) = targets(classes, model.device);
     let mut parameters = Parameterisation::new(style.param, count, &model.input, model.device)?;
     let mut adam =
         (style.optimizer == natural::Optimizer::Adam).then(|| Adam::new(&parameters.tensor));
