@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use classviz::image_io;
+use classviz::image_io::{load_photo, Fit};
 use classviz::model::{Classifier, InputOverrides};
-use classviz::saliency::{attribute, load_photo, Fit, Method};
+use classviz::saliency::{attribute, Method};
 use tch::{Device, Tensor};
 
 const SAMPLES: i64 = 25;
@@ -33,7 +34,8 @@ fn main() -> anyhow::Result<()> {
         &InputOverrides::default(),
     )?;
     let photo = load_photo(&root.join("tests/data/coffee.png"), &model.input, Fit::Crop)?;
-    let x: Tensor = model.input.normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?);
+    let x: Tensor =
+        model.input.normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
     let class = 967;
     let smooth = median_seconds(|| {
         let _ = attribute(&model, &x, class, Method::SmoothGrad { samples: SAMPLES, noise: 0.1 })

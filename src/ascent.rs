@@ -4,13 +4,19 @@
 //! Knows nothing about files or terminals: progress is reported per step
 //! through a callback, which can also stop the run.
 
+use std::fmt;
 use std::ops::ControlFlow;
+use std::str::FromStr;
 
 use anyhow::{bail, Result};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::model::{torch_error, Classifier, Objective};
 use crate::natural::{self, Adam, Param, Parameterisation, Rng, Style};
+
+/// A class whose score gradient was exactly zero on this many consecutive
+/// final steps (or on every step of a shorter run) has stalled.
+pub const STALL_STEPS: u32 = 10;
 
 /// The optimisation settings: the paper's procedure, and what goes beyond it.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +30,10 @@ pub struct AscentParams {
     pub objective: Objective,
     /// Parameterisation, transforms, priors, optimiser; `Style::simonyan()` is the paper.
     pub style: Style,
-    /// Seeds the random transforms and the Fourier initialisation.
+    /// Where the ascent starts; `None` is the parameterisation's own start
+    /// (the zero image for pixels, as in the paper).
+    pub init: Option<Init>,
+    /// Seeds the random transforms and the random starting points.
     pub seed: u64,
     /// Keep a copy of the images every this many steps (and at the end).
     pub frame_every: Option<u32>,
@@ -39,6 +48,7 @@ impl AscentParams {
             l2_weight,
             objective: Objective::Logit,
             style: Style::simonyan(),
+            init: None,
             seed: 0,
             frame_every: None,
         }
@@ -50,10 +60,51 @@ impl AscentParams {
     }
 }
 
-/// The result of an ascent: final images and the kept frames (step, images).
+/// `--init`: the starting point of the ascent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    /// The zero image in the model's zero-centred space, i.e. the mean image (the paper).
+    Zero,
+    /// Gaussian noise of this σ in the model's zero-centred space, seeded per
+    /// class so that a class starts alike in any batch.
+    Noise(f64),
+}
+
+impl FromStr for Init {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("zero") {
+            return Ok(Init::Zero);
+        }
+        let sigma = text
+            .strip_prefix("noise:")
+            .ok_or_else(|| format!("'{text}' is not zero or noise:σ (e.g. noise:0.01)"))?;
+        match sigma.trim().parse::<f64>() {
+            Ok(sigma) if sigma.is_finite() && sigma > 0.0 => Ok(Init::Noise(sigma)),
+            _ => Err(format!("noise σ '{sigma}' must be a finite number greater than 0")),
+        }
+    }
+}
+
+impl fmt::Display for Init {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Init::Zero => write!(f, "zero"),
+            Init::Noise(sigma) => write!(f, "noise:{sigma}"),
+        }
+    }
+}
+
+/// The result of an ascent: final images, the kept frames (step, images), and
+/// which images stalled.
 pub struct Ascent {
     pub images: Tensor,
     pub frames: Vec<(u32, Tensor)>,
+    /// Per image: its gradient was exactly zero on the last [`STALL_STEPS`]
+    /// steps, or it ended exactly where it started.
+    pub stalled: Vec<bool>,
 }
 
 /// What one step reports.
@@ -93,7 +144,8 @@ pub fn class_models(
     Ok(optimise(model, classes, params, on_step)?.images)
 }
 
-/// As [`class_models`], also returning the frames `params.frame_every` asks for.
+/// As [`class_models`], also returning the frames `params.frame_every` asks
+/// for and which images stalled.
 pub fn optimise(
     model: &Classifier,
     classes: &[i64],
@@ -114,7 +166,8 @@ fn checked_step(
     scores: &Tensor,
     on_step: &mut impl FnMut(&Step) -> ControlFlow<()>,
 ) -> Result<()> {
-    let class_scores = Vec::<f64>::try_from(scores.detach().to_kind(Kind::Double).view(-1))?;
+    let class_scores =
+        Vec::<f64>::try_from(scores.f_detach()?.f_to_kind(Kind::Double)?.f_view(-1)?)?;
     if let Some(i) = class_scores.iter().position(|s| !s.is_finite()) {
         bail!(
             "the ascent diverged: the score of class {} became {} at step {step}; try a smaller --lr",
@@ -128,10 +181,62 @@ fn checked_step(
     Ok(())
 }
 
-/// The batch size and the target classes as a `[N, 1]` index tensor on `device`.
-fn targets(classes: &[i64], device: tch::Device) -> (i64, Tensor) {
+/// The target classes as a `[N, 1]` index tensor on `device`.
+fn targets(classes: &[i64], device: Device) -> Result<Tensor> {
+    Ok(Tensor::f_from_slice(classes)?.f_to_device(device)?.f_view([classes.len() as i64, 1])?)
+}
+
+/// The starting images for `params.init`: zeros, or per-class seeded noise.
+fn initial_images(model: &Classifier, classes: &[i64], init: Init, seed: u64) -> Result<Tensor> {
     let count = classes.len() as i64;
-    (count, Tensor::from_slice(classes).to_device(device).view([count, 1]))
+    match init {
+        Init::Zero => model.input.zeros(count, model.device),
+        Init::Noise(sigma) => {
+            // Drawn on the CPU, class by class, so that the start does not
+            // depend on the device or on the rest of the batch.
+            let mut rows = Vec::with_capacity(classes.len());
+            for &class in classes {
+                tch::manual_seed(seed.wrapping_add(class as u64) as i64);
+                rows.push(Tensor::f_randn(model.input.batch_shape(1), (Kind::Float, Device::Cpu))?);
+            }
+            let noise = Tensor::f_cat(&rows, 0)?.f_mul_scalar(sigma)?;
+            let start = model.input.zeros(count, model.device)?;
+            Ok(start.f_add(&noise.f_to_device(model.device)?)?)
+        }
+    }
+}
+
+/// Per image, how many consecutive steps ended with an exactly zero gradient.
+struct StallWatch {
+    streak: Tensor,
+}
+
+impl StallWatch {
+    fn new(count: i64, device: Device) -> Result<StallWatch> {
+        Ok(StallWatch { streak: Tensor::f_zeros([count], (Kind::Int64, device))? })
+    }
+
+    /// Count this step's zero gradients; stays on the device (no sync).
+    fn observe(&mut self, gradient: &Tensor) -> Result<()> {
+        let count = gradient.size()[0];
+        let zero =
+            gradient.f_reshape([count, -1])?.f_abs()?.f_amax([1].as_slice(), false)?.f_eq(0)?;
+        self.streak = self.streak.f_add_scalar(1)?.f_mul(&zero)?;
+        Ok(())
+    }
+
+    /// Which images stalled, given where they started and ended.
+    fn stalled(&self, start: &Tensor, end: &Tensor, iters: u32) -> Result<Vec<bool>> {
+        let count = start.size()[0];
+        let unmoved = end
+            .f_sub(start)?
+            .f_reshape([count, -1])?
+            .f_abs()?
+            .f_amax([1].as_slice(), false)?
+            .f_eq(0)?;
+        let flat = self.streak.f_ge(i64::from(STALL_STEPS.min(iters)))?.f_logical_or(&unmoved)?;
+        Ok(Vec::<bool>::try_from(flat.f_to_device(Device::Cpu)?)?)
+    }
 }
 
 /// The paper's procedure: pixels, plain gradient ascent, analytic L2 gradient.
@@ -142,29 +247,41 @@ fn paper(
     mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
 ) -> Result<Ascent> {
     let mut frames = Vec::new();
-    let (count, targets) = targets(classes, model.device);
-    let mut images = model.input.zeros(count, model.device)?;
+    let targets = targets(classes, model.device)?;
+    let start = initial_images(model, classes, params.init.unwrap_or(Init::Zero), params.seed)?;
+    let mut images = detached_copy(&start)?;
+    let mut watch = StallWatch::new(classes.len() as i64, model.device)?;
     for step in 1..=params.iters {
-        let input = images.detach().set_requires_grad(true);
+        let input = images.f_detach()?.f_set_requires_grad(true)?;
         let scores = model.objective(&input, &targets, params.objective)?;
         let score_gradient =
             Tensor::f_run_backward(&[&scores.f_sum(Kind::Float)?], &[&input], false, false)
                 .map_err(torch_error)?
                 .remove(0);
         checked_step(classes, step, &scores, &mut on_step)?;
+        watch.observe(&score_gradient)?;
         // ∇x(S_c − λ‖x‖²) = ∇S_c − 2λx; the penalty's gradient is exact, so it
         // needs no backward pass.
         tch::no_grad(|| -> Result<()> {
-            let ascent_direction = score_gradient.f_sub(&(&images * (2.0 * params.l2_weight)))?;
-            let _ = images.f_add_(&(ascent_direction * params.learning_rate))?;
+            let penalty = images.f_mul_scalar(2.0 * params.l2_weight)?;
+            let ascent_direction = score_gradient.f_sub(&penalty)?;
+            let _ = images.f_add_(&ascent_direction.f_mul_scalar(params.learning_rate)?)?;
             Ok(())
         })?;
         if params.keeps_frame(step) {
-            frames.push((step, images.detach().copy()));
+            frames.push((step, detached_copy(&images)?));
         }
     }
     ensure_finite(&images)?;
-    Ok(Ascent { images, frames })
+    let stalled = watch.stalled(&start, &images, params.iters)?;
+    Ok(Ascent { images, frames, stalled })
+}
+
+/// A copy of `tensor`, outside autograd, with its own storage and the same layout.
+fn detached_copy(tensor: &Tensor) -> Result<Tensor> {
+    let mut copy = tensor.f_detach()?.f_zeros_like()?;
+    tch::no_grad(|| copy.f_copy_(tensor))?;
+    Ok(copy)
 }
 
 fn ensure_finite(images: &Tensor) -> Result<()> {
@@ -187,10 +304,19 @@ fn styled(
     natural::validate(style)?;
     tch::manual_seed(params.seed as i64);
     let mut rng = Rng::new(params.seed);
-    let (count, targets) = targets(classes, model.device);
+    let targets = targets(classes, model.device)?;
+    let count = classes.len() as i64;
     let mut parameters = Parameterisation::new(style.param, count, &model.input, model.device)?;
-    let mut adam =
-        (style.optimizer == natural::Optimizer::Adam).then(|| Adam::new(&parameters.tensor));
+    if let (Param::Pixel, Some(init)) = (style.param, params.init) {
+        let start = initial_images(model, classes, init, params.seed)?;
+        tch::no_grad(|| parameters.tensor.f_copy_(&start))?;
+    }
+    let start = detached_copy(&parameters.tensor)?;
+    let mut adam = match style.optimizer {
+        natural::Optimizer::Adam => Some(Adam::new(&parameters.tensor)?),
+        natural::Optimizer::Sga => None,
+    };
+    let mut watch = StallWatch::new(count, model.device)?;
     let mut frames = Vec::new();
     for step in 1..=params.iters {
         let images = parameters.images()?;
@@ -198,19 +324,22 @@ fn styled(
         let scores = model.objective(&seen, &targets, params.objective)?;
         let mut objective = scores.f_sum(Kind::Float)?;
         if params.l2_weight > 0.0 {
-            objective -= images.square().sum(Kind::Float) * params.l2_weight;
+            let penalty = images.f_square()?.f_sum(Kind::Float)?.f_mul_scalar(params.l2_weight)?;
+            objective = objective.f_sub(&penalty)?;
         }
         if style.tv > 0.0 {
-            objective -= natural::total_variation(&images)? * style.tv;
+            objective =
+                objective.f_sub(&natural::total_variation(&images)?.f_mul_scalar(style.tv)?)?;
         }
         let gradient = Tensor::f_run_backward(&[&objective], &[&parameters.tensor], false, false)
             .map_err(torch_error)?
             .remove(0);
         checked_step(classes, step, &scores, &mut on_step)?;
+        watch.observe(&gradient)?;
         tch::no_grad(|| -> Result<()> {
             let update = match adam.as_mut() {
-                Some(adam) => adam.step(&gradient, params.learning_rate),
-                None => gradient * params.learning_rate,
+                Some(adam) => adam.step(&gradient, params.learning_rate)?,
+                None => gradient.f_mul_scalar(params.learning_rate)?,
             };
             let _ = parameters.tensor.f_add_(&update)?;
             if parameters.kind() == Param::Pixel {
@@ -227,10 +356,40 @@ fn styled(
             Ok(())
         })?;
         if params.keeps_frame(step) {
-            frames.push((step, tch::no_grad(|| parameters.images())?.detach()));
+            frames.push((step, tch::no_grad(|| parameters.images())?.f_detach()?));
         }
     }
-    let images = tch::no_grad(|| parameters.images())?.detach();
+    let images = tch::no_grad(|| parameters.images())?.f_detach()?;
     ensure_finite(&images)?;
-    Ok(Ascent { images, frames })
+    let stalled = watch.stalled(&start, &parameters.tensor.f_detach()?, params.iters)?;
+    Ok(Ascent { images, frames, stalled })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_parses() {
+        assert_eq!("zero".parse(), Ok(Init::Zero));
+        assert_eq!(" noise:0.01".parse(), Ok(Init::Noise(0.01)));
+        for bad in ["noise", "noise:", "noise:-1", "noise:nan", "noise:0", "gauss:1", ""] {
+            assert!(bad.parse::<Init>().is_err(), "{bad}");
+        }
+        assert_eq!(Init::Noise(0.5).to_string(), "noise:0.5");
+    }
+
+    #[test]
+    fn zero_gradients_count_towards_a_stall() {
+        let mut watch = StallWatch::new(2, Device::Cpu).unwrap();
+        let gradient = Tensor::from_slice(&[0.0f32, 0.0, 1.0, 0.0]).view([2, 2]);
+        for _ in 0..STALL_STEPS {
+            watch.observe(&gradient).unwrap();
+        }
+        let start = Tensor::zeros([2, 2], (Kind::Float, Device::Cpu));
+        let end = Tensor::from_slice(&[0.5f32, 0.0, 1.0, 0.0]).view([2, 2]);
+        assert_eq!(watch.stalled(&start, &end, 100).unwrap(), vec![true, false]);
+        let fresh = StallWatch::new(2, Device::Cpu).unwrap();
+        assert_eq!(fresh.stalled(&start, &start, 100).unwrap(), vec![true, true], "unmoved");
+    }
 }

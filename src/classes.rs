@@ -1,11 +1,58 @@
-//! Class names: resolving `--class` (an index or a name) and making file-name slugs.
+//! Class names: resolving `--class` (an index or a name, lists, ranges, a
+//! file) and the file names a class's outputs get.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::files;
+
 /// How many near matches an unknown or ambiguous name lists.
 const SUGGESTIONS: usize = 5;
+/// Names longer than this get no suggestions: edit distances against every
+/// label would take too long, and no label is that long.
+const MAX_SUGGESTED_NAME: usize = 256;
+
+/// `--class` and `--classes-file`, as written; resolved against the model's labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassSelection {
+    pub list: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+impl ClassSelection {
+    /// The classes in order, duplicates removed (first occurrence kept).
+    pub fn resolve(&self, labels: &Labels) -> Result<Vec<i64>> {
+        let mut resolved = Vec::new();
+        if let Some(list) = &self.list {
+            resolved.extend(labels.resolve_list(list)?);
+        }
+        if let Some(file) = &self.file {
+            resolved.extend(labels.resolve_file(file)?);
+        }
+        Ok(dedup_keep_order(resolved))
+    }
+}
+
+/// Where a class's image lives in an output folder: `<dir>/<index>_<slug>.png`.
+pub fn class_image_path(dir: &Path, class: i64, labels: &Labels) -> PathBuf {
+    dir.join(output_file_name(class, labels.name(class)))
+}
+
+/// `<index>_<slug>.png`, or `<index>.png` when the class has no name.
+pub fn output_file_name(class: i64, name: &str) -> String {
+    format!("{}.png", output_stem(class, name))
+}
+
+/// `<index>_<slug>`, or `<index>` when the class has no name.
+pub fn output_stem(class: i64, name: &str) -> String {
+    let slug = slug(name);
+    if slug.is_empty() || slug == class.to_string() {
+        class.to_string()
+    } else {
+        format!("{class}_{slug}")
+    }
+}
 
 /// The model's class names, one per output. Without a labels file the names
 /// are the indices themselves.
@@ -56,6 +103,9 @@ impl Labels {
             (0..self.names.len()).filter(|&i| self.names[i].to_lowercase() == wanted).collect();
         match exact[..] {
             [index] => Ok(index as i64),
+            [] if wanted.chars().count() > MAX_SUGGESTED_NAME => {
+                bail!("unknown class name of {} characters; give an index or a name", spec.len())
+            }
             [] => bail!(
                 "unknown class name '{spec}'; closest: {} (or give an index)",
                 self.closest(&wanted)
@@ -90,8 +140,7 @@ impl Labels {
 
     /// Resolve `--classes-file`: one index, name, range or `all` per line, `#` comments.
     pub fn resolve_file(&self, path: &Path) -> Result<Vec<i64>> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading classes file {}", path.display()))?;
+        let text = files::read_text(path, "classes file")?;
         let mut classes = Vec::new();
         for (number, line) in text.lines().enumerate() {
             let item = line.split('#').next().unwrap_or_default().trim();
@@ -262,6 +311,24 @@ mod tests {
             "{message}"
         );
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(output_file_name(100, "black swan"), "100_black_swan.png");
+        assert_eq!(output_file_name(3, "3"), "3.png");
+        assert_eq!(output_file_name(3, "!!"), "3.png");
+        let labels = labels();
+        assert_eq!(
+            class_image_path(Path::new("out"), 1, &labels),
+            Path::new("out/1_black_swan.png")
+        );
+    }
+
+    #[test]
+    fn very_long_unknown_names_fail_fast() {
+        let message = labels().resolve(&"x".repeat(100_000)).unwrap_err().to_string();
+        assert!(message.contains("unknown class name of 100000 characters"), "{message}");
     }
 
     #[test]

@@ -4,21 +4,26 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 
-use crate::ascent::AscentParams;
-use crate::model::{
-    ChannelValues, DeviceChoice, InputOverrides, InputSize, Objective, OutputSelector,
-};
+use crate::ascent::{AscentParams, Init};
+use crate::classes::ClassSelection;
+use crate::commands::info::InfoConfig;
+use crate::commands::saliency::SaliencyConfig;
+use crate::commands::score::ScoreConfig;
+use crate::commands::status::StatusConfig;
+use crate::commands::visualise::Config;
+use crate::commands::Task;
+use crate::exit::Status;
+use crate::image_io::Fit;
+use crate::input::{ChannelValues, InputSize};
+use crate::metadata::OutputSelector;
+use crate::model::{self, DeviceChoice, InputOverrides, ModelConfig, Objective};
 use crate::natural::{Optimizer, Param, Style};
-use crate::saliency::{Baseline, Fit, Method};
+use crate::saliency::{Baseline, Method};
 use crate::shard::ShardSpec;
-use crate::{
-    ClassSelection, Config, InfoConfig, ModelConfig, SaliencyConfig, ScoreConfig, Status,
-    StatusConfig, Task,
-};
 
 /// Show what an image classifier has learned: class model visualisation
 /// (Simonyan et al. 2013) by gradient ascent on S_c(x) − λ‖x‖², starting from
@@ -149,7 +154,7 @@ pub struct InfoArgs {
 pub struct ClassArgs {
     /// Classes: indices (100), names matched case-insensitively ("black swan"),
     /// ranges (0-99) and `all`, comma-separated: --class 1,100,flamingo.
-    #[arg(long = "class", value_name = "C", required_unless_present = "classes_file")]
+    #[arg(long = "class", value_name = "C", required_unless_present = "classes_file", value_parser = parse_class_list)]
     pub class: Option<String>,
 
     /// Read classes from a file: one index, name or range per line, `#` starts a comment.
@@ -180,8 +185,8 @@ pub struct ModelArgs {
     #[arg(long, value_name = "DEV", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
 
-    /// CPU threads for libtorch [default: libtorch's choice, usually one per core].
-    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    /// CPU threads for libtorch, 1 to 256 [default: libtorch's choice, usually one per core].
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
 
     /// For a model returning a tuple or list: which element holds the class scores [default: 0].
@@ -250,13 +255,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "S", value_parser = parse_non_negative_f64)]
     pub blur_sigma: Option<f64>,
 
-    /// Zero pixels whose colour norm is below this percentile after each step (Yosinski et al. 2015).
-    #[arg(long, value_name = "P", value_parser = parse_non_negative_f64)]
+    /// Zero pixels whose colour norm is below this percentile (0–100) after each step (Yosinski et al. 2015).
+    #[arg(long, value_name = "P", value_parser = parse_percentile)]
     pub clip_percentile: Option<f64>,
 
     /// Weight of a total-variation penalty Σ(Δx)²+(Δy)² (Mahendran & Vedaldi 2015).
     #[arg(long, value_name = "W", value_parser = parse_non_negative_f64)]
     pub tv: Option<f64>,
+
+    /// Where the ascent starts: zero (the paper: the mean image) or noise:σ, Gaussian noise
+    /// of σ in the model's zero-centred space, the way out of a stalled ascent
+    /// [default: zero for pixels; a small random spectrum for --param fourier].
+    #[arg(long, value_name = "zero|noise:σ", value_parser = parse_init)]
+    pub init: Option<Init>,
 
     /// Also write every K-th step's image to <out>/frames/<index>_<name>/<step>.png.
     #[arg(long, value_name = "K", value_parser = parse_positive_u32)]
@@ -336,10 +347,12 @@ pub struct StatusArgs {
 
 /// Frames in a GIF when --save-every does not say.
 const GIF_FRAMES: u32 = 50;
+/// Frames kept in memory per batch for --gif / --save-every, at most.
+pub const MAX_FRAMES: u32 = 1000;
 
 impl RunArgs {
     /// The preset's defaults, overridden by every flag given.
-    fn ascent_params(&self) -> AscentParams {
+    fn ascent_params(&self) -> Result<AscentParams> {
         let natural = self.preset == "natural";
         let base = if natural { Style::natural() } else { Style::simonyan() };
         let iters = self.iters.unwrap_or(if natural { 256 } else { 150 });
@@ -368,15 +381,25 @@ impl RunArgs {
             (None, true) => Some((iters / GIF_FRAMES).max(1)),
             (None, false) => None,
         };
-        AscentParams {
+        if let Some(every) = frame_every {
+            let frames = iters / every + 1;
+            if frames > MAX_FRAMES {
+                bail!(
+                    "--save-every {every} over {iters} steps keeps {frames} frames per image in memory (at most {MAX_FRAMES}); use --save-every {} or more",
+                    iters.div_ceil(MAX_FRAMES)
+                );
+            }
+        }
+        Ok(AscentParams {
             iters,
             learning_rate: self.lr.unwrap_or(if natural { 0.05 } else { 1.0 }),
             l2_weight: self.l2.unwrap_or(if natural { 0.0 } else { 1e-4 }),
             objective: self.objective,
             style,
+            init: self.init,
             seed: self.seed,
             frame_every,
-        }
+        })
     }
 }
 
@@ -408,8 +431,8 @@ impl ModelArgs {
 
 impl Cli {
     /// Turn validated flags into the plain configuration the library uses.
-    pub fn into_task(self) -> Task {
-        match self.command {
+    pub fn into_task(self) -> Result<Task> {
+        Ok(match self.command {
             Some(Command::Score(args)) => Task::Score(ScoreConfig {
                 images: args.images,
                 class: args.class,
@@ -453,7 +476,7 @@ impl Cli {
             }),
             None => {
                 let run = self.run;
-                let ascent = run.ascent_params();
+                let ascent = run.ascent_params()?;
                 Task::Visualise(Config {
                     classes: run.classes.into_selection(),
                     ascent,
@@ -472,7 +495,7 @@ impl Cli {
                     json: run.json,
                 })
             }
-        }
+        })
     }
 }
 
@@ -491,7 +514,7 @@ where
     T: Into<OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
-        Ok(cli) => Ok(Parsed::Run(Box::new(cli.into_task()))),
+        Ok(cli) => Ok(Parsed::Run(Box::new(cli.into_task()?))),
         Err(err) => match err.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 let _ = err.print();
@@ -514,6 +537,22 @@ pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// An error and its causes as one line: `what went wrong: cause: cause`.
+/// libtorch causes keep only their first line (they carry a C++ backtrace),
+/// and running out of memory gets advice.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let causes: Vec<String> = err
+        .chain()
+        .map(|cause| one_line(model::first_line_of_torch_error(&cause.to_string())))
+        .collect();
+    let mut line = causes.join(": ");
+    let lower = line.to_lowercase();
+    if lower.contains("out of memory") || lower.contains("can't allocate memory") {
+        line.push_str("; out of memory: try a smaller --batch or --size");
+    }
+    line
+}
+
 fn parse_positive_u32(text: &str) -> Result<u32, String> {
     match text.trim().parse::<u32>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -524,6 +563,33 @@ fn parse_positive_u32(text: &str) -> Result<u32, String> {
 
 fn parse_positive_usize(text: &str) -> Result<usize, String> {
     parse_positive_u32(text).map(|n| n as usize)
+}
+
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match parse_positive_usize(text)? {
+        n if n <= model::MAX_THREADS => Ok(n),
+        n => Err(format!("{n} threads is more than {}", model::MAX_THREADS)),
+    }
+}
+
+fn parse_percentile(text: &str) -> Result<f64, String> {
+    match parse_non_negative_f64(text)? {
+        p if p <= 100.0 => Ok(p),
+        p => Err(format!("a percentile is 0 to 100, got {p}")),
+    }
+}
+
+fn parse_init(text: &str) -> Result<Init, String> {
+    text.parse()
+}
+
+/// A class list must name something; what it names is checked against the model's labels.
+fn parse_class_list(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("the class list is empty: give indices, names, ranges or all".into())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 fn parse_finite(text: &str) -> Result<f64, String> {

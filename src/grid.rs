@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use image::{imageops, Rgb, RgbImage};
 
-use crate::classes::Labels;
+use crate::classes::{self, Labels};
 use crate::image_io::{self, Pixels};
 
 /// The contact sheet's file name inside `--out`.
@@ -26,7 +26,7 @@ const INK: Rgb<u8> = Rgb([0, 0, 0]);
 pub fn write_grid(dir: &Path, classes: &[i64], labels: &Labels) -> Result<(PathBuf, usize)> {
     let mut tiles = Vec::new();
     for &class in classes {
-        let path = image_io::class_image_path(dir, class, labels);
+        let path = classes::class_image_path(dir, class, labels);
         if path.exists() {
             let image = image::open(&path)
                 .with_context(|| format!("reading {} for the grid", path.display()))?;
@@ -147,7 +147,7 @@ mod tests {
                 channels: 3,
                 data: vec![class as u8 * 50; 32 * 32 * 3],
             };
-            let name = image_io::output_file_name(class, labels.name(class));
+            let name = classes::output_file_name(class, labels.name(class));
             image_io::write_png_atomic(&dir.join(name), &pixels, &[]).unwrap();
         }
         let (path, count) = write_grid(&dir, &[4, 0, 1, 2, 3], &labels).unwrap();

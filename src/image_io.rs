@@ -1,19 +1,21 @@
-//! Tensors to images and back, contrast for display, and PNG files written
-//! atomically (temp file + rename) with the run's parameters in text chunks.
+//! Images in and out: tensors to 8-bit pixels and back, contrast for display,
+//! photos decoded and fitted to a model's input, and PNG/GIF files written
+//! atomically with text chunks.
 
 use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use image::{imageops, DynamicImage, ImageReader, Limits};
 use tch::{Device, Kind, Tensor};
 
-use crate::ascent::AscentParams;
-use crate::classes::{slug, Labels};
-use crate::model::InputSpec;
+use crate::files;
+use crate::input::InputSpec;
 
 /// `--stretch` maps this percentile to black and its mirror (100 − p) to white.
 pub const STRETCH_PERCENTILE: f64 = 1.0;
+/// Photos larger than this many pixels are refused before decoding.
+pub const MAX_PIXELS: u64 = 100_000_000;
 
 /// An 8-bit image, rows of interleaved channels (1 = gray, 3 = RGB, or any
 /// other count, which is written as a grayscale strip of the channels side by side).
@@ -36,22 +38,28 @@ pub enum Display {
 
 /// The optimised image `[1, C, H, W]` (model space) → 8-bit pixels, with the mean added back.
 pub fn to_pixels(image: &Tensor, spec: &InputSpec, display: Display) -> Result<Pixels> {
-    let x01 =
-        spec.denormalise(&image.to_device(Device::Cpu).to_kind(Kind::Float)).f_squeeze_dim(0)?;
+    let x01 = spec
+        .denormalise(&image.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?)?
+        .f_squeeze_dim(0)?;
     let x01 = match display {
         Display::Clamp => x01,
         Display::Stretch => {
-            let flat = x01.reshape([-1]);
+            let flat = x01.f_reshape([-1])?;
             let low = flat.f_quantile_scalar(STRETCH_PERCENTILE / 100.0, None, false, "linear")?;
             let high =
                 flat.f_quantile_scalar(1.0 - STRETCH_PERCENTILE / 100.0, None, false, "linear")?;
-            let range = (&high - &low).clamp_min(1e-12);
-            (x01 - low) / range
+            let range = high.f_sub(&low)?.f_clamp_min(1e-12)?;
+            x01.f_sub(&low)?.f_div(&range)?
         }
     };
-    let bytes =
-        (x01.clamp(0.0, 1.0) * 255.0).round().to_kind(Kind::Uint8).permute([1, 2, 0]).contiguous();
-    let data = Vec::<u8>::try_from(bytes.reshape([-1]))?;
+    let bytes = x01
+        .f_clamp(0.0, 1.0)?
+        .f_mul_scalar(255.0)?
+        .f_round()?
+        .f_to_kind(Kind::Uint8)?
+        .f_permute([1, 2, 0])?
+        .f_contiguous()?;
+    let data = Vec::<u8>::try_from(bytes.f_reshape([-1])?)?;
     Ok(Pixels {
         width: spec.width as u32,
         height: spec.height as u32,
@@ -63,66 +71,120 @@ pub fn to_pixels(image: &Tensor, spec: &InputSpec, display: Display) -> Result<P
 /// 8-bit pixels → `[1, C, H, W]` float tensor in [0,1] on `device`.
 pub fn pixels_to_tensor(pixels: &Pixels, device: Device) -> Result<Tensor> {
     let shape = [pixels.height as i64, pixels.width as i64, i64::from(pixels.channels)];
-    let tensor = Tensor::from_slice(&pixels.data).f_view(shape)?.permute([2, 0, 1]).unsqueeze(0);
-    Ok((tensor.to_kind(Kind::Float) / 255.0).to_device(device))
+    let tensor =
+        Tensor::f_from_slice(&pixels.data)?.f_view(shape)?.f_permute([2, 0, 1])?.f_unsqueeze(0)?;
+    Ok(tensor.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?.f_to_device(device)?)
 }
 
-/// Where a class's image lives in an output folder: `<dir>/<index>_<slug>.png`.
-pub fn class_image_path(dir: &Path, class: i64, labels: &Labels) -> PathBuf {
-    dir.join(output_file_name(class, labels.name(class)))
+/// `--fit`: how a photo becomes the model's input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Resize the shorter side, then centre-crop.
+    Crop,
+    /// Resize to the exact size, ignoring the aspect ratio.
+    Stretch,
 }
 
-/// `<index>_<slug>.png`, or `<index>.png` when the class has no name.
-pub fn output_file_name(class: i64, name: &str) -> String {
-    let slug = slug(name);
-    if slug.is_empty() || slug == class.to_string() {
-        format!("{class}.png")
-    } else {
-        format!("{class}_{slug}.png")
+/// A photo as the model sees it, and how its pixels map back to the original.
+pub struct Photo {
+    pub pixels: Pixels,
+    pub original_width: u32,
+    pub original_height: u32,
+    /// Original pixel = `offset + model pixel · scale`, per axis.
+    pub scale: (f64, f64),
+    pub offset: (f64, f64),
+}
+
+impl Photo {
+    /// A model pixel's edge in original-image pixels: its left/top edge, or
+    /// with `end` its right/bottom edge.
+    pub fn to_original(&self, x: u32, y: u32, end: bool) -> (u32, u32) {
+        let edge = if end { 1.0 } else { 0.0 };
+        (
+            (self.offset.0 + (f64::from(x) + edge) * self.scale.0)
+                .round()
+                .min(f64::from(self.original_width)) as u32,
+            (self.offset.1 + (f64::from(y) + edge) * self.scale.1)
+                .round()
+                .min(f64::from(self.original_height)) as u32,
+        )
     }
 }
 
-/// The text chunks recorded in each PNG: enough to reproduce the run.
-pub fn run_metadata(
-    model: &Path,
-    class: i64,
-    name: &str,
-    params: &AscentParams,
-    seed: u64,
-) -> Vec<(String, String)> {
-    [
-        ("Software", format!("classviz {}", env!("CARGO_PKG_VERSION"))),
-        ("model", model.display().to_string()),
-        ("class", class.to_string()),
-        ("class_name", name.to_string()),
-        ("iters", params.iters.to_string()),
-        ("lr", params.learning_rate.to_string()),
-        ("l2", params.l2_weight.to_string()),
-        ("seed", seed.to_string()),
-        ("version", env!("CARGO_PKG_VERSION").to_string()),
-        ("style", format!("{:?}", params.style)),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_string(), value))
-    .collect()
+/// Read an image (any format the `image` crate decodes), convert it to the
+/// model's channels, and fit it to the model's input size.
+pub fn load_photo(path: &Path, spec: &InputSpec, fit: Fit) -> Result<Photo> {
+    files::check_input_file(path, "image")?;
+    let shown = path.display();
+    let reader = ImageReader::open(path)
+        .with_context(|| format!("opening image {shown}"))?
+        .with_guessed_format()
+        .with_context(|| format!("reading image {shown}"))?;
+    if reader.format().is_none() {
+        bail!("image {shown}: unsupported or unrecognised format (PNG, JPEG, WebP, GIF, BMP and TIFF are read)");
+    }
+    let (width, height) = ImageReader::open(path)?
+        .with_guessed_format()?
+        .into_dimensions()
+        .with_context(|| format!("image {shown} is corrupt or unsupported"))?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        bail!(
+            "image {shown} is {width}x{height}, over the {} megapixel limit",
+            MAX_PIXELS / 1_000_000
+        );
+    }
+    if width == 0 || height == 0 {
+        bail!("image {shown} is empty ({width}x{height})");
+    }
+    let mut reader = reader;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 16);
+    reader.limits(limits);
+    let decoded =
+        reader.decode().with_context(|| format!("image {shown} is corrupt or unsupported"))?;
+    fit_photo(&decoded, spec, fit)
 }
 
-/// Create `dir` if needed and prove that files can be created in it, before any work is done.
-pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-    let probe = dir.join(format!(".classviz-write-test-{}", std::process::id()));
-    File::create(&probe)
-        .with_context(|| format!("output folder {} is not writable", dir.display()))?;
-    std::fs::remove_file(&probe).with_context(|| format!("cleaning up {}", probe.display()))?;
-    Ok(())
+fn fit_photo(decoded: &DynamicImage, spec: &InputSpec, fit: Fit) -> Result<Photo> {
+    let (width, height) = (spec.width as u32, spec.height as u32);
+    let (original_width, original_height) = (decoded.width(), decoded.height());
+    let (resized_width, resized_height) = match fit {
+        Fit::Stretch => (width, height),
+        Fit::Crop => {
+            let scale = (f64::from(width) / f64::from(original_width))
+                .max(f64::from(height) / f64::from(original_height));
+            let w = ((f64::from(original_width) * scale).round() as u32).max(width);
+            let h = ((f64::from(original_height) * scale).round() as u32).max(height);
+            (w, h)
+        }
+    };
+    let resized =
+        decoded.resize_exact(resized_width, resized_height, imageops::FilterType::CatmullRom);
+    let (left, top) = ((resized_width - width) / 2, (resized_height - height) / 2);
+    let cropped = resized.crop_imm(left, top, width, height);
+    let (channels, data) = match spec.channels {
+        1 => (1, cropped.to_luma8().into_raw()),
+        3 => (3, cropped.to_rgb8().into_raw()),
+        other => bail!("photos need a 1- or 3-channel model; this one takes {other} channels"),
+    };
+    let scale = (
+        f64::from(original_width) / f64::from(resized_width),
+        f64::from(original_height) / f64::from(resized_height),
+    );
+    Ok(Photo {
+        pixels: Pixels { width, height, channels, data },
+        original_width,
+        original_height,
+        scale,
+        offset: (f64::from(left) * scale.0, f64::from(top) * scale.1),
+    })
 }
 
 /// Write a PNG to a temp file beside `path`, then rename it into place: a
 /// reader never sees a half-written image, and a failure leaves nothing.
 pub fn write_png_atomic(path: &Path, pixels: &Pixels, text: &[(String, String)]) -> Result<()> {
     let bytes = encode_png(pixels, text).with_context(|| format!("encoding {}", path.display()))?;
-    write_bytes_atomic(path, &bytes)
+    files::write_atomic(path, &bytes)
 }
 
 /// Write frames as an endlessly looping animated GIF, atomically.
@@ -152,7 +214,7 @@ pub fn write_gif_atomic(path: &Path, frames: &[Pixels], delay_ms: u32) -> Result
             encoder.encode_frame(frame).with_context(|| format!("encoding {}", path.display()))?;
         }
     }
-    write_bytes_atomic(path, &bytes)
+    files::write_atomic(path, &bytes)
 }
 
 /// Write 16-bit grayscale samples as a PNG, atomically like [`write_png_atomic`].
@@ -165,75 +227,7 @@ pub fn write_gray16_atomic(path: &Path, width: u32, height: u32, samples: &[u16]
     let mut writer = encoder.write_header()?;
     writer.write_image_data(&data)?;
     writer.finish()?;
-    write_bytes_atomic(path, &bytes)
-}
-
-/// Write `bytes` to a temp file beside `path`, sync, and rename into place.
-pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = temp_path(path);
-    let written = write_file(&temp, bytes).and_then(|()| {
-        std::fs::rename(&temp, path)
-            .with_context(|| format!("renaming {} to {}", temp.display(), path.display()))
-    });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
-}
-
-/// Suffix of classviz's temp files: `.<name>.<host>.<pid>.tmp`.
-const TEMP_SUFFIX: &str = ".tmp";
-
-/// The hidden temp file a write to `path` goes through. Host and pid in the
-/// name keep concurrent writers (also on other machines) apart, and let a
-/// later run tell a dead writer's leftovers from a live one's.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.{}{TEMP_SUFFIX}", host_name(), std::process::id()))
-}
-
-fn host_name() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let name: String =
-        name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
-    if name.is_empty() {
-        "host".to_string()
-    } else {
-        name
-    }
-}
-
-/// Remove temp files in `dir` left by classviz processes on this host that no
-/// longer run (a `kill -9`, a power cut). Returns how many were removed.
-pub fn remove_stale_temp_files(dir: &Path) -> Result<usize> {
-    let host = host_name();
-    let mut removed = 0;
-    let entries = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(TEMP_SUFFIX)) else {
-            continue;
-        };
-        let mut parts = stem.rsplitn(3, '.');
-        let (Some(pid), Some(writer_host)) = (parts.next(), parts.next()) else { continue };
-        let Ok(pid) = pid.parse::<u32>() else { continue };
-        if writer_host == host
-            && pid != std::process::id()
-            && !Path::new(&format!("/proc/{pid}")).exists()
-        {
-            std::fs::remove_file(entry.path())
-                .with_context(|| format!("removing stale {}", entry.path().display()))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
+    files::write_atomic(path, &bytes)
 }
 
 fn encode_png(pixels: &Pixels, text: &[(String, String)]) -> Result<Vec<u8>> {
@@ -322,7 +316,7 @@ mod tests {
         }
     }
 
-    fn scratch(name: &str) -> PathBuf {
+    fn scratch(name: &str) -> std::path::PathBuf {
         let dir =
             std::env::temp_dir().join(format!("classviz-image-io-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -347,7 +341,7 @@ mod tests {
         let pixels = Pixels { width: 6, height: 4, channels: 3, data };
         let x01 = pixels_to_tensor(&pixels, Device::Cpu).unwrap();
         assert_eq!(x01.size(), vec![1, 3, 4, 6]);
-        let back = to_pixels(&spec(3).normalise(&x01), &spec(3), Display::Clamp).unwrap();
+        let back = to_pixels(&spec(3).normalise(&x01).unwrap(), &spec(3), Display::Clamp).unwrap();
         assert_eq!(back, pixels);
     }
 
@@ -378,30 +372,6 @@ mod tests {
     }
 
     #[test]
-    fn failed_write_leaves_nothing() {
-        let dir = scratch("fail");
-        let path = dir.join("missing-subdir").join("x.png");
-        let pixels = Pixels { width: 1, height: 1, channels: 1, data: vec![0] };
-        assert!(write_png_atomic(&path, &pixels, &[]).is_err());
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn stale_temp_files_of_dead_writers_are_removed() {
-        let dir = scratch("stale");
-        let dead = dir.join(format!(".1_a.png.{}.{}.tmp", host_name(), u32::MAX - 1));
-        let live = temp_path(&dir.join("2_b.png"));
-        let other_host = dir.join(".3_c.png.elsewhere.1.tmp");
-        for path in [&dead, &live, &other_host] {
-            std::fs::write(path, b"partial").unwrap();
-        }
-        assert_eq!(remove_stale_temp_files(&dir).unwrap(), 1);
-        assert!(!dead.exists() && live.exists() && other_host.exists());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
     fn many_channels_are_written_as_a_strip_and_read_back() {
         let pixels =
             Pixels { width: 2, height: 1, channels: 4, data: vec![1, 2, 3, 4, 5, 6, 7, 8] };
@@ -410,12 +380,5 @@ mod tests {
         assert_eq!(strip.data, vec![1, 5, 2, 6, 3, 7, 4, 8]);
         assert_eq!(unstrip(&strip, 4).unwrap(), pixels);
         assert!(unstrip(&strip, 3).is_err());
-    }
-
-    #[test]
-    fn file_names() {
-        assert_eq!(output_file_name(100, "black swan"), "100_black_swan.png");
-        assert_eq!(output_file_name(3, "3"), "3.png");
-        assert_eq!(output_file_name(3, "!!"), "3.png");
     }
 }

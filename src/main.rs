@@ -3,22 +3,48 @@
 use std::process::ExitCode;
 
 use classviz::cli::{self, Parsed};
+use classviz::exit::INTERNAL_ERROR;
 use classviz::Status;
 
 fn main() -> ExitCode {
+    install_panic_hook();
     let task = match cli::parse_args(std::env::args_os()) {
         Ok(Parsed::Run(task)) => task,
         Ok(Parsed::Exit(status)) => return status.into(),
         Err(err) => {
-            eprintln!("classviz: {}", cli::one_line(&format!("{err:#}")));
+            eprintln!("classviz: {}", cli::error_line(&err));
             return Status::Usage.into();
         }
     };
     match classviz::execute(&task) {
         Ok(status) => status.into(),
         Err(err) => {
-            eprintln!("classviz: {}", cli::one_line(&format!("{err:#}")));
+            eprintln!("classviz: {}", cli::error_line(&err));
             Status::Failure.into()
         }
     }
+}
+
+/// The last resort: a panic (a bug in classviz or below it) prints one line
+/// asking for a report, a backtrace only when RUST_BACKTRACE asks for one, and
+/// exits with Rust's panic status.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!(
+            "classviz: internal error: {}{}; this is a bug, please report it with the command line that caused it",
+            cli::one_line(classviz::model::first_line_of_torch_error(&message)),
+            place.unwrap_or_default()
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+        std::process::exit(i32::from(INTERNAL_ERROR));
+    }));
 }

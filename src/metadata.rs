@@ -4,12 +4,32 @@
 //! [0,1] units) and where the class names are, so that classviz can build the
 //! zero-centred input space the paper optimises in.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::model::OutputSelector;
+use crate::files;
+use crate::input::check_channel_values;
+
+/// Where the class scores are in the model's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputSelector {
+    /// Element K of a tuple or list (`--output K`).
+    Index(usize),
+    /// Entry of a dict (`--output-key NAME`).
+    Key(String),
+}
+
+impl fmt::Display for OutputSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputSelector::Index(index) => write!(f, "element {index}"),
+            OutputSelector::Key(key) => write!(f, "key '{key}'"),
+        }
+    }
+}
 
 /// Parsed `<model>.json`. Unknown keys are rejected so that typos surface.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -58,11 +78,10 @@ impl Sidecar {
     /// Read and validate the sidecar; `Ok(None)` when there is none.
     pub fn read_beside(model_path: &Path) -> Result<Option<Sidecar>> {
         let path = sidecar_path(model_path);
-        if !path.exists() {
+        if std::fs::symlink_metadata(&path).is_err() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading model metadata {}", path.display()))?;
+        let text = files::read_text(&path, "model metadata")?;
         let sidecar =
             Sidecar::parse(&text).with_context(|| format!("model metadata {}", path.display()))?;
         Ok(Some(sidecar))
@@ -117,8 +136,9 @@ impl Sidecar {
             Some(LabelSource::Inline(names)) => Ok(Some(names.clone())),
             Some(LabelSource::File(file)) => {
                 let path = labels_path(model_path, file);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading class names {}", path.display()))?;
+                let text = files::read_text(&path, "labels file").with_context(|| {
+                    format!("model metadata {}", sidecar_path(model_path).display())
+                })?;
                 Ok(Some(
                     text.lines()
                         .map(|line| line.trim().to_string())
@@ -133,17 +153,6 @@ impl Sidecar {
 /// A labels file named in the sidecar, relative to the sidecar's folder.
 fn labels_path(model_path: &Path, file: &Path) -> PathBuf {
     sidecar_path(model_path).parent().unwrap_or(Path::new(".")).join(file)
-}
-
-/// Check a per-channel list: right length, finite.
-pub fn check_channel_values(what: &str, values: &[f64], channels: i64) -> Result<()> {
-    if values.len() as i64 != channels {
-        bail!("{what} has {} values but the input has {channels} channels", values.len());
-    }
-    if values.iter().any(|v| !v.is_finite()) {
-        bail!("{what} must be finite numbers, got {values:?}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,19 +1,24 @@
 //! Loading a TorchScript classifier and its metadata, choosing the device,
-//! and computing class scores (logits).
+//! and computing class scores (logits) and the objectives the ascent maximises.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Context, Result};
 use tch::{CModule, Device, IValue, Kind, TchError, Tensor};
 
 use crate::classes::Labels;
+use crate::files;
 use crate::image_io::{self, Pixels};
-use crate::metadata::{check_channel_values, sidecar_path, Sidecar};
+use crate::input::{check_channel_values, ChannelValues, InputSize, InputSpec, FLOAT_BYTES};
+use crate::memory;
+use crate::metadata::{sidecar_path, OutputSelector, Sidecar};
 
 /// How many of the best classes a score report lists.
 pub const TOP_K: i64 = 5;
+/// `--threads` above this is refused: libtorch would start that many threads.
+pub const MAX_THREADS: usize = 256;
 
 /// `--device`: where to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,17 +82,6 @@ impl DeviceChoice {
     }
 }
 
-/// A per-channel list of numbers from `--mean` / `--std`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChannelValues(pub Vec<f64>);
-
-/// `--size`: the spatial input size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InputSize {
-    pub height: i64,
-    pub width: i64,
-}
-
 /// Flags that override the sidecar.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InputOverrides {
@@ -98,21 +92,30 @@ pub struct InputOverrides {
     pub output: Option<OutputSelector>,
 }
 
-/// Where the class scores are in the model's output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutputSelector {
-    /// Element K of a tuple or list (`--output K`).
-    Index(usize),
-    /// Entry of a dict (`--output-key NAME`).
-    Key(String),
+/// Which model, how to feed it, where to run it.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    pub path: PathBuf,
+    pub overrides: InputOverrides,
+    pub device: DeviceChoice,
+    pub threads: Option<usize>,
 }
 
-impl fmt::Display for OutputSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OutputSelector::Index(index) => write!(f, "element {index}"),
-            OutputSelector::Key(key) => write!(f, "key '{key}'"),
+impl ModelConfig {
+    /// Apply the thread count and load the model on the chosen device.
+    pub fn load(&self) -> Result<Classifier> {
+        if let Some(threads) = self.threads {
+            if threads == 0 || threads > MAX_THREADS {
+                bail!("--threads {threads}: give 1 to {MAX_THREADS}");
+            }
+            tch::set_num_threads(threads as i32);
         }
+        let device = self.device.resolve()?;
+        if device.is_cuda() {
+            // Fixed input shapes: let cuDNN pick its fastest algorithms once.
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        Classifier::load(&self.path, device, &self.overrides)
     }
 }
 
@@ -131,16 +134,9 @@ const PROBE_SHAPES: [[i64; 3]; 8] = [
     [1, 64, 64],
 ];
 
-/// What the network takes: `[C, H, W]` and the normalisation into its
-/// zero-centred space, `x = (x01 − mean) / std`, with x01 in [0,1].
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputSpec {
-    pub channels: i64,
-    pub height: i64,
-    pub width: i64,
-    pub mean: Vec<f64>,
-    pub std: Vec<f64>,
-}
+/// With nothing measured yet, an input is assumed to take at least this many
+/// times its own size in memory to go through the network (input, output, gradient).
+const MIN_MEMORY_FACTOR: u64 = 4;
 
 /// Where the input shape came from, for `classviz info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,42 +156,6 @@ impl fmt::Display for ShapeSource {
     }
 }
 
-impl InputSpec {
-    /// The input shape for a batch of `n`: `[n, C, H, W]`.
-    pub fn batch_shape(&self, n: i64) -> [i64; 4] {
-        [n, self.channels, self.height, self.width]
-    }
-
-    /// A batch of `n` zero images (the mean image), laid out channels-last:
-    /// libtorch's CPU convolutions are markedly faster on NHWC than on NCHW.
-    pub fn zeros(&self, n: i64, device: Device) -> Result<Tensor> {
-        let nhwc =
-            Tensor::f_zeros([n, self.height, self.width, self.channels], (Kind::Float, device))?;
-        Ok(nhwc.f_permute([0, 3, 1, 2])?)
-    }
-
-    fn channel_tensor(&self, values: &[f64], device: Device) -> Tensor {
-        Tensor::from_slice(values).to_kind(Kind::Float).to_device(device).view([
-            1,
-            self.channels,
-            1,
-            1,
-        ])
-    }
-
-    /// `[0,1]` images → the model's zero-centred space.
-    pub fn normalise(&self, x01: &Tensor) -> Tensor {
-        let device = x01.device();
-        (x01 - self.channel_tensor(&self.mean, device)) / self.channel_tensor(&self.std, device)
-    }
-
-    /// The model's space → `[0,1]` units (not clamped): the paper's "add the mean back".
-    pub fn denormalise(&self, x: &Tensor) -> Tensor {
-        let device = x.device();
-        x * self.channel_tensor(&self.std, device) + self.channel_tensor(&self.mean, device)
-    }
-}
-
 /// `--objective`: which function of the model's output the ascent maximises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Objective {
@@ -211,6 +171,7 @@ pub enum Objective {
 /// A loaded classifier: frozen TorchScript module, its input spec and labels.
 pub struct Classifier {
     module: CModule,
+    pub path: PathBuf,
     pub device: Device,
     pub input: InputSpec,
     pub shape_source: ShapeSource,
@@ -242,9 +203,10 @@ impl Classifier {
     /// requiring grad, find its input shape, and check that it maps
     /// `[N, C, H, W]` to `[N, classes]`.
     pub fn load(path: &Path, device: Device, overrides: &InputOverrides) -> Result<Classifier> {
-        if !path.is_file() {
+        if std::fs::symlink_metadata(path).is_err() {
             bail!("model {} not found: run `make weights` to export the default model, or pass --model", path.display());
         }
+        files::check_input_file(path, "model")?;
         let sidecar = Sidecar::read_beside(path)?;
         let mut module =
             CModule::load_on_device(path, device).map_err(torch_error).with_context(|| {
@@ -267,6 +229,7 @@ impl Classifier {
             .or_else(|| sidecar.as_ref().and_then(Sidecar::output_selector));
         let mut classifier = Classifier {
             module,
+            path: path.to_path_buf(),
             device,
             input: InputSpec { channels: 0, height: 0, width: 0, mean: vec![], std: vec![] },
             shape_source: ShapeSource::Sidecar,
@@ -327,6 +290,16 @@ impl Classifier {
                 .map(|&shape| (shape, ShapeSource::Probed))
                 .collect(),
         };
+        // A size given on the command line may be far larger than the network
+        // was made for: measure a pass at the sidecar's size and refuse a
+        // probe that could not fit, before allocating it.
+        let bytes_per_value = match (overrides.size, sidecar) {
+            (Some(_), Some(s)) => self.bytes_per_input_value(s.input_shape[..3].try_into()?).ok(),
+            _ => None,
+        };
+        for (shape, _) in &candidates {
+            check_fits(shape, 1, bytes_per_value, "--size")?;
+        }
         let mut first_error = None;
         for (shape, source) in &candidates {
             match self.probe(*shape) {
@@ -376,7 +349,7 @@ impl Classifier {
 
     /// Run one zero image of `shape` through the model; return the number of classes.
     fn probe(&mut self, [channels, height, width]: [i64; 3]) -> Result<i64> {
-        let zeros = Tensor::zeros([1, channels, height, width], (Kind::Float, self.device));
+        let zeros = Tensor::f_zeros([1, channels, height, width], (Kind::Float, self.device))?;
         let output = tch::no_grad(|| self.forward(&zeros))?;
         match output.size()[..] {
             [1, classes] if classes > 0 => {
@@ -389,13 +362,39 @@ impl Classifier {
         }
     }
 
+    /// Bytes of memory per input value that one forward and backward pass of a
+    /// single image of `shape` took, measured as the rise of the process's peak
+    /// resident memory (CPU only).
+    fn bytes_per_input_value(&self, [channels, height, width]: [i64; 3]) -> Result<u64> {
+        if self.device.is_cuda() {
+            bail!("measured on the CPU only");
+        }
+        let meter = memory::PeakMeter::start();
+        let input = Tensor::f_zeros([1, channels, height, width], (Kind::Float, self.device))?
+            .f_set_requires_grad(true)?;
+        let score = self.forward(&input)?.f_sum(Kind::Float)?;
+        let _ = Tensor::f_run_backward(&[&score], &[&input], false, false)?;
+        let grown = meter.growth().context("peak memory cannot be read")?;
+        let values = (channels * height * width) as u64;
+        Ok((grown / values.max(1)).max(MIN_MEMORY_FACTOR * FLOAT_BYTES))
+    }
+
+    /// Refuse a batch of `batch` images (each needing `extra_per_image` bytes
+    /// besides the network's activations) that would not fit in memory, before
+    /// allocating it. The activations are measured with one pass at the input size.
+    pub fn check_batch_fits(&self, batch: usize) -> Result<()> {
+        let shape = [self.input.channels, self.input.height, self.input.width];
+        let per_value = self.bytes_per_input_value(shape).ok();
+        check_fits(&shape, batch as u64, per_value, "--batch or --size")
+    }
+
     /// Warn about a model that ends in softmax: the paper optimises pre-softmax scores.
     fn check_for_softmax(&mut self) -> Result<()> {
         let x = Tensor::f_randn(self.input.batch_shape(2), (Kind::Float, self.device))?;
-        let outputs = tch::no_grad(|| self.logits(&x))?.to_kind(Kind::Double);
-        let non_negative = f64::try_from(outputs.min())? >= 0.0;
-        let sums = outputs.sum_dim_intlist(-1, false, Kind::Double);
-        let sums_to_one = f64::try_from((sums - 1.0).abs().max())? < 1e-3;
+        let outputs = tch::no_grad(|| self.logits(&x))?.f_to_kind(Kind::Double)?;
+        let non_negative = f64::try_from(outputs.f_min()?)? >= 0.0;
+        let sums = outputs.f_sum_dim_intlist(-1, false, Kind::Double)?;
+        let sums_to_one = f64::try_from(sums.f_sub_scalar(1.0)?.f_abs()?.f_max()?)? < 1e-3;
         if non_negative && sums_to_one && self.labels.len() > 1 {
             self.outputs_probabilities = true;
             self.warnings.push(
@@ -423,7 +422,7 @@ impl Classifier {
     /// Class probabilities `[N, classes]`: the softmax of the scores, or the
     /// outputs themselves for a softmax-ended model.
     pub fn probabilities(&self, x: &Tensor) -> Result<Tensor> {
-        let outputs = self.logits(x)?.to_kind(Kind::Float);
+        let outputs = self.logits(x)?.f_to_kind(Kind::Float)?;
         if self.outputs_probabilities {
             Ok(outputs)
         } else {
@@ -433,7 +432,7 @@ impl Classifier {
 
     /// The objective for each image `i` and its target class: `[N]`.
     pub fn objective(&self, x: &Tensor, targets: &Tensor, objective: Objective) -> Result<Tensor> {
-        let outputs = self.logits(x)?.to_kind(Kind::Float);
+        let outputs = self.logits(x)?.f_to_kind(Kind::Float)?;
         let per_class = match (objective, self.outputs_probabilities) {
             (Objective::Logit, _) | (Objective::Prob, true) => outputs,
             (Objective::LogProb, false) => outputs.f_log_softmax(-1, Kind::Float)?,
@@ -466,21 +465,22 @@ impl Classifier {
             .iter()
             .map(|p| image_io::pixels_to_tensor(p, self.device))
             .collect::<Result<Vec<_>>>()?;
-        let x = self.input.normalise(&Tensor::f_cat(&batch, 0)?);
-        let logits = tch::no_grad(|| self.logits(&x))?.to_kind(Kind::Double).to_device(Device::Cpu);
+        let x = self.input.normalise(&Tensor::f_cat(&batch, 0)?)?;
+        let logits =
+            tch::no_grad(|| self.logits(&x))?.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?;
         let probs = if self.outputs_probabilities {
             logits.shallow_clone()
         } else {
-            logits.softmax(-1, Kind::Double)
+            logits.f_softmax(-1, Kind::Double)?
         };
         let (values, indices) =
             probs.f_topk(TOP_K.min(self.labels.len() as i64), -1, true, true)?;
         let mut scores = Vec::with_capacity(classes.len());
         for (row, &class) in classes.iter().enumerate() {
             let row = row as i64;
-            let top = Vec::<i64>::try_from(indices.get(row))?
+            let top = Vec::<i64>::try_from(indices.f_get(row)?)?
                 .into_iter()
-                .zip(Vec::<f64>::try_from(values.get(row))?);
+                .zip(Vec::<f64>::try_from(values.f_get(row)?)?);
             scores.push(Scores {
                 logit: logits.f_double_value(&[row, class])?,
                 prob: probs.f_double_value(&[row, class])?,
@@ -489,6 +489,37 @@ impl Classifier {
         }
         Ok(scores)
     }
+}
+
+/// Refuse `batch` images of `[C, H, W]` that would not fit in the memory left,
+/// at `bytes_per_value` bytes per input value (measured, or a floor).
+fn check_fits(
+    &[channels, height, width]: &[i64; 3],
+    batch: u64,
+    bytes_per_value: Option<u64>,
+    what_to_shrink: &str,
+) -> Result<()> {
+    let Some(available) = memory::available_bytes() else { return Ok(()) };
+    let values = (channels as u64).saturating_mul(height as u64).saturating_mul(width as u64);
+    let per_value = bytes_per_value.unwrap_or(MIN_MEMORY_FACTOR * FLOAT_BYTES);
+    let per_image = values.saturating_mul(per_value);
+    let needed = per_image.saturating_mul(batch);
+    if needed > available {
+        let fitting = available / per_image.max(1);
+        let advice = if batch > 1 && fitting >= 1 {
+            format!("use --batch {fitting} or less, or a smaller --size")
+        } else {
+            format!("use a smaller {what_to_shrink}")
+        };
+        bail!(
+            "{batch} image(s) of {channels}x{height}x{width} would need about {} of memory ({} per image{}), but only {} is available; {advice}",
+            memory::human(needed),
+            memory::human(per_image),
+            if bytes_per_value.is_some() { ", measured" } else { " at the least" },
+            memory::human(available),
+        );
+    }
+    Ok(())
 }
 
 /// Pick the class-score tensor out of whatever the model's forward returned:
@@ -553,13 +584,16 @@ fn select_output(output: IValue, selector: Option<&OutputSelector>) -> Result<Te
 
 /// libtorch errors carry a C++ backtrace after the first line; keep the message.
 pub fn torch_error(err: TchError) -> anyhow::Error {
-    let text = err.to_string();
-    let first = text
-        .lines()
+    anyhow!("{}", first_line_of_torch_error(&err.to_string()))
+}
+
+/// The first meaningful line of a libtorch error, without its prefix.
+pub fn first_line_of_torch_error(text: &str) -> &str {
+    text.lines()
         .map(str::trim)
         .find(|line| !line.is_empty())
-        .unwrap_or("unknown libtorch error");
-    anyhow!("{}", first.trim_start_matches("Internal torch error: "))
+        .unwrap_or("unknown libtorch error")
+        .trim_start_matches("Internal torch error: ")
 }
 
 #[cfg(test)]
@@ -587,26 +621,21 @@ mod tests {
     }
 
     #[test]
-    fn normalise_and_denormalise_are_inverse() {
-        let spec = InputSpec {
-            channels: 3,
-            height: 2,
-            width: 2,
-            mean: vec![0.5, 0.4, 0.3],
-            std: vec![0.5, 0.25, 0.2],
-        };
-        let x01 = Tensor::rand([1, 3, 2, 2], (Kind::Float, Device::Cpu));
-        let back = spec.denormalise(&spec.normalise(&x01));
-        assert!(f64::try_from((back - &x01).abs().max()).unwrap() < 1e-6);
-        let zero = spec.normalise(&Tensor::from_slice(&[0.5f32, 0.4, 0.3]).view([1, 3, 1, 1]));
-        assert!(f64::try_from(zero.abs().max()).unwrap() < 1e-6, "the mean maps to zero");
-    }
-
-    #[test]
     fn torch_errors_keep_only_the_first_line() {
         let err = TchError::Torch(
             "bad thing happened\nException raised from foo at bar.cpp:1\nframe #0".into(),
         );
         assert_eq!(torch_error(err).to_string(), "bad thing happened");
+    }
+
+    #[test]
+    fn a_batch_beyond_memory_is_refused_with_advice() {
+        let Some(available) = memory::available_bytes() else { return };
+        let side = ((available / 12) as f64).sqrt() as i64 + 1000;
+        let message = check_fits(&[3, side, side], 1, None, "--size").unwrap_err().to_string();
+        assert!(message.contains("use a smaller --size"), "{message}");
+        let message = check_fits(&[3, 224, 224], 1 << 40, Some(1000), "--batch").unwrap_err();
+        assert!(message.to_string().contains("use --batch"), "{message}");
+        assert!(check_fits(&[3, 8, 8], 4, Some(1000), "--batch").is_ok());
     }
 }

@@ -16,7 +16,7 @@ use std::f64::consts::PI;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::model::InputSpec;
+use crate::input::InputSpec;
 
 /// `--param`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,31 +147,39 @@ impl Parameterisation {
         let options = (Kind::Float, device);
         let tensor = match kind {
             Param::Pixel => spec.zeros(count, device)?,
-            Param::Fourier => {
-                Tensor::f_randn([count, c, h, w / 2 + 1, 2], options)? * FOURIER_INIT_STD
-            }
+            Param::Fourier => Tensor::f_randn([count, c, h, w / 2 + 1, 2], options)?
+                .f_mul_scalar(FOURIER_INIT_STD)?,
         };
-        let fy = Tensor::f_fft_fftfreq(h, 1.0, options)?.view([-1, 1]);
-        let fx = Tensor::f_fft_rfftfreq(w, 1.0, options)?.view([1, -1]);
-        let scale = (&fx * &fx + &fy * &fy).sqrt().clamp_min(1.0 / h.max(w) as f64).reciprocal();
+        let fy = Tensor::f_fft_fftfreq(h, 1.0, options)?.f_view([-1, 1])?;
+        let fx = Tensor::f_fft_rfftfreq(w, 1.0, options)?.f_view([1, -1])?;
+        let scale = fx
+            .f_mul(&fx)?
+            .f_add(&fy.f_mul(&fy)?)?
+            .f_sqrt()?
+            .f_clamp_min(1.0 / h.max(w) as f64)?
+            .f_reciprocal()?;
         let colour = if c == 3 {
-            let matrix =
-                Tensor::from_slice(&COLOUR_SQRT.concat()).view([3, 3]).to_kind(Kind::Float);
-            let largest_column =
-                matrix.square().sum_dim_intlist([0].as_slice(), false, Kind::Float).sqrt().max();
-            (matrix / largest_column).to_device(device)
+            let matrix = Tensor::f_from_slice(&COLOUR_SQRT.concat())?
+                .f_view([3, 3])?
+                .f_to_kind(Kind::Float)?;
+            let largest_column = matrix
+                .f_square()?
+                .f_sum_dim_intlist([0].as_slice(), false, Kind::Float)?
+                .f_sqrt()?
+                .f_max()?;
+            matrix.f_div(&largest_column)?.f_to_device(device)?
         } else {
-            Tensor::eye(c, options)
+            Tensor::f_eye(c, options)?
         };
-        let mean = Tensor::from_slice(&spec.mean)
-            .to_kind(Kind::Float)
-            .to_device(device)
-            .clamp(1e-3, 1.0 - 1e-3);
-        let odds: Tensor = &mean / (mean.ones_like() - &mean);
-        let logit_mean = odds.log().view([1, c, 1, 1]);
+        let mean = Tensor::f_from_slice(&spec.mean)?
+            .f_to_kind(Kind::Float)?
+            .f_to_device(device)?
+            .f_clamp(1e-3, 1.0 - 1e-3)?;
+        let odds = mean.f_div(&mean.f_ones_like()?.f_sub(&mean)?)?;
+        let logit_mean = odds.f_log()?.f_view([1, c, 1, 1])?;
         Ok(Parameterisation {
             kind,
-            tensor: tensor.set_requires_grad(true),
+            tensor: tensor.f_set_requires_grad(true)?,
             scale,
             colour,
             logit_mean,
@@ -184,20 +192,24 @@ impl Parameterisation {
         match self.kind {
             Param::Pixel => Ok(self.tensor.shallow_clone()),
             Param::Fourier => {
-                let coefficients =
-                    self.tensor.f_view_as_complex()? * self.scale.to_kind(Kind::ComplexFloat);
-                let decorrelated = coefficients.f_fft_irfft2(
-                    Some([self.spec.height, self.spec.width].as_slice()),
-                    [-2, -1],
-                    "ortho",
-                )? / FOURIER_DAMPING;
+                let coefficients = self
+                    .tensor
+                    .f_view_as_complex()?
+                    .f_mul(&self.scale.f_to_kind(Kind::ComplexFloat)?)?;
+                let decorrelated = coefficients
+                    .f_fft_irfft2(
+                        Some([self.spec.height, self.spec.width].as_slice()),
+                        [-2, -1],
+                        "ortho",
+                    )?
+                    .f_div_scalar(FOURIER_DAMPING)?;
                 let rgb = Tensor::f_einsum(
                     "nchw,dc->ndhw",
                     &[&decorrelated, &self.colour],
                     None::<&[i64]>,
                 )?;
-                let x01 = (rgb + &self.logit_mean).sigmoid();
-                Ok(self.spec.normalise(&x01))
+                let x01 = rgb.f_add(&self.logit_mean)?.f_sigmoid()?;
+                self.spec.normalise(&x01)
             }
         }
     }
@@ -267,11 +279,11 @@ pub fn random_transform(images: &Tensor, style: &Style, rng: &mut Rng) -> Result
         cos * h as f64 / ph,
         2.0 * ty / ph,
     ];
-    let theta = Tensor::from_slice(&theta)
-        .to_kind(images.kind())
-        .to_device(images.device())
-        .view([1, 2, 3])
-        .expand([n, 2, 3], false);
+    let theta = Tensor::f_from_slice(&theta)?
+        .f_to_kind(images.kind())?
+        .f_to_device(images.device())?
+        .f_view([1, 2, 3])?
+        .f_expand([n, 2, 3], false)?;
     let grid = Tensor::f_affine_grid_generator(&theta, [n, c, h, w], false)?;
     const BILINEAR: i64 = 0;
     const REFLECTION: i64 = 2;
@@ -282,9 +294,9 @@ pub fn random_transform(images: &Tensor, style: &Style, rng: &mut Rng) -> Result
 pub fn total_variation(images: &Tensor) -> Result<Tensor> {
     let size = images.size();
     let (h, w) = (size[2], size[3]);
-    let dy = images.f_narrow(2, 1, h - 1)? - images.f_narrow(2, 0, h - 1)?;
-    let dx = images.f_narrow(3, 1, w - 1)? - images.f_narrow(3, 0, w - 1)?;
-    Ok(dy.square().sum(Kind::Float) + dx.square().sum(Kind::Float))
+    let dy = images.f_narrow(2, 1, h - 1)?.f_sub(&images.f_narrow(2, 0, h - 1)?)?;
+    let dx = images.f_narrow(3, 1, w - 1)?.f_sub(&images.f_narrow(3, 0, w - 1)?)?;
+    Ok(dy.f_square()?.f_sum(Kind::Float)?.f_add(&dx.f_square()?.f_sum(Kind::Float)?)?)
 }
 
 /// Separable Gaussian blur of each channel.
@@ -292,16 +304,22 @@ pub fn gaussian_blur(images: &Tensor, sigma: f64) -> Result<Tensor> {
     if sigma <= 0.0 {
         return Ok(images.shallow_clone());
     }
-    let radius = (3.0 * sigma).ceil() as i64;
+    // A kernel wider than the image only blurs towards its mean; keep it in
+    // bounds (reflection padding needs radius < side).
+    let size = images.size();
+    let radius = ((3.0 * sigma).ceil() as i64).min(size[2].min(size[3]) - 1).max(0);
+    if radius == 0 {
+        return Ok(images.shallow_clone());
+    }
     let taps: Vec<f32> = (-radius..=radius)
         .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp() as f32)
         .collect();
     let total: f32 = taps.iter().sum();
     let taps: Vec<f32> = taps.iter().map(|t| t / total).collect();
-    let c = images.size()[1];
-    let kernel = Tensor::from_slice(&taps).to_device(images.device());
-    let horizontal = kernel.view([1, 1, 1, -1]).repeat([c, 1, 1, 1]);
-    let vertical = kernel.view([1, 1, -1, 1]).repeat([c, 1, 1, 1]);
+    let c = size[1];
+    let kernel = Tensor::f_from_slice(&taps)?.f_to_device(images.device())?;
+    let horizontal = kernel.f_view([1, 1, 1, -1])?.f_repeat([c, 1, 1, 1])?;
+    let vertical = kernel.f_view([1, 1, -1, 1])?.f_repeat([c, 1, 1, 1])?;
     let padded = images.f_pad([radius, radius, 0, 0], "reflect", None)?;
     let rows = padded.f_conv2d(&horizontal, None::<Tensor>, [1, 1], [0, 0], [1, 1], c)?;
     let padded = rows.f_pad([0, 0, radius, radius], "reflect", None)?;
@@ -310,13 +328,14 @@ pub fn gaussian_blur(images: &Tensor, sigma: f64) -> Result<Tensor> {
 
 /// Zero the pixels whose colour norm is below the `percentile` of their image.
 pub fn clip_low_norm(images: &Tensor, percentile: f64) -> Result<Tensor> {
-    let norms = images.square().sum_dim_intlist([1].as_slice(), true, Kind::Float).sqrt();
+    let norms =
+        images.f_square()?.f_sum_dim_intlist([1].as_slice(), true, Kind::Float)?.f_sqrt()?;
     let n = images.size()[0];
     let thresholds = norms
-        .view([n, -1])
+        .f_view([n, -1])?
         .f_quantile_scalar(percentile / 100.0, Some(1), true, "linear")?
-        .view([n, 1, 1, 1]);
-    Ok(images * norms.ge_tensor(&thresholds).to_kind(images.kind()))
+        .f_view([n, 1, 1, 1])?;
+    Ok(images.f_mul(&norms.f_ge_tensor(&thresholds)?.f_to_kind(images.kind())?)?)
 }
 
 /// Adam's running moments for one tensor.
@@ -327,18 +346,26 @@ pub struct Adam {
 }
 
 impl Adam {
-    pub fn new(like: &Tensor) -> Adam {
-        Adam { first: like.zeros_like(), second: like.zeros_like(), steps: 0 }
+    pub fn new(like: &Tensor) -> Result<Adam> {
+        Ok(Adam { first: like.f_zeros_like()?, second: like.f_zeros_like()?, steps: 0 })
     }
 
     /// The ascent step for `gradient` (to be added to the parameter).
-    pub fn step(&mut self, gradient: &Tensor, learning_rate: f64) -> Tensor {
+    pub fn step(&mut self, gradient: &Tensor, learning_rate: f64) -> Result<Tensor> {
         self.steps += 1;
-        self.first = &self.first * ADAM_BETA1 + gradient * (1.0 - ADAM_BETA1);
-        self.second = &self.second * ADAM_BETA2 + gradient.square() * (1.0 - ADAM_BETA2);
-        let first = &self.first / (1.0 - ADAM_BETA1.powi(self.steps));
-        let second = &self.second / (1.0 - ADAM_BETA2.powi(self.steps));
-        first / (second.sqrt() + ADAM_EPSILON) * learning_rate
+        self.first = self
+            .first
+            .f_mul_scalar(ADAM_BETA1)?
+            .f_add(&gradient.f_mul_scalar(1.0 - ADAM_BETA1)?)?;
+        self.second = self
+            .second
+            .f_mul_scalar(ADAM_BETA2)?
+            .f_add(&gradient.f_square()?.f_mul_scalar(1.0 - ADAM_BETA2)?)?;
+        let first = self.first.f_div_scalar(1.0 - ADAM_BETA1.powi(self.steps))?;
+        let second = self.second.f_div_scalar(1.0 - ADAM_BETA2.powi(self.steps))?;
+        Ok(first
+            .f_div(&second.f_sqrt()?.f_add_scalar(ADAM_EPSILON)?)?
+            .f_mul_scalar(learning_rate)?)
     }
 }
 
@@ -373,7 +400,7 @@ mod tests {
         let _ = tch::no_grad(|| param.tensor.zero_());
         let images = param.images().unwrap();
         assert_eq!(images.size(), vec![2, 3, 16, 12]);
-        let x01 = spec().denormalise(&images);
+        let x01 = spec().denormalise(&images).unwrap();
         for (c, mean) in spec().mean.iter().enumerate() {
             let channel = x01.select(1, c as i64);
             let error = f64::try_from((channel - *mean).abs().max()).unwrap();
@@ -433,8 +460,8 @@ mod tests {
 
     #[test]
     fn adam_first_step_is_lr_times_sign() {
-        let mut adam = Adam::new(&Tensor::zeros([3], (Kind::Float, Device::Cpu)));
-        let step = adam.step(&Tensor::from_slice(&[2.0f32, -0.5, 1e-3]), 0.1);
+        let mut adam = Adam::new(&Tensor::zeros([3], (Kind::Float, Device::Cpu))).unwrap();
+        let step = adam.step(&Tensor::from_slice(&[2.0f32, -0.5, 1e-3]), 0.1).unwrap();
         let step = Vec::<f64>::try_from(step.to_kind(Kind::Double)).unwrap();
         for (s, expected) in step.iter().zip([0.1, -0.1, 0.1]) {
             assert!((s - expected).abs() < 1e-4, "{s} vs {expected}");

@@ -94,18 +94,19 @@ pub struct ClassResult {
     /// The image was already in `--out`; these scores are of the saved file.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub skipped: bool,
+    /// The ascent stalled: the gradient was exactly zero on its last steps, or
+    /// the image never moved from its start (e.g. a grey image from the zero start).
+    pub stalled: bool,
 }
 
 impl ClassResult {
-    /// The result for `class`, from the scores of its saved image at `path`.
+    /// The result for `class`, from the scores of its saved image at `path`;
+    /// `iters`, `seconds`, `skipped` and `stalled` are left for the caller to set.
     pub fn from_scores(
         class: i64,
         labels: &Labels,
         path: &Path,
         scores: &crate::model::Scores,
-        iters: u32,
-        seconds: f64,
-        skipped: bool,
     ) -> ClassResult {
         ClassResult {
             class,
@@ -114,9 +115,10 @@ impl ClassResult {
             logit: scores.logit,
             prob: scores.prob,
             top5: scores.top5(labels),
-            iters,
-            seconds,
-            skipped,
+            iters: 0,
+            seconds: 0.0,
+            skipped: false,
+            stalled: false,
         }
     }
 }
@@ -311,7 +313,7 @@ pub fn print_scores(model: &str, rows: &[ScoreRow], json: bool) -> Result<()> {
 }
 
 /// One line of results on stdout.
-fn print_line(line: &str) -> Result<()> {
+pub fn print_line(line: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}").context("writing to stdout")
 }
@@ -336,8 +338,9 @@ pub struct ModelInfo {
     pub parameters: i64,
     pub device: String,
     pub dtype: String,
-    /// One forward+backward pass on a single image (median).
+    /// One forward+backward pass on a single image (median of `timing_runs`).
     pub forward_backward_ms: f64,
+    pub timing_runs: usize,
 }
 
 pub fn print_info(info: &ModelInfo, json: bool) -> Result<()> {
@@ -376,8 +379,7 @@ pub fn print_info(info: &ModelInfo, json: bool) -> Result<()> {
             format!("device       {} ({})", info.device, info.dtype),
             format!(
                 "fwd+bwd      {:.1} ms per image (median of {})",
-                info.forward_backward_ms,
-                crate::commands::INFO_TIMING_RUNS
+                info.forward_backward_ms, info.timing_runs
             ),
         ]
         .join("\n")
@@ -391,6 +393,7 @@ fn human_line(result: &ClassResult) -> String {
         Some(best) => format!("top-1 is {} ({})", best.class, best.name),
         None => String::new(),
     };
+    let verdict = if result.stalled { format!("{verdict}, stalled") } else { verdict };
     let timing = if result.skipped {
         format!("{} iters, already done", result.iters)
     } else {
@@ -417,6 +420,7 @@ mod tests {
             iters: 150,
             seconds: 3.25,
             skipped: false,
+            stalled: false,
         }
     }
 

@@ -4,17 +4,12 @@
 //! input, or integrated gradients. Faithfulness is measured by the deletion
 //! metric of Petsiuk et al. 2018 against a random pixel order.
 
-use std::path::Path;
-
-use anyhow::{bail, Context, Result};
-use image::{imageops, DynamicImage, ImageReader, Limits, Rgb, RgbImage};
+use anyhow::{bail, Result};
+use image::{Rgb, RgbImage};
 use tch::{Device, Kind, Tensor};
 
 use crate::image_io::Pixels;
-use crate::model::{torch_error, Classifier, InputSpec};
-
-/// Photos larger than this many pixels are refused before decoding.
-pub const MAX_PIXELS: u64 = 100_000_000;
+use crate::model::{torch_error, Classifier};
 /// Deletion removes this fraction of the pixels per step (Petsiuk et al.: 5%).
 const DELETION_STEP: f64 = 0.05;
 /// Fixed seed of the random pixel order the deletion score is compared with.
@@ -67,91 +62,6 @@ pub enum Baseline {
     Mean,
 }
 
-/// `--fit`: how a photo becomes the model's input size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fit {
-    /// Resize the shorter side, then centre-crop.
-    Crop,
-    /// Resize to the exact size, ignoring the aspect ratio.
-    Stretch,
-}
-
-/// A photo as the model sees it, and how its pixels map back to the original.
-pub struct Photo {
-    pub pixels: Pixels,
-    pub original_width: u32,
-    pub original_height: u32,
-    /// Original pixel = `offset + model pixel · scale`, per axis.
-    pub scale: (f64, f64),
-    pub offset: (f64, f64),
-}
-
-/// Read a photo (any format the `image` crate decodes), convert it to the
-/// model's channels, and fit it to the model's input size.
-pub fn load_photo(path: &Path, spec: &InputSpec, fit: Fit) -> Result<Photo> {
-    let reader = ImageReader::open(path)
-        .with_context(|| format!("opening image {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("reading image {}", path.display()))?;
-    if reader.format().is_none() {
-        bail!("image {}: unsupported or unrecognised format (PNG, JPEG, WebP, GIF, BMP and TIFF are read)", path.display());
-    }
-    let (width, height) = ImageReader::open(path)?
-        .with_guessed_format()?
-        .into_dimensions()
-        .with_context(|| format!("image {} is corrupt or unsupported", path.display()))?;
-    if u64::from(width) * u64::from(height) > MAX_PIXELS {
-        bail!(
-            "image {} is {width}x{height}, over the {} megapixel limit",
-            path.display(),
-            MAX_PIXELS / 1_000_000
-        );
-    }
-    let mut reader = reader;
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 16);
-    reader.limits(limits);
-    let decoded = reader
-        .decode()
-        .with_context(|| format!("image {} is corrupt or unsupported", path.display()))?;
-    fit_photo(&decoded, spec, fit)
-}
-
-fn fit_photo(decoded: &DynamicImage, spec: &InputSpec, fit: Fit) -> Result<Photo> {
-    let (width, height) = (spec.width as u32, spec.height as u32);
-    let (original_width, original_height) = (decoded.width(), decoded.height());
-    let (resized_width, resized_height) = match fit {
-        Fit::Stretch => (width, height),
-        Fit::Crop => {
-            let scale = (f64::from(width) / f64::from(original_width))
-                .max(f64::from(height) / f64::from(original_height));
-            let w = ((f64::from(original_width) * scale).round() as u32).max(width);
-            let h = ((f64::from(original_height) * scale).round() as u32).max(height);
-            (w, h)
-        }
-    };
-    let resized =
-        decoded.resize_exact(resized_width, resized_height, imageops::FilterType::CatmullRom);
-    let (left, top) = ((resized_width - width) / 2, (resized_height - height) / 2);
-    let cropped = resized.crop_imm(left, top, width, height);
-    let (channels, data) = match spec.channels {
-        1 => (1, cropped.to_luma8().into_raw()),
-        3 => (3, cropped.to_rgb8().into_raw()),
-        other => bail!("saliency needs a 1- or 3-channel model; this one takes {other} channels"),
-    };
-    let scale = (
-        f64::from(original_width) / f64::from(resized_width),
-        f64::from(original_height) / f64::from(resized_height),
-    );
-    Ok(Photo {
-        pixels: Pixels { width, height, channels, data },
-        original_width,
-        original_height,
-        scale,
-        offset: (f64::from(left) * scale.0, f64::from(top) * scale.1),
-    })
-}
-
 /// Attributions `[C, H, W]` for `class` at the normalised image `x` (`[1, C, H, W]`),
 /// and the saliency map `[H, W]`.
 pub fn attribute(
@@ -161,48 +71,50 @@ pub fn attribute(
     method: Method,
 ) -> Result<(Tensor, Tensor)> {
     let attribution = match method {
-        Method::Gradient => gradients(model, x, class)?.get(0),
-        Method::GradientTimesInput => (gradients(model, x, class)? * x).get(0),
+        Method::Gradient => gradients(model, x, class)?.f_get(0)?,
+        Method::GradientTimesInput => gradients(model, x, class)?.f_mul(x)?.f_get(0)?,
         Method::SmoothGrad { samples, noise } => {
             // Smilkov et al.: average the gradient over noisy copies, then
             // take the map of the average.
-            let range = f64::try_from(x.max() - x.min())?;
-            let mut total = x.zeros_like();
+            let range = f64::try_from(x.f_max()?.f_sub(&x.f_min()?)?)?;
+            let mut total = x.f_zeros_like()?;
             for chunk in chunks(samples, sample_batch(x.device())) {
-                let copies = x.expand([chunk, -1, -1, -1], false);
-                let noisy = &copies + Tensor::randn_like(&copies) * (noise * range);
-                total += gradients(model, &noisy, class)?.sum_dim_intlist(
+                let copies = x.f_expand([chunk, -1, -1, -1], false)?;
+                let noisy = copies.f_add(&copies.f_randn_like()?.f_mul_scalar(noise * range)?)?;
+                let summed = gradients(model, &noisy, class)?.f_sum_dim_intlist(
                     [0].as_slice(),
                     true,
                     Kind::Float,
-                );
+                )?;
+                total = total.f_add(&summed)?;
             }
-            (total / samples as f64).get(0)
+            total.f_div_scalar(samples as f64)?.f_get(0)?
         }
         Method::IntegratedGradients { steps, baseline } => {
             let reference = match baseline {
-                Baseline::Mean => x.zeros_like(),
-                Baseline::Black => model.input.normalise(&x.zeros_like()),
+                Baseline::Mean => x.f_zeros_like()?,
+                Baseline::Black => model.input.normalise(&x.f_zeros_like()?)?,
             };
-            let delta = x - &reference;
-            let mut total = x.zeros_like();
+            let delta = x.f_sub(&reference)?;
+            let mut total = x.f_zeros_like()?;
             let mut done = 0;
             for chunk in chunks(steps, sample_batch(x.device())) {
-                let alphas = (Tensor::arange(chunk, (Kind::Float, x.device()))
-                    + (done as f64 + 0.5))
-                    / steps as f64;
-                let path = &reference + alphas.view([chunk, 1, 1, 1]) * &delta;
-                total += gradients(model, &path, class)?.sum_dim_intlist(
+                let alphas = Tensor::f_arange(chunk, (Kind::Float, x.device()))?
+                    .f_add_scalar(done as f64 + 0.5)?
+                    .f_div_scalar(steps as f64)?;
+                let path = reference.f_add(&alphas.f_view([chunk, 1, 1, 1])?.f_mul(&delta)?)?;
+                let summed = gradients(model, &path, class)?.f_sum_dim_intlist(
                     [0].as_slice(),
                     true,
                     Kind::Float,
-                );
+                )?;
+                total = total.f_add(&summed)?;
                 done += chunk;
             }
-            (delta * total / steps as f64).get(0)
+            delta.f_mul(&total)?.f_div_scalar(steps as f64)?.f_get(0)?
         }
     };
-    let map = attribution.abs().amax([0].as_slice(), false);
+    let map = attribution.f_abs()?.f_amax([0].as_slice(), false)?;
     Ok((attribution, map))
 }
 
@@ -213,7 +125,7 @@ fn chunks(total: i64, size: i64) -> impl Iterator<Item = i64> {
 
 /// ∂S_c/∂x for each image of the batch `x`.
 fn gradients(model: &Classifier, x: &Tensor, class: i64) -> Result<Tensor> {
-    let input = x.detach().set_requires_grad(true);
+    let input = x.f_detach()?.f_set_requires_grad(true)?;
     let score = model.logits(&input)?.f_select(1, class)?.f_sum(Kind::Float)?;
     Ok(Tensor::f_run_backward(&[&score], &[&input], false, false).map_err(torch_error)?.remove(0))
 }
@@ -224,14 +136,15 @@ fn gradients(model: &Classifier, x: &Tensor, class: i64) -> Result<Tensor> {
 pub fn deletion_auc(model: &Classifier, x: &Tensor, class: i64, order: &Tensor) -> Result<f64> {
     let pixels = order.size()[0];
     let steps = (1.0 / DELETION_STEP).round() as i64;
+    let (height, width) = (x.size()[2], x.size()[3]);
     let mut images = Vec::with_capacity(steps as usize + 1);
     for step in 0..=steps {
         let removed = (pixels * step) / steps;
-        let mut keep = Tensor::ones([pixels], (Kind::Float, x.device()));
+        let mut keep = Tensor::f_ones([pixels], (Kind::Float, x.device()))?;
         if removed > 0 {
-            let _ = keep.f_index_fill_(0, &order.narrow(0, 0, removed), 0.0)?;
+            let _ = keep.f_index_fill_(0, &order.f_narrow(0, 0, removed)?, 0.0)?;
         }
-        images.push(x * keep.view([1, 1, x.size()[2], x.size()[3]]));
+        images.push(x.f_mul(&keep.f_view([1, 1, height, width])?)?);
     }
     let batch = Tensor::f_cat(&images, 0)?;
     let probs = tch::no_grad(|| -> Result<Tensor> {
@@ -239,11 +152,11 @@ pub fn deletion_auc(model: &Classifier, x: &Tensor, class: i64, order: &Tensor) 
         let size = sample_batch(x.device());
         for start in (0..batch.size()[0]).step_by(size as usize) {
             let len = size.min(batch.size()[0] - start);
-            out.push(model.probabilities(&batch.narrow(0, start, len))?.select(1, class));
+            out.push(model.probabilities(&batch.f_narrow(0, start, len)?)?.f_select(1, class)?);
         }
         Ok(Tensor::f_cat(&out, 0)?)
     })?;
-    let curve = Vec::<f64>::try_from(probs.to_kind(Kind::Double).to_device(Device::Cpu))?;
+    let curve = Vec::<f64>::try_from(probs.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?)?;
     Ok(trapezoid(&curve, DELETION_STEP))
 }
 
@@ -253,14 +166,14 @@ fn trapezoid(values: &[f64], spacing: f64) -> f64 {
 }
 
 /// Pixel order by decreasing saliency.
-pub fn saliency_order(map: &Tensor) -> Tensor {
-    map.reshape([-1]).argsort(0, true)
+pub fn saliency_order(map: &Tensor) -> Result<Tensor> {
+    Ok(map.f_reshape([-1])?.f_argsort(0, true)?)
 }
 
 /// A fixed pseudo-random pixel order (the deletion metric's baseline).
-pub fn random_order(pixels: i64, device: Device) -> Tensor {
+pub fn random_order(pixels: i64, device: Device) -> Result<Tensor> {
     tch::manual_seed(RANDOM_ORDER_SEED);
-    Tensor::randperm(pixels, (Kind::Int64, device))
+    Ok(Tensor::f_randperm(pixels, (Kind::Int64, device))?)
 }
 
 /// Bounding box `(x0, y0, x1, y1)` (inclusive, in map pixels) of the largest
@@ -323,7 +236,9 @@ pub fn bounding_box(map: &Tensor) -> Result<(u32, u32, u32, u32)> {
 
 /// The map's values, row by row, on the CPU.
 fn map_values(map: &Tensor) -> Result<Vec<f64>> {
-    Ok(Vec::<f64>::try_from(map.to_kind(Kind::Double).to_device(Device::Cpu).reshape([-1]))?)
+    Ok(Vec::<f64>::try_from(
+        map.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?.f_reshape([-1])?,
+    )?)
 }
 
 /// Viridis, sampled at nine evenly spaced points (perceptually uniform).

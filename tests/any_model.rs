@@ -318,7 +318,7 @@ fn every_sidecar_error_has_a_clear_message() {
         (
             "labels-file",
             format!(r#"{{{good_shape}, "labels": "nowhere.txt"}}"#),
-            "reading class names",
+            "nowhere.txt not found",
         ),
         ("output-type", format!(r#"{{{good_shape}, "output": [1]}}"#), "did not match any variant"),
         ("syntax", "{\"input_shape\": [3, 8, 8],".to_string(), "EOF while parsing"),

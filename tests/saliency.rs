@@ -48,7 +48,7 @@ fn integrated_gradients_are_complete() {
     for baseline in [Baseline::Black, Baseline::Mean] {
         let reference = match baseline {
             Baseline::Mean => x.zeros_like(),
-            Baseline::Black => model.input.normalise(&x.zeros_like()),
+            Baseline::Black => model.input.normalise(&x.zeros_like()).unwrap(),
         };
         let (attribution, _) =
             attribute(&model, &x, 4, Method::IntegratedGradients { steps: 20, baseline }).unwrap();
@@ -204,7 +204,8 @@ fn bad_images_fail_clearly() {
         (corrupt.clone(), "is corrupt or unsupported"),
         (unsupported.clone(), "unsupported or unrecognised format"),
         (huge.clone(), "over the 100 megapixel limit"),
-        (dir.join("missing.png"), "opening image"),
+        (dir.join("missing.png"), "missing.png not found"),
+        (dir.clone(), "is a folder, not a file"),
     ] {
         let output = saliency(&[
             "--model",

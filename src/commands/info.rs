@@ -1,0 +1,55 @@
+//! `classviz info`: what classviz makes of a model.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::ascent::{self, AscentParams};
+use crate::exit::Status;
+use crate::model::ModelConfig;
+use crate::report;
+
+/// `classviz info`.
+#[derive(Debug, Clone)]
+pub struct InfoConfig {
+    pub model: ModelConfig,
+    pub json: bool,
+}
+
+/// Forward+backward passes timed (after one warm-up).
+const TIMING_RUNS: usize = 5;
+
+/// Describe the model as classviz will use it.
+pub fn run(config: &InfoConfig) -> Result<Status> {
+    let model = super::load_model(&config.model)?;
+    let mut times = Vec::with_capacity(TIMING_RUNS);
+    let params = AscentParams::new(1, 1.0, 0.0);
+    for run in 0..=TIMING_RUNS {
+        let started = Instant::now();
+        let _ = ascent::class_models(&model, &[0], &params, |_| ControlFlow::Continue(()))?;
+        if run > 0 {
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let input = &model.input;
+    let report = report::ModelInfo {
+        model: config.model.path.display().to_string(),
+        input_shape: vec![input.channels, input.height, input.width],
+        input_source: model.shape_source.to_string(),
+        classes: model.labels.len(),
+        labels: model.labels_source.clone(),
+        mean: input.mean.clone(),
+        std: input.std.clone(),
+        output: model.output.as_ref().map(ToString::to_string),
+        outputs_probabilities: model.outputs_probabilities,
+        parameters: model.parameter_count,
+        device: format!("{:?}", model.device).to_lowercase(),
+        dtype: format!("{:?}", model.output_kind).to_lowercase(),
+        forward_backward_ms: times[times.len() / 2],
+        timing_runs: TIMING_RUNS,
+    };
+    report::print_info(&report, config.json)?;
+    Ok(Status::Success)
+}

@@ -1,0 +1,59 @@
+//! `classviz score`: does a model see the intended class in images? A second
+//! network's verdict on class models that another network made.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::classes::Labels;
+use crate::exit::Status;
+use crate::image_io::{self, Fit};
+use crate::model::ModelConfig;
+use crate::report;
+
+/// `classviz score`.
+#[derive(Debug, Clone)]
+pub struct ScoreConfig {
+    pub images: Vec<PathBuf>,
+    pub class: Option<String>,
+    pub fit: Fit,
+    pub model: ModelConfig,
+    pub json: bool,
+}
+
+/// Top-1, top-5 and probability of each image's intended class.
+pub fn run(config: &ScoreConfig) -> Result<Status> {
+    let model = super::load_model(&config.model)?;
+    let fixed = config.class.as_deref().map(|spec| model.labels.resolve(spec)).transpose()?;
+    let mut rows = Vec::with_capacity(config.images.len());
+    for path in &config.images {
+        let class = match fixed {
+            Some(class) => class,
+            None => class_from_file_name(path, &model.labels)?,
+        };
+        let photo = image_io::load_photo(path, &model.input, config.fit)?;
+        let scores = model.score_images(&[photo.pixels], &[class])?.remove(0);
+        rows.push(report::ScoreRow {
+            image: path.display().to_string(),
+            class,
+            name: model.labels.name(class).to_string(),
+            prob: scores.prob,
+            top1: scores.top.first().is_some_and(|&(c, _)| c == class),
+            top5: scores.top.iter().any(|&(c, _)| c == class),
+            predicted: scores.top5(&model.labels),
+        });
+    }
+    report::print_scores(&config.model.path.display().to_string(), &rows, config.json)?;
+    Ok(Status::Success)
+}
+
+/// The class an image was made for, from its `<index>_…` or `<index>.…` name.
+fn class_from_file_name(path: &Path, labels: &Labels) -> Result<i64> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let digits: String = name.chars().take_while(char::is_ascii_digit).collect();
+    let after = name[digits.len()..].chars().next();
+    if digits.is_empty() || !matches!(after, Some('_') | Some('.')) {
+        bail!("cannot tell the class of {}: name it <index>_….png or pass --class", path.display());
+    }
+    labels.resolve(&digits).with_context(|| format!("class of {}", path.display()))
+}
