@@ -6,8 +6,14 @@ use classviz::cli::{self, Parsed};
 use classviz::exit::INTERNAL_ERROR;
 use classviz::Status;
 
+/// Set to make classviz panic on purpose, so that tests can check the panic hook.
+const PANIC_TEST_VARIABLE: &str = "CLASSVIZ_TEST_PANIC";
+
 fn main() -> ExitCode {
     install_panic_hook();
+    if std::env::var_os(PANIC_TEST_VARIABLE).is_some() {
+        panic!("{PANIC_TEST_VARIABLE} is set");
+    }
     let task = match cli::parse_args(std::env::args_os()) {
         Ok(Parsed::Run(task)) => task,
         Ok(Parsed::Exit(status)) => return status.into(),

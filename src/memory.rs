@@ -55,10 +55,12 @@ impl PeakMeter {
     }
 }
 
-/// Bytes as a short human figure: "1.5 GB", "820 MB".
+/// Bytes as a short human figure: "18.8 TB", "1.5 GB", "820 MB".
 pub fn human(bytes: u64) -> String {
     let bytes = bytes as f64;
-    if bytes >= 1e9 {
+    if bytes >= 1e12 {
+        format!("{:.1} TB", bytes / 1e12)
+    } else if bytes >= 1e9 {
         format!("{:.1} GB", bytes / 1e9)
     } else {
         format!("{:.0} MB", (bytes / 1e6).max(1.0))
@@ -91,5 +93,6 @@ mod tests {
     fn human_sizes() {
         assert_eq!(human(1_500_000_000), "1.5 GB");
         assert_eq!(human(820_000_000), "820 MB");
+        assert_eq!(human(18_840_000_000_000), "18.8 TB");
     }
 }

@@ -11,6 +11,15 @@ use serde::Serialize;
 
 use crate::ascent::Step;
 use crate::classes::Labels;
+use crate::model::Classifier;
+
+/// A freshly loaded model, after printing its warnings once on stderr.
+pub fn with_warnings(model: Classifier) -> Classifier {
+    for warning in &model.warnings {
+        eprintln!("classviz: warning: {warning}");
+    }
+    model
+}
 
 /// Progress of a run: classes done of total with an ETA, and the current
 /// batch's step with its mean class score. Hidden under `--quiet` or when

@@ -6,6 +6,10 @@ Writes into tests/models/ (gitignored):
                                     Parameters are left requiring grad (not frozen), as a
                                     user's own export would be. The ascent on
                                     S_c − λ‖x‖² has the closed-form optimum x* = W_c / (2λ).
+  dead_relu.pt / .json              logits = W·relu(flatten(x)) + b: at the zero image every ReLU sits
+                                    exactly at 0, where its gradient is 0, so the paper's ascent from
+                                    zero stalls (as ReLU6 does for some classes of EfficientNet-Lite);
+                                    a noisy start moves it.
   wrong_output.pt / .json           a model whose output is [N, 5, 2], not [N, classes].
   tuple_output.pt, dict_output.pt,  the linear model returning (logits, features), a dict
   dict_scores.pt, softmax.pt        {"features", "logits"}, a dict {"scores"} only, and
@@ -38,6 +42,11 @@ class Linear(torch.nn.Module):
 
     def forward(self, x):
         return self.fc(x.flatten(1))
+
+
+class DeadRelu(Linear):
+    def forward(self, x):
+        return self.fc(torch.relu(x.flatten(1)))
 
 
 class WrongOutput(Linear):
@@ -169,6 +178,7 @@ def main():
     (OUT / "linear_weight.json").write_text(json.dumps(weight))
 
     for name, cls in (
+        ("dead_relu", DeadRelu),
         ("wrong_output", WrongOutput),
         ("tuple_output", TupleOutput),
         ("dict_output", DictOutput),

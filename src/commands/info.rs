@@ -22,7 +22,7 @@ const TIMING_RUNS: usize = 5;
 
 /// Describe the model as classviz will use it.
 pub fn run(config: &InfoConfig) -> Result<Status> {
-    let model = super::load_model(&config.model)?;
+    let model = report::with_warnings(config.model.load()?);
     let mut times = Vec::with_capacity(TIMING_RUNS);
     let params = AscentParams::new(1, 1.0, 0.0);
     for run in 0..=TIMING_RUNS {

@@ -10,7 +10,6 @@ pub mod visualise;
 use anyhow::Result;
 
 use crate::exit::Status;
-use crate::model::{Classifier, ModelConfig};
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
@@ -36,13 +35,4 @@ pub fn execute(task: &Task) -> Result<Status> {
         Task::Saliency(config) => saliency::run(config),
         Task::Score(config) => score::run(config),
     }
-}
-
-/// Load the configured model and print its warnings once on stderr.
-fn load_model(config: &ModelConfig) -> Result<Classifier> {
-    let model = config.load()?;
-    for warning in &model.warnings {
-        eprintln!("classviz: warning: {warning}");
-    }
-    Ok(model)
 }

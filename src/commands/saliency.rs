@@ -31,7 +31,7 @@ pub struct SaliencyConfig {
 /// A map per photo, its overlay, the raw 16-bit map, and the deletion score
 /// against a random order.
 pub fn run(config: &SaliencyConfig) -> Result<Status> {
-    let model = super::load_model(&config.model)?;
+    let model = report::with_warnings(config.model.load()?);
     files::ensure_writable_dir(&config.out_dir)?;
     let fixed_class = config.class.as_deref().map(|spec| model.labels.resolve(spec)).transpose()?;
     for path in &config.images {

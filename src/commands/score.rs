@@ -23,7 +23,7 @@ pub struct ScoreConfig {
 
 /// Top-1, top-5 and probability of each image's intended class.
 pub fn run(config: &ScoreConfig) -> Result<Status> {
-    let model = super::load_model(&config.model)?;
+    let model = report::with_warnings(config.model.load()?);
     let fixed = config.class.as_deref().map(|spec| model.labels.resolve(spec)).transpose()?;
     let mut rows = Vec::with_capacity(config.images.len());
     for path in &config.images {

@@ -21,7 +21,7 @@ pub struct StatusConfig {
 /// Report done and missing classes of a list in a folder. Exit status 0 when
 /// all are done, 1 when some are missing.
 pub fn run(config: &StatusConfig) -> Result<Status> {
-    let model = super::load_model(&config.model)?;
+    let model = report::with_warnings(config.model.load()?);
     let classes = config.classes.resolve(&model.labels)?;
     let missing: Vec<i64> = classes
         .iter()

@@ -73,7 +73,7 @@ pub fn run(config: &Config) -> Result<Status> {
     files::ensure_writable_dir(&config.out_dir)?;
     files::remove_stale_temp_files(&config.out_dir)?;
 
-    let model = super::load_model(&config.model)?;
+    let model = report::with_warnings(config.model.load()?);
     let device = model.device;
     let classes = config.classes.resolve(&model.labels)?;
     let batch = config.batch.unwrap_or(match device {
