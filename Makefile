@@ -2,6 +2,7 @@
 #
 #   make          set up (venv + weights + release build) and visualise class 100
 #   make test     set up and run the whole test suite
+#   make lint     rustfmt, clippy (warnings are errors) and the module layering check
 #
 # Every step is idempotent: a second run reuses the venv, the weights and the build.
 
@@ -16,7 +17,7 @@ FIXTURE := tests/models/.built
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test bench bench-natural bench-saliency clean
+.PHONY: demo setup build weights fixtures test lint bench bench-natural bench-saliency clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0 --force
@@ -63,6 +64,13 @@ $(FIXTURE): tests/make_models.py tests/checkpoint_module.py weights/export.py $(
 # pool on the same cores slow down 10-30x.
 test: setup fixtures
 	OMP_NUM_THREADS=1 cargo test --release
+
+# The habits CI keeps: formatted, clippy-clean, and no module using a higher
+# layer (tests/layering.rs; the layers are in the README's ARCHITECTURE).
+lint: setup
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+	cargo test --release --test layering
 
 clean:
 	rm -rf target tests/models weights/*.pt weights/*.json weights/imagenet_classes.txt

@@ -13,6 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::model::{torch_error, Classifier, Objective};
 use crate::natural::{self, Adam, Param, Parameterisation, Rng, Style};
+use crate::precision::{self, Precision};
 
 /// A class whose score gradient was exactly zero on this many consecutive
 /// final steps (or on every step of a shorter run) has stalled.
@@ -37,6 +38,11 @@ pub struct AscentParams {
     pub seed: u64,
     /// Keep a copy of the images every this many steps (and at the end).
     pub frame_every: Option<u32>,
+    /// The network's arithmetic: bf16 autocast or fp32 (the image stays fp32).
+    pub precision: Precision,
+    /// Copy the scores to the host (a device sync) to check for divergence and
+    /// report progress every this many steps; 1 checks every step.
+    pub check_every: u32,
 }
 
 impl AscentParams {
@@ -51,7 +57,15 @@ impl AscentParams {
             init: None,
             seed: 0,
             frame_every: None,
+            precision: Precision::Fp32,
+            check_every: 1,
         }
+    }
+
+    /// Whether `step` copies the scores to the host: every `check_every`-th
+    /// step, and the last.
+    pub fn checks(&self, step: u32) -> bool {
+        step.is_multiple_of(self.check_every.max(1)) || step == self.iters
     }
 
     /// Whether `step` is one whose images are kept as a frame.
@@ -112,8 +126,9 @@ pub struct Ascent {
 pub struct Step {
     /// 1-based step number.
     pub step: u32,
-    /// S_c of each image *before* this step's update, in batch order.
-    pub class_scores: Vec<f64>,
+    /// S_c of each image *before* this step's update, in batch order; only on
+    /// the steps that copy scores to the host (`AscentParams::checks`).
+    pub class_scores: Option<Vec<f64>>,
 }
 
 /// The callback asked the ascent to stop (Ctrl-C, SIGTERM).
@@ -159,22 +174,31 @@ pub fn optimise(
     }
 }
 
-/// Stop on a non-finite score; report the step; honour a stop request.
+/// On checking steps, stop on a non-finite score; report the step; honour a
+/// stop request. Other steps touch nothing on the device.
 fn checked_step(
     classes: &[i64],
     step: u32,
     scores: &Tensor,
+    params: &AscentParams,
     on_step: &mut impl FnMut(&Step) -> ControlFlow<()>,
 ) -> Result<()> {
-    let class_scores =
-        Vec::<f64>::try_from(scores.f_detach()?.f_to_kind(Kind::Double)?.f_view(-1)?)?;
-    if let Some(i) = class_scores.iter().position(|s| !s.is_finite()) {
-        bail!(
-            "the ascent diverged: the score of class {} became {} at step {step}; try a smaller --lr",
-            classes[i],
-            class_scores[i]
-        );
-    }
+    let class_scores = if params.checks(step) {
+        let scores = Vec::<f64>::try_from(scores.f_detach()?.f_to_kind(Kind::Double)?.f_view(-1)?)?;
+        // A NaN or infinity stays so once it appears, so a sparse check still
+        // catches it, at most `check_every − 1` steps late.
+        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+            let when = if params.check_every > 1 { "by step" } else { "at step" };
+            bail!(
+                "the ascent diverged: the score of class {} became {} {when} {step}; try a smaller --lr",
+                classes[i],
+                scores[i]
+            );
+        }
+        Some(scores)
+    } else {
+        None
+    };
     if on_step(&Step { step, class_scores }).is_break() {
         bail!(Stopped);
     }
@@ -253,12 +277,14 @@ fn paper(
     let mut watch = StallWatch::new(classes.len() as i64, model.device)?;
     for step in 1..=params.iters {
         let input = images.f_detach()?.f_set_requires_grad(true)?;
-        let scores = model.objective(&input, &targets, params.objective)?;
+        let scores = precision::run(params.precision, model.device, || {
+            model.objective(&input, &targets, params.objective)
+        })?;
         let score_gradient =
             Tensor::f_run_backward(&[&scores.f_sum(Kind::Float)?], &[&input], false, false)
                 .map_err(torch_error)?
                 .remove(0);
-        checked_step(classes, step, &scores, &mut on_step)?;
+        checked_step(classes, step, &scores, params, &mut on_step)?;
         watch.observe(&score_gradient)?;
         // ∇x(S_c − λ‖x‖²) = ∇S_c − 2λx; the penalty's gradient is exact, so it
         // needs no backward pass.
@@ -321,7 +347,9 @@ fn styled(
     for step in 1..=params.iters {
         let images = parameters.images()?;
         let seen = natural::random_transform(&images, style, &mut rng)?;
-        let scores = model.objective(&seen, &targets, params.objective)?;
+        let scores = precision::run(params.precision, model.device, || {
+            model.objective(&seen, &targets, params.objective)
+        })?;
         let mut objective = scores.f_sum(Kind::Float)?;
         if params.l2_weight > 0.0 {
             let penalty = images.f_square()?.f_sum(Kind::Float)?.f_mul_scalar(params.l2_weight)?;
@@ -334,7 +362,7 @@ fn styled(
         let gradient = Tensor::f_run_backward(&[&objective], &[&parameters.tensor], false, false)
             .map_err(torch_error)?
             .remove(0);
-        checked_step(classes, step, &scores, &mut on_step)?;
+        checked_step(classes, step, &scores, params, &mut on_step)?;
         watch.observe(&gradient)?;
         tch::no_grad(|| -> Result<()> {
             let update = match adam.as_mut() {

@@ -22,6 +22,7 @@ use crate::input::{ChannelValues, InputSize};
 use crate::metadata::OutputSelector;
 use crate::model::{self, DeviceChoice, InputOverrides, ModelConfig, Objective};
 use crate::natural::{Optimizer, Param, Style};
+use crate::precision::Precision;
 use crate::saliency::{Baseline, Method};
 use crate::shard::ShardSpec;
 
@@ -278,6 +279,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub gif: bool,
 
+    /// The network's arithmetic: bf16 (autocast), fp32, or auto: bf16 on CUDA, fp32 on the
+    /// CPU. The image and its gradient stay fp32; saved images are scored in fp32.
+    #[arg(long, value_name = "P", default_value = "auto", value_parser = parse_precision)]
+    pub precision: Precision,
+
     /// What to maximise: logit (the paper's pre-softmax S_c), log-prob or prob.
     #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective)]
     pub objective: Objective,
@@ -399,6 +405,8 @@ impl RunArgs {
             init: self.init,
             seed: self.seed,
             frame_every,
+            precision: self.precision,
+            check_every: 1,
         })
     }
 }
@@ -579,6 +587,10 @@ fn parse_percentile(text: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_precision(text: &str) -> Result<Precision, String> {
+    text.parse()
+}
+
 fn parse_init(text: &str) -> Result<Init, String> {
     text.parse()
 }
@@ -711,7 +723,10 @@ mod tests {
     #[test]
     fn defaults_match_the_paper_settings() {
         let config = run_config(&["--class", "100"]).unwrap();
-        assert_eq!(config.ascent, AscentParams::new(150, 1.0, 1e-4));
+        assert_eq!(
+            config.ascent,
+            AscentParams { precision: Precision::Auto, ..AscentParams::new(150, 1.0, 1e-4) }
+        );
         assert_eq!(config.model.path, PathBuf::from("weights/efficientnet_lite0.pt"));
         assert_eq!(config.out_dir, PathBuf::from("results"));
         assert_eq!(config.model.device, DeviceChoice::Auto);
@@ -734,6 +749,10 @@ mod tests {
             (vec!["--size", "0"], "--size"),
             (vec!["--size", "1,2,3"], "--size"),
             (vec!["--device", "tpu"], "--device"),
+            (vec!["--precision", "fp16"], "--precision"),
+            (vec!["--init", "noise:0"], "--init"),
+            (vec!["--threads", "100000"], "--threads"),
+            (vec!["--clip-percentile", "101"], "--clip-percentile"),
         ] {
             let mut argv = vec!["--class", "1"];
             argv.extend(args.iter().copied());

@@ -12,6 +12,7 @@ use crate::classes::Labels;
 use crate::files;
 use crate::image_io::{self, Pixels};
 use crate::input::{check_channel_values, ChannelValues, InputSize, InputSpec, FLOAT_BYTES};
+use crate::knobs::{self, Jit};
 use crate::memory;
 use crate::metadata::{sidecar_path, OutputSelector, Sidecar};
 
@@ -111,11 +112,16 @@ impl ModelConfig {
             tch::set_num_threads(threads as i32);
         }
         let device = self.device.resolve()?;
+        knobs::trace(|| format!("libtorch ready, device {device:?}"));
         if device.is_cuda() {
-            // Fixed input shapes: let cuDNN pick its fastest algorithms once.
-            tch::Cuda::cudnn_set_benchmark(true);
+            // Loading probes the model with one-off shapes: searching cuDNN's
+            // algorithms for each would cost seconds. A run that repeats its
+            // shapes turns the search on (`enable_cudnn_benchmark`).
+            tch::Cuda::cudnn_set_benchmark(false);
         }
-        Classifier::load(&self.path, device, &self.overrides)
+        let model = Classifier::load(&self.path, device, &self.overrides)?;
+        knobs::trace(|| format!("model {} loaded", self.path.display()));
+        Ok(model)
     }
 }
 
@@ -189,6 +195,21 @@ pub struct Classifier {
     pub warnings: Vec<String>,
 }
 
+/// Let cuDNN search for its fastest algorithms: worth it for runs that repeat
+/// the same shapes many times (several batches), not for one short batch.
+pub fn enable_cudnn_benchmark(device: Device, batches: usize) {
+    if device.is_cuda() {
+        tch::Cuda::cudnn_set_benchmark(knobs::cudnn_benchmark(batches));
+    }
+}
+
+/// Set how TorchScript runs graphs on this thread (the setting is thread-local).
+pub fn use_jit_mode(device: Device) -> Result<()> {
+    let simple = knobs::jit(device.is_cuda()) == Jit::Simple;
+    tch::jit::f_set_graph_executor_optimize(!simple).map_err(torch_error)?;
+    Ok(())
+}
+
 /// Scores of one image for one target class.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scores {
@@ -208,21 +229,8 @@ impl Classifier {
         }
         files::check_input_file(path, "model")?;
         let sidecar = Sidecar::read_beside(path)?;
-        let mut module =
-            CModule::load_on_device(path, device).map_err(torch_error).with_context(|| {
-                format!(
-                    "loading model {} (is it a TorchScript file from torch.jit.save?)",
-                    path.display()
-                )
-            })?;
-        module.f_set_eval().map_err(torch_error)?;
-        // set_eval() leaves parameters requiring grad; without this every
-        // backward pass would also compute weight gradients.
-        let mut parameter_count = 0;
-        for (_, mut parameter) in module.named_parameters().map_err(torch_error)? {
-            parameter_count += parameter.numel() as i64;
-            let _ = parameter.f_requires_grad_(false).map_err(torch_error)?;
-        }
+        use_jit_mode(device)?;
+        let (module, parameter_count) = load_module(path, device)?;
         let output = overrides
             .output
             .clone()
@@ -257,6 +265,27 @@ impl Classifier {
         classifier.labels_source = sidecar.as_ref().and_then(|s| s.labels_description(path));
         classifier.check_for_softmax()?;
         Ok(classifier)
+    }
+
+    /// A second instance of the same model, already settled: for scoring on
+    /// another thread, so that the optimising instance's graph executor never
+    /// switches out of gradient mode (it re-specialises when it does).
+    pub fn twin(&self) -> Result<Classifier> {
+        let (module, parameter_count) = load_module(&self.path, self.device)?;
+        Ok(Classifier {
+            module,
+            path: self.path.clone(),
+            device: self.device,
+            input: self.input.clone(),
+            shape_source: self.shape_source,
+            labels: self.labels.clone(),
+            labels_source: self.labels_source.clone(),
+            output: self.output.clone(),
+            outputs_probabilities: self.outputs_probabilities,
+            output_kind: self.output_kind,
+            parameter_count,
+            warnings: Vec::new(),
+        })
     }
 
     /// Fix the input spec from the sidecar, the flags, or by probing shapes;
@@ -451,12 +480,16 @@ impl Classifier {
     /// The model's output tensor, whatever its shape.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // libtorch's CPU convolutions run markedly faster on channels-last
-        // (NHWC) input; a tensor already laid out so is not copied.
-        let x = match (self.device, x.dim()) {
-            (Device::Cpu, 4) => {
-                x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?
-            }
-            _ => x.shallow_clone(),
+        // (NHWC) input; a tensor already laid out so is not copied. On CUDA it
+        // is a measured choice (README, "GPU").
+        let channels_last = match self.device {
+            Device::Cpu => true,
+            _ => knobs::cuda_channels_last(),
+        };
+        let x = if channels_last && x.dim() == 4 {
+            x.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])?
+        } else {
+            x.shallow_clone()
         };
         let output = self.module.forward_is(&[IValue::Tensor(x)]).map_err(torch_error)?;
         select_output(output, self.output.as_ref())
@@ -493,6 +526,27 @@ impl Classifier {
         }
         Ok(scores)
     }
+}
+
+/// Load a TorchScript module on `device` in eval mode with its parameters
+/// frozen; returns it with its trainable-parameter count.
+fn load_module(path: &Path, device: Device) -> Result<(CModule, i64)> {
+    let mut module =
+        CModule::load_on_device(path, device).map_err(torch_error).with_context(|| {
+            format!(
+                "loading model {} (is it a TorchScript file from torch.jit.save?)",
+                path.display()
+            )
+        })?;
+    module.f_set_eval().map_err(torch_error)?;
+    // set_eval() leaves parameters requiring grad; without this every
+    // backward pass would also compute weight gradients.
+    let mut parameter_count = 0;
+    for (_, mut parameter) in module.named_parameters().map_err(torch_error)? {
+        parameter_count += parameter.numel() as i64;
+        let _ = parameter.f_requires_grad_(false).map_err(torch_error)?;
+    }
+    Ok((module, parameter_count))
 }
 
 /// Refuse `batch` images of `[C, H, W]` that would not fit in the memory left,

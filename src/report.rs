@@ -49,9 +49,11 @@ impl Progress {
     }
 
     pub fn step(&self, step: &Step) {
-        let mean = step.class_scores.iter().sum::<f64>() / step.class_scores.len().max(1) as f64;
         self.steps.set_position(u64::from(step.step));
-        self.steps.set_message(format!("{mean:.2}"));
+        if let Some(scores) = &step.class_scores {
+            let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+            self.steps.set_message(format!("{mean:.2}"));
+        }
     }
 
     pub fn classes_done(&self, count: usize) {

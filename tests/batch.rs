@@ -148,3 +148,41 @@ fn interrupted_run_resumes_to_a_complete_set() {
     assert_eq!(sorted, vec![0, 1, 2, 3, 4, 5], "summary {classes:?}");
     assert!(listing(&out).iter().all(|n| !n.ends_with(".tmp")));
 }
+
+/// The writer thread: after SIGINT every image written has its result line on
+/// stdout and its summary line, in class order, and nothing is half-written.
+#[test]
+fn the_writer_flushes_every_finished_batch_on_interrupt() {
+    let out = scratch("batch-writer");
+    let model = test_model("linear.pt");
+    let child = Command::new(env!("CARGO_BIN_EXE_classviz"))
+        .args(["--threads", "1", "--quiet", "--json", "--model", model.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--class", "0-4,0-4", "--batch", "1"])
+        .args(["--iters", "40000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pngs(&out).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let output = child.wait_with_output().unwrap();
+    let written = pngs(&out);
+    if output.status.code() == Some(130) {
+        assert!((2..5).contains(&written.len()), "{written:?}");
+    } else {
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let printed: Vec<i64> =
+        common::json_lines(&output).iter().map(|l| l["class"].as_i64().unwrap()).collect();
+    let summarised: Vec<i64> = summary(&out).iter().map(|l| l["class"].as_i64().unwrap()).collect();
+    assert_eq!(printed, summarised, "stdout and summary.jsonl agree");
+    assert_eq!(printed, (0..written.len() as i64).collect::<Vec<_>>(), "in class order");
+    assert!(listing(&out).iter().all(|n| !n.ends_with(".tmp")), "{:?}", listing(&out));
+}

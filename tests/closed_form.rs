@@ -61,7 +61,7 @@ fn steps_report_the_class_score_before_each_update() {
     let params = AscentParams::new(3, 1.0, 0.0);
     let mut scores = Vec::new();
     let _ = class_models(&model, &[1], &params, |step: &Step| {
-        scores.push((step.step, step.class_scores[0]));
+        scores.push((step.step, step.class_scores.as_ref().unwrap()[0]));
         ControlFlow::Continue(())
     })
     .unwrap();
@@ -109,4 +109,29 @@ fn a_callback_break_stops_the_ascent() {
     .unwrap_err();
     assert!(err.is::<classviz::ascent::Stopped>());
     assert_eq!(seen, 5);
+}
+
+#[test]
+fn sparse_checks_report_scores_only_on_check_steps_and_still_catch_divergence() {
+    let model = linear();
+    let params = AscentParams { check_every: 4, ..AscentParams::new(10, 1.0, 0.0) };
+    let mut seen = Vec::new();
+    let _ = class_models(&model, &[1], &params, |step: &Step| {
+        seen.push((step.step, step.class_scores.is_some()));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let checked: Vec<u32> = seen.iter().filter(|s| s.1).map(|s| s.0).collect();
+    assert_eq!(checked, vec![4, 8, 10], "every 4th step and the last");
+    assert_eq!(seen.len(), 10, "the callback still runs every step (Ctrl-C)");
+
+    // |1 − 2λη| = 39: the iteration blows up; a sparse check catches it late but catches it.
+    let diverging = AscentParams { check_every: 7, ..AscentParams::new(400, 1.0, 20.0) };
+    let message = class_models(&model, &[1], &diverging, |_| ControlFlow::Continue(()))
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("the ascent diverged") && message.contains("by step"), "{message}");
+    let step: u32 =
+        message.rsplit("by step ").next().unwrap().split(';').next().unwrap().parse().unwrap();
+    assert_eq!(step % 7, 0, "{message}");
 }

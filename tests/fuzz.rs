@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const DEFAULT_SEED: u64 = 20_261_126;
-const DEFAULT_CASES: usize = 240;
+const DEFAULT_CASES: usize = 200;
 /// Parallel runs: classviz start-up is mostly loading libtorch.
 const WORKERS: usize = 4;
 /// A run longer than this gets SIGINT (and then must exit 130 cleanly).

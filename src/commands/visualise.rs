@@ -5,9 +5,10 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use tch::{Device, Tensor};
 
 use crate::ascent::{self, AscentParams, Stopped};
@@ -16,7 +17,8 @@ use crate::exit::Status;
 use crate::files;
 use crate::grid;
 use crate::image_io::{self, Display, Fit};
-use crate::model::{Classifier, ModelConfig};
+use crate::knobs;
+use crate::model::{self, Classifier, ModelConfig};
 use crate::report::{self, ClassResult, Progress, RunParams, SummaryLine};
 use crate::shard::{Shard, ShardSpec};
 
@@ -60,6 +62,11 @@ fn stop_requested() -> bool {
 }
 
 /// Visualise the configured classes, batch by batch, skipping finished ones.
+///
+/// The optimisation runs on this thread; a writer thread encodes and writes
+/// each finished batch, re-scores the saved images and appends the summary
+/// while the next batch optimises. On Ctrl-C the batch in flight is dropped
+/// and every finished one is written before the run exits.
 pub fn run(config: &Config) -> Result<Status> {
     // Without a handler (e.g. one was already installed) the default
     // signal behaviour still never leaves a partial PNG: writes are atomic.
@@ -80,6 +87,10 @@ pub fn run(config: &Config) -> Result<Status> {
         Device::Cpu => DEFAULT_CPU_BATCH,
         _ => DEFAULT_CUDA_BATCH,
     });
+    let mut ascent_params = config.ascent.clone();
+    if device.is_cuda() {
+        ascent_params.check_every = CUDA_CHECK_EVERY;
+    }
     let params = RunParams {
         model: config.model.path.display().to_string(),
         lr: config.ascent.learning_rate,
@@ -93,9 +104,17 @@ pub fn run(config: &Config) -> Result<Status> {
     let (todo, done): (Vec<i64>, Vec<i64>) = mine.iter().partition(|&&class| {
         config.force || !classes::class_image_path(&config.out_dir, class, &model.labels).exists()
     });
-    if !todo.is_empty() {
-        model.check_batch_fits(batch.min(todo.len()))?;
+    let batches = plan_batches(&todo, batch, device.is_cuda());
+    if let Some(first) = batches.first() {
+        model.check_batch_fits(first.classes.len())?;
     }
+    model::enable_cudnn_benchmark(device, batches.len());
+    // A second instance scores the saved images, so that the optimising one
+    // never leaves gradient mode; one short batch is not worth its load.
+    let twin = if knobs::twin_scorer(batches.len()) { Some(model.twin()?) } else { None };
+    let scorer = twin.as_ref().unwrap_or(&model);
+    knobs::trace(|| format!("{} batches planned, twin scorer: {}", batches.len(), twin.is_some()));
+
     let progress = Progress::new(todo.len(), config.ascent.iters, config.quiet);
     if shard != Shard::ALL {
         progress.note(&format!("shard {shard}: {} of {} classes", mine.len(), classes.len()));
@@ -109,63 +128,65 @@ pub fn run(config: &Config) -> Result<Status> {
         ));
         // Still report them: a script asking for these classes gets a line for each.
         for chunk in done.chunks(batch) {
-            for result in score_existing(&model, chunk, config)? {
+            for result in score_existing(scorer, chunk, config)? {
                 report::print_result(&result, config.json)?;
             }
         }
     }
 
-    let mut finished = 0;
-    let mut stalled = Vec::new();
     let mut interrupted = stop_requested();
-    for chunk in todo.chunks(batch) {
-        if interrupted {
-            break;
-        }
-        let label = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        progress.start_batch(&label);
-        let started = Instant::now();
-        let on_step = |step: &ascent::Step| {
-            progress.step(step);
-            if stop_requested() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+    let (totals, optimised) = std::thread::scope(|scope| -> Result<(WriterTotals, Result<()>)> {
+        let (sender, receiver) = mpsc::sync_channel::<Finished>(WRITER_QUEUE);
+        let writer = scope.spawn(|| write_batches(receiver, scorer, config, &params, &progress));
+        let optimised = (|| -> Result<()> {
+            for (index, planned) in batches.iter().enumerate() {
+                if interrupted {
+                    break;
+                }
+                let label = planned.real().iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                progress.start_batch(&label);
+                let started = Instant::now();
+                let on_step = |step: &ascent::Step| {
+                    progress.step(step);
+                    if stop_requested() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                };
+                let result = ascent::optimise(&model, &planned.classes, &ascent_params, on_step);
+                let ascent = match result {
+                    Ok(ascent) => ascent,
+                    Err(err) if err.is::<Stopped>() => {
+                        interrupted = true;
+                        break;
+                    }
+                    Err(err) => return Err(err),
+                };
+                let finished = Finished::from_ascent(planned, ascent, started)?;
+                knobs::trace(|| format!("batch {}/{} optimised", index + 1, batches.len()));
+                if sender.send(finished).is_err() {
+                    // The writer stopped: its error is the one to report.
+                    break;
+                }
+                interrupted |= stop_requested();
             }
-        };
-        let ascent = match ascent::optimise(&model, chunk, &config.ascent, on_step) {
-            Ok(ascent) => ascent,
-            Err(err) if err.is::<Stopped>() => {
-                interrupted = true;
-                break;
-            }
-            Err(err) => return Err(err),
-        };
-        let seconds = started.elapsed().as_secs_f64() / chunk.len() as f64;
-        let saved = save_batch(&model, chunk, &ascent, config, seconds)?;
-        if !ascent.frames.is_empty() {
-            save_frames(&model, chunk, &ascent.frames, config)?;
-        }
-        for result in &saved {
-            if result.stalled {
-                progress.note(&stall_warning(result, &config.ascent));
-                stalled.push(result.class);
-            }
-            report::print_result(result, config.json)?;
-            let line = SummaryLine { result, params: &params };
-            report::append_summary(&config.out_dir.join(report::SUMMARY_FILE), &line)?;
-        }
-        finished += chunk.len();
-        progress.classes_done(chunk.len());
-        interrupted |= stop_requested();
-    }
+            Ok(())
+        })();
+        drop(sender);
+        let totals = writer.join().map_err(|_| anyhow!("the writer thread panicked"))??;
+        Ok((totals, optimised))
+    })?;
+    optimised?;
     progress.finish();
+    knobs::trace(|| "all batches written".to_string());
 
-    if !stalled.is_empty() {
-        let list = stalled.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    if !totals.stalled.is_empty() {
+        let list = totals.stalled.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         progress.note(&format!(
-            "{} of {finished} classes stalled ({list}); rerun them with --init noise:0.01 --force",
-            stalled.len()
+            "{} of {} classes stalled ({list}); rerun them with --init noise:0.01 --force",
+            totals.stalled.len(),
+            totals.written
         ));
     }
     if config.grid {
@@ -174,12 +195,134 @@ pub fn run(config: &Config) -> Result<Status> {
     }
     if interrupted {
         progress.note(&format!(
-            "interrupted: {finished} of {} classes finished and kept; run the same command again to finish the rest",
+            "interrupted: {} of {} classes finished and kept; run the same command again to finish the rest",
+            totals.written,
             todo.len()
         ));
         return Ok(Status::Interrupted);
     }
     Ok(Status::Success)
+}
+
+/// Steps between host syncs on CUDA (divergence check and progress); the
+/// CPU checks every step, where copying the scores costs nothing.
+const CUDA_CHECK_EVERY: u32 = 25;
+/// Finished batches waiting for the writer, at most: the optimisation waits
+/// rather than holding more images in memory.
+const WRITER_QUEUE: usize = 2;
+
+/// One batch of the run: its classes, and how many are real (the rest pad it).
+struct Batch {
+    classes: Vec<i64>,
+    real: usize,
+}
+
+impl Batch {
+    fn real(&self) -> &[i64] {
+        &self.classes[..self.real]
+    }
+}
+
+/// Split `todo` into batches of at most `batch` classes. With `same_shape`
+/// (CUDA) the batches are as even as possible and the last is padded with
+/// repeats of its own classes, so that every step has the same input shape:
+/// a smaller last batch would cost a new cuDNN search and a new graph
+/// specialisation. The padding's images are dropped.
+fn plan_batches(todo: &[i64], batch: usize, same_shape: bool) -> Vec<Batch> {
+    if todo.is_empty() {
+        return Vec::new();
+    }
+    let batch = batch.max(1);
+    let size = if same_shape {
+        let count = todo.len().div_ceil(batch);
+        todo.len().div_ceil(count)
+    } else {
+        batch
+    };
+    todo.chunks(size)
+        .map(|chunk| {
+            let mut classes = chunk.to_vec();
+            if same_shape {
+                let mut repeats = chunk.iter().cycle();
+                while classes.len() < size {
+                    classes.extend(repeats.next());
+                }
+            }
+            Batch { classes, real: chunk.len() }
+        })
+        .collect()
+}
+
+/// A finished batch on the host, for the writer.
+struct Finished {
+    classes: Vec<i64>,
+    /// `[N, C, H, W]` in the model's space, on the CPU.
+    images: Tensor,
+    /// Kept frames, on the CPU.
+    frames: Vec<(u32, Tensor)>,
+    stalled: Vec<bool>,
+    /// Optimisation time per class.
+    seconds: f64,
+}
+
+impl Finished {
+    /// The real rows of an ascent, copied to the host (the batch's one sync).
+    fn from_ascent(batch: &Batch, ascent: ascent::Ascent, started: Instant) -> Result<Finished> {
+        let real = batch.real as i64;
+        let host = |t: &Tensor| -> Result<Tensor> {
+            Ok(t.f_narrow(0, 0, real)?.f_to_device(Device::Cpu)?)
+        };
+        let images = host(&ascent.images)?;
+        let frames = ascent
+            .frames
+            .iter()
+            .map(|(step, t)| Ok((*step, host(t)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Finished {
+            classes: batch.real().to_vec(),
+            images,
+            frames,
+            stalled: ascent.stalled[..batch.real].to_vec(),
+            seconds: started.elapsed().as_secs_f64() / batch.real as f64,
+        })
+    }
+}
+
+/// What the writer did.
+struct WriterTotals {
+    written: usize,
+    stalled: Vec<i64>,
+}
+
+/// The writer thread: PNGs (and frames), scores of the saved images, result
+/// lines and summary lines, batch by batch in order.
+fn write_batches(
+    receiver: mpsc::Receiver<Finished>,
+    scorer: &Classifier,
+    config: &Config,
+    params: &RunParams,
+    progress: &Progress,
+) -> Result<WriterTotals> {
+    model::use_jit_mode(scorer.device)?;
+    let mut totals = WriterTotals { written: 0, stalled: Vec::new() };
+    for finished in receiver {
+        let saved = save_batch(scorer, &finished, config)?;
+        if !finished.frames.is_empty() {
+            save_frames(scorer, &finished.classes, &finished.frames, config)?;
+        }
+        for result in &saved {
+            if result.stalled {
+                progress.note(&stall_warning(result, &config.ascent));
+                totals.stalled.push(result.class);
+            }
+            report::print_result(result, config.json)?;
+            let line = SummaryLine { result, params };
+            report::append_summary(&config.out_dir.join(report::SUMMARY_FILE), &line)?;
+        }
+        totals.written += saved.len();
+        progress.classes_done(saved.len());
+    }
+    Ok(totals)
 }
 
 /// One warning line for a class whose ascent stalled.
@@ -279,15 +422,14 @@ fn score_existing(
 /// Write each image of a finished batch and score it as saved.
 fn save_batch(
     model: &Classifier,
-    classes: &[i64],
-    ascent: &ascent::Ascent,
+    finished: &Finished,
     config: &Config,
-    seconds: f64,
 ) -> Result<Vec<ClassResult>> {
+    let classes = &finished.classes;
     let mut saved_pixels = Vec::with_capacity(classes.len());
     let mut paths = Vec::with_capacity(classes.len());
     for (row, &class) in classes.iter().enumerate() {
-        let image = ascent.images.f_narrow(0, row as i64, 1)?;
+        let image = finished.images.f_narrow(0, row as i64, 1)?;
         let pixels = image_io::to_pixels(&image, &model.input, Display::Clamp)?;
         let shown = if config.stretch {
             image_io::to_pixels(&image, &model.input, Display::Stretch)?
@@ -308,10 +450,44 @@ fn save_batch(
         .iter()
         .zip(&scores)
         .zip(paths)
-        .zip(&ascent.stalled)
+        .zip(&finished.stalled)
         .map(|(((&class, scores), path), &stalled)| {
             let result = ClassResult::from_scores(class, &model.labels, &path, scores);
-            ClassResult { iters: config.ascent.iters, seconds, stalled, ..result }
+            ClassResult { iters: config.ascent.iters, seconds: finished.seconds, stalled, ..result }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(todo: &[i64], batch: usize, same_shape: bool) -> Vec<(Vec<i64>, usize)> {
+        plan_batches(todo, batch, same_shape).into_iter().map(|b| (b.classes, b.real)).collect()
+    }
+
+    #[test]
+    fn cpu_batches_are_plain_chunks() {
+        assert_eq!(
+            plan(&[1, 2, 3, 4, 5], 2, false),
+            vec![(vec![1, 2], 2), (vec![3, 4], 2), (vec![5], 1)]
+        );
+        assert!(plan(&[], 4, false).is_empty());
+    }
+
+    #[test]
+    fn cuda_batches_share_one_shape() {
+        // 1000 classes at 128: eight batches of 125, none padded.
+        let all: Vec<i64> = (0..1000).collect();
+        let batches = plan(&all, 128, true);
+        assert_eq!(batches.len(), 8);
+        assert!(batches.iter().all(|(classes, real)| classes.len() == 125 && *real == 125));
+        // 10 classes at 4: three batches of 4, the last padded with its own classes.
+        let batches = plan(&(0..10).collect::<Vec<_>>(), 4, true);
+        assert_eq!(
+            batches,
+            vec![(vec![0, 1, 2, 3], 4), (vec![4, 5, 6, 7], 4), (vec![8, 9, 8, 9], 2)]
+        );
+        assert_eq!(plan(&[7], 64, true), vec![(vec![7], 1)]);
+    }
 }

@@ -1,0 +1,131 @@
+//! `--precision`: the network's forward pass in bf16 (autocast) or fp32. The
+//! image being optimised and its gradient stay fp32 either way; autocast only
+//! runs the convolutions and matrix products in bf16.
+//!
+//! tch exposes only CUDA autocast at fp16, so `csrc/autocast.cpp` sets ATen's
+//! autocast state directly (it is thread-local, like grad mode).
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use tch::Device;
+
+extern "C" {
+    fn classviz_autocast_enabled(cuda: i32) -> i32;
+    fn classviz_autocast_set(cuda: i32, enabled: i32) -> i32;
+    fn classviz_autocast_enter() -> i32;
+    fn classviz_autocast_exit() -> i32;
+}
+
+/// `--precision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// bf16 on CUDA, fp32 on the CPU (where bf16 measured slower; see README).
+    #[default]
+    Auto,
+    Fp32,
+    Bf16,
+}
+
+impl FromStr for Precision {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Precision::Auto),
+            "fp32" | "float32" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            _ => Err(format!("'{text}' is not auto, fp32 or bf16")),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Auto => "auto",
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+impl Precision {
+    /// What `auto` means on `device`.
+    pub fn resolve(self, device: Device) -> Precision {
+        match (self, device) {
+            (Precision::Auto, Device::Cuda(_)) => Precision::Bf16,
+            (Precision::Auto, _) => Precision::Fp32,
+            (chosen, _) => chosen,
+        }
+    }
+}
+
+/// Runs `f` with bf16 autocast on `device` when `precision` (resolved) is bf16.
+pub fn run<T>(precision: Precision, device: Device, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if precision.resolve(device) != Precision::Bf16 {
+        return f();
+    }
+    let _guard = Autocast::enter(device.is_cuda())?;
+    f()
+}
+
+/// An autocast region; leaving it restores the previous state.
+struct Autocast {
+    cuda: i32,
+    previous: i32,
+}
+
+impl Autocast {
+    fn enter(cuda: bool) -> Result<Autocast> {
+        let cuda = i32::from(cuda);
+        // SAFETY: plain calls into ATen's thread-local autocast state; the
+        // shim catches every C++ exception and returns -1 instead.
+        let previous = unsafe { classviz_autocast_enabled(cuda) };
+        if previous < 0
+            || unsafe { classviz_autocast_set(cuda, 1) } < 0
+            || unsafe { classviz_autocast_enter() } < 0
+        {
+            bail!("libtorch refused to turn on bf16 autocast; use --precision fp32");
+        }
+        Ok(Autocast { cuda, previous })
+    }
+}
+
+impl Drop for Autocast {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`; failures here leave autocast as it was.
+        unsafe {
+            classviz_autocast_exit();
+            classviz_autocast_set(self.cuda, self.previous);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Kind, Tensor};
+
+    #[test]
+    fn precisions_parse_and_resolve() {
+        assert_eq!("BF16".parse(), Ok(Precision::Bf16));
+        assert_eq!("fp32".parse(), Ok(Precision::Fp32));
+        assert_eq!("auto".parse(), Ok(Precision::Auto));
+        assert!("fp16".parse::<Precision>().is_err());
+        assert_eq!(Precision::Auto.resolve(Device::Cpu), Precision::Fp32);
+        assert_eq!(Precision::Auto.resolve(Device::Cuda(0)), Precision::Bf16);
+        assert_eq!(Precision::Fp32.resolve(Device::Cuda(0)), Precision::Fp32);
+    }
+
+    #[test]
+    fn bf16_autocast_runs_matrix_products_in_bf16_and_ends_cleanly() {
+        let a = Tensor::ones([4, 4], (Kind::Float, Device::Cpu));
+        let inside = run(Precision::Bf16, Device::Cpu, || Ok(a.matmul(&a).kind())).unwrap();
+        assert_eq!(inside, Kind::BFloat16);
+        assert_eq!(a.matmul(&a).kind(), Kind::Float, "autocast is off again afterwards");
+        let plain = run(Precision::Fp32, Device::Cpu, || Ok(a.matmul(&a).kind())).unwrap();
+        assert_eq!(plain, Kind::Float);
+    }
+}
