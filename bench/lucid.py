@@ -48,7 +48,7 @@ def random_transform(x, pad, jitter, scales, degrees):
     ph, pw = h + 2 * pad, w + 2 * pad
     cos, sin = math.cos(angle) / s, math.sin(angle) / s
     theta = torch.tensor([[cos * w / pw, -sin * h / pw, 2 * tx / pw], [sin * w / ph, cos * h / ph, 2 * ty / ph]],
-                         dtype=x.dtype).unsqueeze(0).expand(b, 2, 3)
+                         dtype=x.dtype, device=x.device).unsqueeze(0).expand(b, 2, 3)
     grid = F.affine_grid(theta, (b, c, h, w), align_corners=False)
     return F.grid_sample(padded, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 

@@ -187,6 +187,41 @@ pub fn write_png_atomic(path: &Path, pixels: &Pixels, text: &[(String, String)])
     files::write_atomic(path, &bytes)
 }
 
+/// One PNG to write: where, what, and its text chunks.
+pub struct PngJob {
+    pub path: std::path::PathBuf,
+    pub pixels: Pixels,
+    pub text: Vec<(String, String)>,
+}
+
+/// Threads that encode a batch of PNGs at once, at most.
+const MAX_ENCODERS: usize = 8;
+
+/// Write many PNGs atomically, encoding them on several threads (PNG
+/// compression dominates the cost of writing a large batch).
+pub fn write_pngs_atomic(jobs: &[PngJob]) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = cores.min(MAX_ENCODERS).min(jobs.len()).max(1);
+    if threads == 1 {
+        return jobs.iter().try_for_each(|job| write_png_atomic(&job.path, &job.pixels, &job.text));
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = jobs
+            .chunks(jobs.len().div_ceil(threads))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .try_for_each(|job| write_png_atomic(&job.path, &job.pixels, &job.text))
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|worker| {
+            worker.join().map_err(|_| anyhow::anyhow!("a PNG encoder thread panicked"))?
+        })
+    })
+}
+
 /// Write frames as an endlessly looping animated GIF, atomically.
 pub fn write_gif_atomic(path: &Path, frames: &[Pixels], delay_ms: u32) -> Result<()> {
     use image::codecs::gif::{GifEncoder, Repeat};

@@ -231,6 +231,7 @@ impl Classifier {
         let sidecar = Sidecar::read_beside(path)?;
         use_jit_mode(device)?;
         let (module, parameter_count) = load_module(path, device)?;
+        knobs::trace(|| "TorchScript module on the device".to_string());
         let output = overrides
             .output
             .clone()
@@ -252,6 +253,7 @@ impl Classifier {
         let classes = classifier
             .settle_input(sidecar.as_ref(), overrides, path)
             .with_context(|| format!("model {}", path.display()))?;
+        knobs::trace(|| "input shape settled (one probe pass)".to_string());
         classifier.labels =
             match sidecar.as_ref().map(|s| s.load_labels(path)).transpose()?.flatten() {
                 Some(names) if names.len() as i64 != classes => bail!(

@@ -427,7 +427,7 @@ fn save_batch(
 ) -> Result<Vec<ClassResult>> {
     let classes = &finished.classes;
     let mut saved_pixels = Vec::with_capacity(classes.len());
-    let mut paths = Vec::with_capacity(classes.len());
+    let mut jobs = Vec::with_capacity(classes.len());
     for (row, &class) in classes.iter().enumerate() {
         let image = finished.images.f_narrow(0, row as i64, 1)?;
         let pixels = image_io::to_pixels(&image, &model.input, Display::Clamp)?;
@@ -437,12 +437,15 @@ fn save_batch(
             pixels.clone()
         };
         let name = model.labels.name(class);
-        let text = png_text(&config.model.path, class, name, &config.ascent);
-        let path = classes::class_image_path(&config.out_dir, class, &model.labels);
-        image_io::write_png_atomic(&path, &shown, &text)?;
+        jobs.push(image_io::PngJob {
+            path: classes::class_image_path(&config.out_dir, class, &model.labels),
+            pixels: shown,
+            text: png_text(&config.model.path, class, name, &config.ascent),
+        });
         saved_pixels.push(pixels);
-        paths.push(path);
     }
+    image_io::write_pngs_atomic(&jobs)?;
+    let paths = jobs.into_iter().map(|job| job.path);
     // Score the images as saved (clamped to [0,1], 8-bit), not the unclamped
     // float tensors: that is what a reader of the PNG gets.
     let scores = model.score_images(&saved_pixels, classes)?;
