@@ -11,13 +11,15 @@ PYTHON  := $(VENV)/bin/python3
 STAMP   := $(VENV)/.requirements-installed
 BIN     := target/release/classviz
 MODELS  := weights/efficientnet_lite0.pt weights/efficientnet_lite1.pt
+# MaCo's natural magnitude spectrum, from the photos scikit-image and scikit-learn ship.
+SPECTRUM := weights/maco_magnitude.npy
 FIXTURE := tests/models/.built
 
 # tch builds against the libtorch inside the venv's PyTorch wheel.
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test lint bench bench-natural bench-saliency clean
+.PHONY: demo setup build weights fixtures test lint bench bench-natural bench-quality bench-saliency clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0 --force
@@ -29,7 +31,10 @@ $(STAMP): requirements.txt
 	$(PYTHON) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
-weights: $(MODELS)
+weights: $(MODELS) $(SPECTRUM)
+
+$(SPECTRUM): weights/maco_spectrum.py $(STAMP)
+	$(PYTHON) weights/maco_spectrum.py
 
 weights/%.pt: weights/export.py $(STAMP)
 	$(PYTHON) weights/export.py $*
@@ -40,6 +45,10 @@ bench: setup
 
 bench-natural: setup
 	$(PYTHON) bench/natural.py
+
+# Presets scored by a second network on 50 classes (about 25 minutes on 2 cores).
+bench-quality: setup
+	$(PYTHON) bench/quality.py
 
 bench-saliency: setup
 	cargo bench --bench saliency
@@ -73,4 +82,4 @@ lint: setup
 	cargo test --release --test layering
 
 clean:
-	rm -rf target tests/models weights/*.pt weights/*.json weights/imagenet_classes.txt
+	rm -rf target tests/models weights/*.pt weights/*.json weights/*.npy weights/imagenet_classes.txt

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{bail, Result};
@@ -43,6 +44,11 @@ pub struct AscentParams {
     /// Copy the scores to the host (a device sync) to check for divergence and
     /// report progress every this many steps; 1 checks every step.
     pub check_every: u32,
+    /// Accumulate |∂objective/∂image| over the steps (MaCo's attribution,
+    /// written as the alpha channel of `<stem>_alpha.png`).
+    pub alpha: bool,
+    /// The natural magnitude spectrum MaCo needs (`weights/maco_spectrum.py`).
+    pub magnitude: PathBuf,
 }
 
 impl AscentParams {
@@ -59,6 +65,8 @@ impl AscentParams {
             frame_every: None,
             precision: Precision::Fp32,
             check_every: 1,
+            alpha: false,
+            magnitude: natural::default_magnitude(),
         }
     }
 
@@ -114,11 +122,18 @@ impl fmt::Display for Init {
 /// The result of an ascent: final images, the kept frames (step, images), and
 /// which images stalled.
 pub struct Ascent {
+    /// `[N, C, H, W]` in the model's space; H × W is the canvas (the input
+    /// size unless `--canvas` enlarges it).
     pub images: Tensor,
     pub frames: Vec<(u32, Tensor)>,
     /// Per image: its gradient was exactly zero on the last [`STALL_STEPS`]
     /// steps, or it ended exactly where it started.
     pub stalled: Vec<bool>,
+    /// With `params.alpha`: Σ over steps of |∂objective/∂image| summed over
+    /// channels, `[N, H, W]` (of `images`).
+    pub alpha: Option<Tensor>,
+    /// With MaCo crops: the whole canvas, of which `images` is the central view.
+    pub canvas: Option<Tensor>,
 }
 
 /// What one step reports.
@@ -275,6 +290,7 @@ fn paper(
     let start = initial_images(model, classes, params.init.unwrap_or(Init::Zero), params.seed)?;
     let mut images = detached_copy(&start)?;
     let mut watch = StallWatch::new(classes.len() as i64, model.device)?;
+    let mut alpha = AlphaMap::new(params.alpha);
     for step in 1..=params.iters {
         let input = images.f_detach()?.f_set_requires_grad(true)?;
         let scores = precision::run(params.precision, model.device, || {
@@ -286,6 +302,7 @@ fn paper(
                 .remove(0);
         checked_step(classes, step, &scores, params, &mut on_step)?;
         watch.observe(&score_gradient)?;
+        alpha.add(&score_gradient)?;
         // ∇x(S_c − λ‖x‖²) = ∇S_c − 2λx; the penalty's gradient is exact, so it
         // needs no backward pass.
         tch::no_grad(|| -> Result<()> {
@@ -300,7 +317,32 @@ fn paper(
     }
     ensure_finite(&images)?;
     let stalled = watch.stalled(&start, &images, params.iters)?;
-    Ok(Ascent { images, frames, stalled })
+    Ok(Ascent { images, frames, stalled, alpha: alpha.total, canvas: None })
+}
+
+/// The running sum of |∂objective/∂image| over channels, when asked for.
+struct AlphaMap {
+    wanted: bool,
+    total: Option<Tensor>,
+}
+
+impl AlphaMap {
+    fn new(wanted: bool) -> AlphaMap {
+        AlphaMap { wanted, total: None }
+    }
+
+    fn add(&mut self, image_gradient: &Tensor) -> Result<()> {
+        if !self.wanted {
+            return Ok(());
+        }
+        let strength =
+            image_gradient.f_abs()?.f_sum_dim_intlist([1].as_slice(), false, Kind::Float)?;
+        self.total = Some(match self.total.take() {
+            Some(total) => total.f_add(&strength)?,
+            None => strength,
+        });
+        Ok(())
+    }
 }
 
 /// A copy of `tensor`, outside autograd, with its own storage and the same layout.
@@ -330,9 +372,15 @@ fn styled(
     natural::validate(style)?;
     tch::manual_seed(params.seed as i64);
     let mut rng = Rng::new(params.seed);
-    let targets = targets(classes, model.device)?;
     let count = classes.len() as i64;
-    let mut parameters = Parameterisation::new(style.param, count, &model.input, model.device)?;
+    let views = i64::from(style.views.max(1));
+    // Each image is seen through `views` random views per step: the targets
+    // repeat view by view, and the objective is the mean over views.
+    let repeated: Vec<i64> = (0..views).flat_map(|_| classes.iter().copied()).collect();
+    let targets = targets(&repeated, model.device)?;
+    let magnitude = natural::magnitude_for(style, &params.magnitude)?;
+    let mut parameters =
+        Parameterisation::new(style, count, &model.input, magnitude.as_ref(), model.device)?;
     if let (Param::Pixel, Some(init)) = (style.param, params.init) {
         let start = initial_images(model, classes, init, params.seed)?;
         tch::no_grad(|| parameters.tensor.f_copy_(&start))?;
@@ -343,14 +391,16 @@ fn styled(
         natural::Optimizer::Sga => None,
     };
     let mut watch = StallWatch::new(count, model.device)?;
+    let mut alpha = AlphaMap::new(params.alpha);
     let mut frames = Vec::new();
     for step in 1..=params.iters {
         let images = parameters.images()?;
-        let seen = natural::random_transform(&images, style, &mut rng)?;
+        let drawn = natural::draw_views(style, &model.input, &mut rng);
+        let seen = natural::apply_views(&images, style, &drawn, &model.input)?;
         let scores = precision::run(params.precision, model.device, || {
             model.objective(&seen, &targets, params.objective)
         })?;
-        let mut objective = scores.f_sum(Kind::Float)?;
+        let mut objective = scores.f_sum(Kind::Float)?.f_div_scalar(views as f64)?;
         if params.l2_weight > 0.0 {
             let penalty = images.f_square()?.f_sum(Kind::Float)?.f_mul_scalar(params.l2_weight)?;
             objective = objective.f_sub(&penalty)?;
@@ -359,10 +409,19 @@ fn styled(
             objective =
                 objective.f_sub(&natural::total_variation(&images)?.f_mul_scalar(style.tv)?)?;
         }
-        let gradient = Tensor::f_run_backward(&[&objective], &[&parameters.tensor], false, false)
-            .map_err(torch_error)?
-            .remove(0);
-        checked_step(classes, step, &scores, params, &mut on_step)?;
+        let wants_image_gradient = params.alpha && parameters.kind() != Param::Pixel;
+        let inputs: Vec<&Tensor> = if wants_image_gradient {
+            vec![&parameters.tensor, &images]
+        } else {
+            vec![&parameters.tensor]
+        };
+        let mut gradients =
+            Tensor::f_run_backward(&[&objective], &inputs, false, false).map_err(torch_error)?;
+        let gradient = gradients.remove(0);
+        alpha.add(gradients.first().unwrap_or(&gradient))?;
+        let per_class =
+            scores.f_view([views, count])?.f_mean_dim([0].as_slice(), false, Kind::Float)?;
+        checked_step(classes, step, &per_class, params, &mut on_step)?;
         watch.observe(&gradient)?;
         tch::no_grad(|| -> Result<()> {
             let update = match adam.as_mut() {
@@ -384,13 +443,22 @@ fn styled(
             Ok(())
         })?;
         if params.keeps_frame(step) {
-            frames.push((step, tch::no_grad(|| parameters.images())?.f_detach()?));
+            let canvas = tch::no_grad(|| parameters.images())?.f_detach()?;
+            frames.push((step, natural::central_view(&canvas, style, &model.input)?));
         }
     }
-    let images = tch::no_grad(|| parameters.images())?.f_detach()?;
-    ensure_finite(&images)?;
+    let canvas = tch::no_grad(|| parameters.images())?.f_detach()?;
+    ensure_finite(&canvas)?;
+    let images = natural::central_view(&canvas, style, &model.input)?;
+    let alpha = match alpha.total {
+        Some(map) => Some(
+            natural::central_view(&map.f_unsqueeze(1)?, style, &model.input)?.f_squeeze_dim(1)?,
+        ),
+        None => None,
+    };
     let stalled = watch.stalled(&start, &parameters.tensor.f_detach()?, params.iters)?;
-    Ok(Ascent { images, frames, stalled })
+    let canvas = style.crop_box.is_some().then_some(canvas);
+    Ok(Ascent { images, frames, stalled, alpha, canvas })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::image_io::Fit;
 use crate::input::{ChannelValues, InputSize};
 use crate::metadata::OutputSelector;
 use crate::model::{self, DeviceChoice, InputOverrides, ModelConfig, Objective};
-use crate::natural::{Optimizer, Param, Style};
+use crate::natural::{self, Colour, Optimizer, Param, Style};
 use crate::precision::Precision;
 use crate::saliency::{Baseline, Method};
 use crate::shard::ShardSpec;
@@ -205,10 +205,12 @@ pub struct RunArgs {
     #[command(flatten)]
     pub classes: ClassArgs,
 
-    /// simonyan: the paper's plain ascent. natural: the Lucid recipe (Olah et al. 2017):
-    /// --param fourier --optimizer adam --lr 0.05 --iters 256 --l2 0 --pad 16 --jitter 8
-    /// --scale 0.9..1.1 --rotate 10. Explicit flags override the preset.
-    #[arg(long, value_name = "P", default_value = "simonyan", value_parser = ["simonyan", "natural"])]
+    /// simonyan: the paper's plain ascent. natural: the Lucid recipe (Olah et al. 2017),
+    /// a decorrelated Fourier image under random pad/jitter/scale/rotate, with Adam.
+    /// maco: Fel et al. 2023, only the Fourier phase optimised, the magnitude of natural
+    /// photos, a larger canvas seen through random crops. Explicit flags override the preset
+    /// (README, "Natural-looking class models", lists each preset's values).
+    #[arg(long, value_name = "P", default_value = "simonyan", value_parser = ["simonyan", "natural", "maco"])]
     pub preset: String,
 
     /// Number of gradient-ascent steps [default: 150] (natural: 256).
@@ -223,10 +225,48 @@ pub struct RunArgs {
     #[arg(long, value_name = "λ", value_parser = parse_non_negative_f64)]
     pub l2: Option<f64>,
 
-    /// What is optimised: pixel (the paper) or fourier, a 1/f-scaled spectrum in
-    /// decorrelated colour (Olah et al., "Feature Visualization", Distill 2017).
-    #[arg(long, value_name = "P", value_parser = ["pixel", "fourier"])]
+    /// What is optimised: pixel (the paper), fourier (a 1/f-scaled spectrum in decorrelated
+    /// colour; Olah et al., "Feature Visualization", Distill 2017) or maco (the phase only,
+    /// with natural photos' magnitude; Fel et al. 2023).
+    #[arg(long, value_name = "P", value_parser = ["pixel", "fourier", "maco"])]
     pub param: Option<String>,
+
+    /// Colour space of the fourier and maco parameterisations: decorrelated (ImageNet's
+    /// colour covariance whitened out) or rgb.
+    #[arg(long, value_name = "C", value_parser = ["decorrelated", "rgb"])]
+    pub colour: Option<String>,
+
+    /// fourier: scale each frequency f by 1/f^P (Lucid: 1; larger damps fine texture).
+    #[arg(long, value_name = "P", value_parser = parse_non_negative_f64)]
+    pub decay: Option<f64>,
+
+    /// Random views of each image per step, batched through the network as one pass; the
+    /// objective is their mean (expectation over transformations).
+    #[arg(long, value_name = "K", value_parser = parse_views)]
+    pub views: Option<u32>,
+
+    /// Optimise a canvas this many times the model's input side (1 to 8); the saved image is
+    /// the whole canvas.
+    #[arg(long, value_name = "X", value_parser = parse_canvas)]
+    pub canvas: Option<f64>,
+
+    /// Views are square crops of the canvas whose side is a random fraction LOW..HIGH of the
+    /// canvas side, placed around its centre (MaCo), instead of pad/jitter/scale/rotate.
+    #[arg(long, value_name = "LOW..HIGH", value_parser = parse_crop_box)]
+    pub crop_box: Option<(f64, f64)>,
+
+    /// σ of Gaussian noise, and half-width of uniform noise, added to every view (model units).
+    #[arg(long, value_name = "σ", value_parser = parse_non_negative_f64)]
+    pub view_noise: Option<f64>,
+
+    /// Also write <index>_<name>_alpha.png: the image with an alpha channel from the
+    /// accumulated |∂objective/∂image| (MaCo's attribution), so that what matters stands out.
+    #[arg(long)]
+    pub alpha: bool,
+
+    /// MaCo's natural magnitude spectrum (made by `make weights`).
+    #[arg(long, value_name = "PATH", default_value = natural::DEFAULT_MAGNITUDE)]
+    pub magnitude: PathBuf,
 
     /// sga: plain gradient ascent (the paper); adam: Adam.
     #[arg(long, value_name = "OPT", value_parser = ["sga", "adam"])]
@@ -236,8 +276,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "PX")]
     pub jitter: Option<u32>,
 
-    /// Scale factors, one drawn at random before every forward pass, e.g. 0.9,1,1.1 (Olah et al. 2017).
-    #[arg(long, value_name = "S,S,…", value_parser = parse_channel_values)]
+    /// Scale factors, one drawn at random for every view: a list (0.9,1,1.1) or a range
+    /// LOW..HIGH, taken in steps of 0.02 (Olah et al. 2017).
+    #[arg(long, value_name = "S,S,…|LOW..HIGH", value_parser = parse_scales)]
     pub scale: Option<ChannelValues>,
 
     /// Random rotation of up to ± DEG degrees before every forward pass (Olah et al. 2017).
@@ -359,12 +400,14 @@ pub const MAX_FRAMES: u32 = 1000;
 impl RunArgs {
     /// The preset's defaults, overridden by every flag given.
     fn ascent_params(&self) -> Result<AscentParams> {
-        let natural = self.preset == "natural";
-        let base = if natural { Style::natural() } else { Style::simonyan() };
-        let iters = self.iters.unwrap_or(if natural { 256 } else { 150 });
+        let preset = natural::preset(&self.preset)
+            .ok_or_else(|| anyhow!("unknown preset '{}'", self.preset))?;
+        let base = preset.style;
+        let iters = self.iters.unwrap_or(preset.iters);
         let style = Style {
             param: match self.param.as_deref() {
                 Some("fourier") => Param::Fourier,
+                Some("maco") => Param::Maco,
                 Some(_) => Param::Pixel,
                 None => base.param,
             },
@@ -381,6 +424,16 @@ impl RunArgs {
             blur_sigma: self.blur_sigma.unwrap_or(base.blur_sigma),
             clip_percentile: self.clip_percentile.unwrap_or(base.clip_percentile),
             tv: self.tv.unwrap_or(base.tv),
+            colour: match self.colour.as_deref() {
+                Some("rgb") => Colour::Rgb,
+                Some(_) => Colour::Decorrelated,
+                None => base.colour,
+            },
+            decay: self.decay.unwrap_or(base.decay),
+            views: self.views.unwrap_or(base.views),
+            canvas: self.canvas.unwrap_or(base.canvas),
+            crop_box: self.crop_box.or(base.crop_box),
+            view_noise: self.view_noise.unwrap_or(base.view_noise),
         };
         let frame_every = match (self.save_every, self.gif) {
             (Some(every), _) => Some(every),
@@ -398,8 +451,8 @@ impl RunArgs {
         }
         Ok(AscentParams {
             iters,
-            learning_rate: self.lr.unwrap_or(if natural { 0.05 } else { 1.0 }),
-            l2_weight: self.l2.unwrap_or(if natural { 0.0 } else { 1e-4 }),
+            learning_rate: self.lr.unwrap_or(preset.learning_rate),
+            l2_weight: self.l2.unwrap_or(preset.l2_weight),
             objective: self.objective,
             style,
             init: self.init,
@@ -407,6 +460,8 @@ impl RunArgs {
             frame_every,
             precision: self.precision,
             check_every: 1,
+            alpha: self.alpha,
+            magnitude: self.magnitude.clone(),
         })
     }
 }
@@ -485,7 +540,7 @@ impl Cli {
             None => {
                 let run = self.run;
                 let ascent = run.ascent_params()?;
-                Task::Visualise(Config {
+                Task::Visualise(Box::new(Config {
                     classes: run.classes.into_selection(),
                     ascent,
                     save_every: run.save_every,
@@ -501,7 +556,7 @@ impl Cli {
                     stretch: run.stretch,
                     quiet: run.quiet,
                     json: run.json,
-                })
+                }))
             }
         })
     }
@@ -585,6 +640,51 @@ fn parse_percentile(text: &str) -> Result<f64, String> {
         p if p <= 100.0 => Ok(p),
         p => Err(format!("a percentile is 0 to 100, got {p}")),
     }
+}
+
+/// Views per step: 1 to 64 (each is a full forward and backward image).
+fn parse_views(text: &str) -> Result<u32, String> {
+    match parse_positive_u32(text)? {
+        n if n <= MAX_VIEWS => Ok(n),
+        n => Err(format!("{n} views is more than {MAX_VIEWS}")),
+    }
+}
+
+const MAX_VIEWS: u32 = 64;
+
+fn parse_canvas(text: &str) -> Result<f64, String> {
+    match parse_finite(text)? {
+        x if (1.0..=8.0).contains(&x) => Ok(x),
+        x => Err(format!("the canvas is 1 to 8 times the input side, got {x}")),
+    }
+}
+
+/// `LOW..HIGH`, two fractions with 0 < LOW ≤ HIGH ≤ 1.
+fn parse_crop_box(text: &str) -> Result<(f64, f64), String> {
+    let (low, high) = text
+        .split_once("..")
+        .ok_or_else(|| format!("'{text}' is not LOW..HIGH (e.g. 0.2..0.5)"))?;
+    let (low, high) = (parse_finite(low)?, parse_finite(high)?);
+    if low > 0.0 && low <= high && high <= 1.0 {
+        Ok((low, high))
+    } else {
+        Err(format!("need 0 < LOW ≤ HIGH ≤ 1, got {low}..{high}"))
+    }
+}
+
+/// A scale list (`0.9,1,1.1`) or range (`0.8..1.2`); every scale positive.
+fn parse_scales(text: &str) -> Result<ChannelValues, String> {
+    let values = match text.split_once("..") {
+        Some((low, high)) => {
+            let (low, high) = (parse_positive_f64(low)?, parse_positive_f64(high)?);
+            if low > high {
+                return Err(format!("the range {low}..{high} is empty"));
+            }
+            natural::scale_range(low, high)
+        }
+        None => text.split(',').map(parse_positive_f64).collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(ChannelValues(values))
 }
 
 fn parse_precision(text: &str) -> Result<Precision, String> {
@@ -685,7 +785,7 @@ mod tests {
 
     fn run_config(args: &[&str]) -> Result<Config> {
         match task(args)? {
-            Task::Visualise(config) => Ok(config),
+            Task::Visualise(config) => Ok(*config),
             other => Err(anyhow!("not a visualise task: {other:?}")),
         }
     }
@@ -753,6 +853,19 @@ mod tests {
             (vec!["--init", "noise:0"], "--init"),
             (vec!["--threads", "100000"], "--threads"),
             (vec!["--clip-percentile", "101"], "--clip-percentile"),
+            (vec!["--views", "0"], "--views"),
+            (vec!["--views", "1000"], "--views"),
+            (vec!["--canvas", "0.5"], "--canvas"),
+            (vec!["--canvas", "nan"], "--canvas"),
+            (vec!["--crop-box", "0.5..0.2"], "--crop-box"),
+            (vec!["--crop-box", "0..0.5"], "--crop-box"),
+            (vec!["--crop-box", "0.5"], "--crop-box"),
+            (vec!["--decay", "-1"], "--decay"),
+            (vec!["--view-noise", "-0.1"], "--view-noise"),
+            (vec!["--scale", "1.2..0.8"], "--scale"),
+            (vec!["--scale", "0,1"], "--scale"),
+            (vec!["--colour", "cmyk"], "--colour"),
+            (vec!["--preset", "dream"], "--preset"),
         ] {
             let mut argv = vec!["--class", "1"];
             argv.extend(args.iter().copied());

@@ -60,9 +60,10 @@ pub fn to_pixels(image: &Tensor, spec: &InputSpec, display: Display) -> Result<P
         .f_permute([1, 2, 0])?
         .f_contiguous()?;
     let data = Vec::<u8>::try_from(bytes.f_reshape([-1])?)?;
+    let size = image.size();
     Ok(Pixels {
-        width: spec.width as u32,
-        height: spec.height as u32,
+        width: size[size.len() - 1] as u32,
+        height: size[size.len() - 2] as u32,
         channels: spec.channels as u8,
         data,
     })
@@ -143,6 +144,25 @@ pub fn load_photo(path: &Path, spec: &InputSpec, fit: Fit) -> Result<Photo> {
     let decoded =
         reader.decode().with_context(|| format!("image {shown} is corrupt or unsupported"))?;
     fit_photo(&decoded, spec, fit)
+}
+
+/// 8-bit pixels of any size fitted to the model's input (as [`load_photo`]
+/// fits a photo): for scoring an image saved at another size, e.g. a canvas.
+pub fn fit_pixels(pixels: &Pixels, spec: &InputSpec, fit: Fit) -> Result<Pixels> {
+    if (pixels.width as i64, pixels.height as i64) == (spec.width, spec.height) {
+        return Ok(pixels.clone());
+    }
+    let (w, h, data) = (pixels.width, pixels.height, pixels.data.clone());
+    let image = match pixels.channels {
+        1 => DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(w, h, data).context("pixel buffer of the wrong size")?,
+        ),
+        3 => DynamicImage::ImageRgb8(
+            image::RgbImage::from_raw(w, h, data).context("pixel buffer of the wrong size")?,
+        ),
+        other => bail!("cannot resize a {other}-channel image"),
+    };
+    Ok(fit_photo(&image, spec, fit)?.pixels)
 }
 
 fn fit_photo(decoded: &DynamicImage, spec: &InputSpec, fit: Fit) -> Result<Photo> {
@@ -249,6 +269,39 @@ pub fn write_gif_atomic(path: &Path, frames: &[Pixels], delay_ms: u32) -> Result
             encoder.encode_frame(frame).with_context(|| format!("encoding {}", path.display()))?;
         }
     }
+    files::write_atomic(path, &bytes)
+}
+
+/// Write an RGBA PNG atomically: the 1- or 3-channel `pixels` with `alpha`
+/// (one byte per pixel) as the transparency.
+pub fn write_rgba_png_atomic(path: &Path, pixels: &Pixels, alpha: &[u8]) -> Result<()> {
+    let count = (pixels.width * pixels.height) as usize;
+    if alpha.len() != count || !(pixels.channels == 1 || pixels.channels == 3) {
+        bail!(
+            "an alpha map of {} values does not fit a {}x{}x{} image",
+            alpha.len(),
+            pixels.width,
+            pixels.height,
+            pixels.channels
+        );
+    }
+    let channels = usize::from(pixels.channels);
+    let mut data = Vec::with_capacity(count * 4);
+    for (i, &a) in alpha.iter().enumerate() {
+        let rgb = &pixels.data[i * channels..(i + 1) * channels];
+        if channels == 1 {
+            data.extend_from_slice(&[rgb[0], rgb[0], rgb[0], a]);
+        } else {
+            data.extend_from_slice(&[rgb[0], rgb[1], rgb[2], a]);
+        }
+    }
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, pixels.width, pixels.height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&data)?;
+    writer.finish()?;
     files::write_atomic(path, &bytes)
 }
 

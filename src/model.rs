@@ -500,9 +500,14 @@ impl Classifier {
     /// Score 8-bit images as the model sees them after normalisation, one
     /// forward pass for the whole batch; `classes[i]` is image i's target.
     pub fn score_images(&self, images: &[Pixels], classes: &[i64]) -> Result<Vec<Scores>> {
+        // An image saved at another size (a larger canvas) is scored as
+        // `classviz score` would: stretched to the input size.
         let batch = images
             .iter()
-            .map(|p| image_io::pixels_to_tensor(p, self.device))
+            .map(|p| {
+                let fitted = image_io::fit_pixels(p, &self.input, image_io::Fit::Stretch)?;
+                image_io::pixels_to_tensor(&fitted, self.device)
+            })
             .collect::<Result<Vec<_>>>()?;
         let x = self.input.normalise(&Tensor::f_cat(&batch, 0)?)?;
         let logits =

@@ -15,7 +15,7 @@ use crate::exit::Status;
 #[derive(Debug, Clone)]
 pub enum Task {
     /// The main job: visualise classes.
-    Visualise(visualise::Config),
+    Visualise(Box<visualise::Config>),
     /// `classviz status`: which classes of a list are done in a folder.
     Status(status::StatusConfig),
     /// `classviz info`: what classviz makes of a model.

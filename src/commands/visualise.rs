@@ -19,7 +19,9 @@ use crate::grid;
 use crate::image_io::{self, Display, Fit};
 use crate::knobs;
 use crate::model::{self, Classifier, ModelConfig};
+use crate::natural;
 use crate::report::{self, ClassResult, Progress, RunParams, SummaryLine};
+use crate::saliency;
 use crate::shard::{Shard, ShardSpec};
 
 /// Default `--batch` on the CPU: the fastest per class in `bench/run.py` on a
@@ -75,7 +77,9 @@ pub fn run(config: &Config) -> Result<Status> {
         Some(spec) => spec.resolve_from_env(config.shards)?,
         None => Shard::ALL,
     };
-    crate::natural::validate(&config.ascent.style)?;
+    natural::validate(&config.ascent.style)?;
+    // A missing or corrupt magnitude spectrum fails now, not after the first batch.
+    natural::magnitude_for(&config.ascent.style, &config.ascent.magnitude)?;
     tch::manual_seed(config.seed as i64);
     files::ensure_writable_dir(&config.out_dir)?;
     files::remove_stale_temp_files(&config.out_dir)?;
@@ -204,6 +208,15 @@ pub fn run(config: &Config) -> Result<Status> {
     Ok(Status::Success)
 }
 
+/// The alpha map is fully opaque from this percentile of its attribution up.
+const ALPHA_PERCENTILE: f64 = 99.0;
+
+/// `<out>/<index>_<slug>_<what>.png` beside the class image (alpha, canvas).
+fn suffixed(image: &Path, what: &str) -> PathBuf {
+    let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    image.with_file_name(format!("{stem}_{what}.png"))
+}
+
 /// Steps between host syncs on CUDA (divergence check and progress); the
 /// CPU checks every step, where copying the scores costs nothing.
 const CUDA_CHECK_EVERY: u32 = 25;
@@ -260,6 +273,10 @@ struct Finished {
     images: Tensor,
     /// Kept frames, on the CPU.
     frames: Vec<(u32, Tensor)>,
+    /// With `--alpha`: the accumulated attribution `[N, H, W]`, on the CPU.
+    alpha: Option<Tensor>,
+    /// With MaCo crops: the whole canvases, on the CPU.
+    canvas: Option<Tensor>,
     stalled: Vec<bool>,
     /// Optimisation time per class.
     seconds: f64,
@@ -278,10 +295,14 @@ impl Finished {
             .iter()
             .map(|(step, t)| Ok((*step, host(t)?)))
             .collect::<Result<Vec<_>>>()?;
+        let alpha = ascent.alpha.as_ref().map(host).transpose()?;
+        let canvas = ascent.canvas.as_ref().map(host).transpose()?;
         Ok(Finished {
             classes: batch.real().to_vec(),
             images,
             frames,
+            alpha,
+            canvas,
             stalled: ascent.stalled[..batch.real].to_vec(),
             seconds: started.elapsed().as_secs_f64() / batch.real as f64,
         })
@@ -444,7 +465,27 @@ fn save_batch(
         });
         saved_pixels.push(pixels);
     }
+    if let Some(canvas) = &finished.canvas {
+        let mut canvases = Vec::with_capacity(jobs.len());
+        for (row, job) in jobs.iter().enumerate() {
+            let image = canvas.f_narrow(0, row as i64, 1)?;
+            canvases.push(image_io::PngJob {
+                path: suffixed(&job.path, "canvas"),
+                pixels: image_io::to_pixels(&image, &model.input, Display::Clamp)?,
+                text: job.text.clone(),
+            });
+        }
+        image_io::write_pngs_atomic(&canvases)?;
+    }
     image_io::write_pngs_atomic(&jobs)?;
+    if let Some(alpha) = &finished.alpha {
+        for (row, (job, pixels)) in jobs.iter().zip(&saved_pixels).enumerate() {
+            let map = alpha.f_get(row as i64)?;
+            let strength = saliency::normalised_map(&map, ALPHA_PERCENTILE)?;
+            let bytes: Vec<u8> = strength.iter().map(|v| (v * 255.0).round() as u8).collect();
+            image_io::write_rgba_png_atomic(&suffixed(&job.path, "alpha"), pixels, &bytes)?;
+        }
+    }
     let paths = jobs.into_iter().map(|job| job.path);
     // Score the images as saved (clamped to [0,1], 8-bit), not the unclamped
     // float tensors: that is what a reader of the PNG gets.
