@@ -3,6 +3,7 @@
 #   make          set up (venv + weights + release build) and visualise class 100
 #   make test     set up and run the whole test suite
 #   make lint     rustfmt, clippy (warnings are errors) and the module layering check
+#   make check-gallery   the HTML gallery in headless Chromium
 #
 # Every step is idempotent: a second run reuses the venv, the weights and the build.
 
@@ -10,7 +11,10 @@ VENV    := .venv
 PYTHON  := $(VENV)/bin/python3
 STAMP   := $(VENV)/.requirements-installed
 BIN     := target/release/classviz
-MODELS  := weights/efficientnet_lite0.pt weights/efficientnet_lite1.pt
+MODELS  := weights/efficientnet_lite0.pt weights/efficientnet_lite1.pt weights/efficientnet_lite2.pt
+# Lite0 that also returns six of its blocks' outputs, early to late (--objective channel:…).
+TAPPED  := weights/efficientnet_lite0_taps.pt
+TAPS    := _blocks.1,_blocks.3,_blocks.5,_blocks.8,_blocks.11,_blocks.15
 # MaCo's natural magnitude spectrum, from the photos scikit-image and scikit-learn ship.
 SPECTRUM := weights/maco_magnitude.npy
 FIXTURE := tests/models/.built
@@ -19,7 +23,7 @@ FIXTURE := tests/models/.built
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test lint bench bench-natural bench-quality bench-saliency clean
+.PHONY: demo setup build weights fixtures test lint check-gallery bench bench-natural bench-quality bench-saliency clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0 --force
@@ -31,7 +35,10 @@ $(STAMP): requirements.txt
 	$(PYTHON) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
-weights: $(MODELS) $(SPECTRUM)
+weights: $(MODELS) $(TAPPED) $(SPECTRUM)
+
+$(TAPPED): weights/export.py $(STAMP)
+	$(PYTHON) weights/export.py efficientnet_lite0 --taps $(TAPS)
 
 $(SPECTRUM): weights/maco_spectrum.py $(STAMP)
 	$(PYTHON) weights/maco_spectrum.py
@@ -52,6 +59,7 @@ bench-quality: setup
 
 bench-saliency: setup
 	cargo bench --bench saliency
+	cargo bench --bench baseline
 
 # cargo decides what to rebuild; a no-op build takes a fraction of a second.
 build: $(STAMP)
@@ -73,6 +81,11 @@ $(FIXTURE): tests/make_models.py tests/checkpoint_module.py weights/export.py $(
 # pool on the same cores slow down 10-30x.
 test: setup fixtures
 	OMP_NUM_THREADS=1 cargo test --release
+
+# The HTML gallery in headless Chromium (Debian's chromium package): a
+# 1000-class page from file://, search, sort and the viewer, load time.
+check-gallery: setup
+	tests/check_gallery.sh
 
 # The habits CI keeps: formatted, clippy-clean, and no module using a higher
 # layer (tests/layering.rs; the layers are in the README's ARCHITECTURE).

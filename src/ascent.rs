@@ -12,8 +12,9 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::model::{torch_error, Classifier, Objective};
+use crate::model::{torch_error, Classifier};
 use crate::natural::{self, Adam, Param, Parameterisation, Rng, Style};
+use crate::objective::{self, Objective};
 use crate::precision::{self, Precision};
 
 /// A class whose score gradient was exactly zero on this many consecutive
@@ -49,7 +50,27 @@ pub struct AscentParams {
     pub alpha: bool,
     /// The natural magnitude spectrum MaCo needs (`weights/maco_spectrum.py`).
     pub magnitude: PathBuf,
+    /// Several images per target, kept apart by a diversity penalty.
+    pub facets: Option<Facets>,
 }
+
+/// `--facets N --diversity W`: N images per target, optimised together; the
+/// objective loses W × the mean pairwise cosine similarity of their Gram
+/// matrices at `tap` (Lucid's diversity term; Nguyen et al. 2016 show why
+/// several images: one optimum hides a class's other facets). A batch holds
+/// each target's facets as consecutive rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Facets {
+    pub count: u32,
+    pub weight: f64,
+    pub tap: String,
+}
+
+/// Facets of pixel images start from noise of this σ (seeded per facet): from
+/// one shared start they would stay identical.
+pub const FACET_NOISE: f64 = 0.01;
+/// Seeds of a target's facets are this far apart.
+const FACET_SEED_STRIDE: u64 = 1_000_003;
 
 impl AscentParams {
     /// The paper's procedure on the pre-softmax score.
@@ -67,7 +88,27 @@ impl AscentParams {
             check_every: 1,
             alpha: false,
             magnitude: natural::default_magnitude(),
+            facets: None,
         }
+    }
+
+    /// The start of each row's random noise: the seed, the row's target and its facet.
+    fn row_seeds(&self, indices: &[i64]) -> Vec<u64> {
+        let count = self.facets.as_ref().map_or(1, |f| u64::from(f.count.max(1)));
+        indices
+            .iter()
+            .enumerate()
+            .map(|(row, &index)| {
+                let facet = row as u64 % count;
+                self.seed.wrapping_add(index as u64).wrapping_add(facet * FACET_SEED_STRIDE)
+            })
+            .collect()
+    }
+
+    /// The start, if not the parameterisation's own: `--init`, or for pixel
+    /// facets a little noise.
+    fn start(&self) -> Option<Init> {
+        self.init.or(self.facets.as_ref().map(|_| Init::Noise(FACET_NOISE)))
     }
 
     /// Whether `step` copies the scores to the host: every `check_every`-th
@@ -225,17 +266,17 @@ fn targets(classes: &[i64], device: Device) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(classes)?.f_to_device(device)?.f_view([classes.len() as i64, 1])?)
 }
 
-/// The starting images for `params.init`: zeros, or per-class seeded noise.
-fn initial_images(model: &Classifier, classes: &[i64], init: Init, seed: u64) -> Result<Tensor> {
-    let count = classes.len() as i64;
+/// The starting images: zeros, or noise seeded per row (`seeds`).
+fn initial_images(model: &Classifier, seeds: &[u64], init: Init) -> Result<Tensor> {
+    let count = seeds.len() as i64;
     match init {
         Init::Zero => model.input.zeros(count, model.device),
         Init::Noise(sigma) => {
-            // Drawn on the CPU, class by class, so that the start does not
+            // Drawn on the CPU, row by row, so that the start does not
             // depend on the device or on the rest of the batch.
-            let mut rows = Vec::with_capacity(classes.len());
-            for &class in classes {
-                tch::manual_seed(seed.wrapping_add(class as u64) as i64);
+            let mut rows = Vec::with_capacity(seeds.len());
+            for &seed in seeds {
+                tch::manual_seed(seed as i64);
                 rows.push(Tensor::f_randn(model.input.batch_shape(1), (Kind::Float, Device::Cpu))?);
             }
             let noise = Tensor::f_cat(&rows, 0)?.f_mul_scalar(sigma)?;
@@ -287,19 +328,17 @@ fn paper(
 ) -> Result<Ascent> {
     let mut frames = Vec::new();
     let targets = targets(classes, model.device)?;
-    let start = initial_images(model, classes, params.init.unwrap_or(Init::Zero), params.seed)?;
+    let seeds = params.row_seeds(classes);
+    let start = initial_images(model, &seeds, params.start().unwrap_or(Init::Zero))?;
     let mut images = detached_copy(&start)?;
     let mut watch = StallWatch::new(classes.len() as i64, model.device)?;
     let mut alpha = AlphaMap::new(params.alpha);
     for step in 1..=params.iters {
         let input = images.f_detach()?.f_set_requires_grad(true)?;
-        let scores = precision::run(params.precision, model.device, || {
-            model.objective(&input, &targets, params.objective)
-        })?;
-        let score_gradient =
-            Tensor::f_run_backward(&[&scores.f_sum(Kind::Float)?], &[&input], false, false)
-                .map_err(torch_error)?
-                .remove(0);
+        let (scores, total) = objective_of(model, &input, &targets, params, 1)?;
+        let score_gradient = Tensor::f_run_backward(&[&total], &[&input], false, false)
+            .map_err(torch_error)?
+            .remove(0);
         checked_step(classes, step, &scores, params, &mut on_step)?;
         watch.observe(&score_gradient)?;
         alpha.add(&score_gradient)?;
@@ -318,6 +357,39 @@ fn paper(
     ensure_finite(&images)?;
     let stalled = watch.stalled(&start, &images, params.iters)?;
     Ok(Ascent { images, frames, stalled, alpha: alpha.total, canvas: None })
+}
+
+/// The per-row objective `[K·N]` for images seen through `views` views, and
+/// the total to ascend: their sum divided by the views, less the facets'
+/// diversity penalty.
+fn objective_of(
+    model: &Classifier,
+    x: &Tensor,
+    targets: &Tensor,
+    params: &AscentParams,
+    views: i64,
+) -> Result<(Tensor, Tensor)> {
+    let tap = params.facets.as_ref().map(|f| f.tap.as_str());
+    let (scores, activations) = precision::run(params.precision, model.device, || {
+        objective::scores(model, x, &params.objective, targets, tap)
+    })?;
+    let mut total = scores.f_sum(Kind::Float)?;
+    if views > 1 {
+        total = total.f_div_scalar(views as f64)?;
+    }
+    if let (Some(facets), Some(activations)) = (&params.facets, activations) {
+        if facets.weight != 0.0 {
+            let per_view = activations.size()[0] / views;
+            let mut similarity = Tensor::f_zeros([], (Kind::Float, model.device))?;
+            for view in 0..views {
+                let rows = activations.f_narrow(0, view * per_view, per_view)?;
+                let groups = objective::gram_similarity(&rows, i64::from(facets.count))?;
+                similarity = similarity.f_add(&groups.f_sum(Kind::Float)?)?;
+            }
+            total = total.f_sub(&similarity.f_mul_scalar(facets.weight / views as f64)?)?;
+        }
+    }
+    Ok((scores, total))
 }
 
 /// The running sum of |∂objective/∂image| over channels, when asked for.
@@ -381,8 +453,8 @@ fn styled(
     let magnitude = natural::magnitude_for(style, &params.magnitude)?;
     let mut parameters =
         Parameterisation::new(style, count, &model.input, magnitude.as_ref(), model.device)?;
-    if let (Param::Pixel, Some(init)) = (style.param, params.init) {
-        let start = initial_images(model, classes, init, params.seed)?;
+    if let (Param::Pixel, Some(init)) = (style.param, params.start()) {
+        let start = initial_images(model, &params.row_seeds(classes), init)?;
         tch::no_grad(|| parameters.tensor.f_copy_(&start))?;
     }
     let start = detached_copy(&parameters.tensor)?;
@@ -397,10 +469,7 @@ fn styled(
         let images = parameters.images()?;
         let drawn = natural::draw_views(style, &model.input, &mut rng);
         let seen = natural::apply_views(&images, style, &drawn, &model.input)?;
-        let scores = precision::run(params.precision, model.device, || {
-            model.objective(&seen, &targets, params.objective)
-        })?;
-        let mut objective = scores.f_sum(Kind::Float)?.f_div_scalar(views as f64)?;
+        let (scores, mut objective) = objective_of(model, &seen, &targets, params, views)?;
         if params.l2_weight > 0.0 {
             let penalty = images.f_square()?.f_sum(Kind::Float)?.f_mul_scalar(params.l2_weight)?;
             objective = objective.f_sub(&penalty)?;

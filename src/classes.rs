@@ -196,6 +196,39 @@ impl Labels {
     }
 }
 
+/// Resolve a list of indices below `count` (`3`, `0-15`, `all`, comma-separated;
+/// duplicates dropped, order kept); `what` names them in errors ("channel of tap …").
+pub fn resolve_indices(spec: &str, count: usize, what: &str) -> Result<Vec<i64>> {
+    let mut indices = Vec::new();
+    for item in spec.split(',').map(str::trim) {
+        let range = if item.eq_ignore_ascii_case("all") {
+            Some((0, count as i64 - 1))
+        } else if let Some((first, last)) = item.split_once('-') {
+            Some((first.trim().parse::<i64>()?, last.trim().parse::<i64>()?))
+        } else {
+            None
+        };
+        let (first, last) = match range {
+            Some(range) => range,
+            None => {
+                let index: i64 =
+                    item.parse().with_context(|| format!("'{item}' is not an index (a {what})"))?;
+                (index, index)
+            }
+        };
+        for index in [first, last] {
+            if index < 0 || index >= count as i64 {
+                bail!("{index} is out of range for a {what}: 0–{}", count as i64 - 1);
+            }
+        }
+        if first > last {
+            bail!("range {item} is empty: {first} is after {last}");
+        }
+        indices.extend(first..=last);
+    }
+    Ok(dedup_keep_order(indices))
+}
+
 /// Drop repeated classes, keeping each one's first position.
 pub fn dedup_keep_order(classes: Vec<i64>) -> Vec<i64> {
     let mut seen = std::collections::HashSet::new();
@@ -323,6 +356,18 @@ mod tests {
             class_image_path(Path::new("out"), 1, &labels),
             Path::new("out/1_black_swan.png")
         );
+    }
+
+    #[test]
+    fn index_lists() {
+        assert_eq!(resolve_indices("0-3,1,7", 8, "channel").unwrap(), vec![0, 1, 2, 3, 7]);
+        assert_eq!(resolve_indices("all", 3, "channel").unwrap(), vec![0, 1, 2]);
+        let message = resolve_indices("40", 40, "channel of tap t (40 channels)").unwrap_err();
+        assert!(message
+            .to_string()
+            .contains("40 is out of range for a channel of tap t (40 channels): 0–39"));
+        assert!(resolve_indices("x", 4, "channel").is_err());
+        assert!(resolve_indices("3-1", 4, "channel").is_err());
     }
 
     #[test]

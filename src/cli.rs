@@ -8,8 +8,10 @@ use anyhow::{anyhow, bail, Result};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 
+use crate::ascent::Facets;
 use crate::ascent::{AscentParams, Init};
 use crate::classes::ClassSelection;
+use crate::commands::gallery::GalleryConfig;
 use crate::commands::info::InfoConfig;
 use crate::commands::saliency::SaliencyConfig;
 use crate::commands::score::ScoreConfig;
@@ -20,8 +22,9 @@ use crate::exit::Status;
 use crate::image_io::Fit;
 use crate::input::{ChannelValues, InputSize};
 use crate::metadata::OutputSelector;
-use crate::model::{self, DeviceChoice, InputOverrides, ModelConfig, Objective};
+use crate::model::{self, DeviceChoice, InputOverrides, ModelConfig};
 use crate::natural::{self, Colour, Optimizer, Param, Style};
+use crate::objective::{Objective, ObjectiveSpec};
 use crate::precision::Precision;
 use crate::saliency::{Baseline, Method};
 use crate::shard::ShardSpec;
@@ -58,6 +61,32 @@ pub enum Command {
     /// Score images with a model: does it see the intended class? The class comes from a
     /// `<index>_…` file-name prefix or --class. Exit 0 whatever the scores.
     Score(ScoreArgs),
+    /// Write a self-contained HTML page to browse output folders side by side (works from file://).
+    Gallery(GalleryArgs),
+}
+
+/// `classviz gallery`.
+#[derive(Args, Debug)]
+pub struct GalleryArgs {
+    /// Output folders: each becomes a column, each image stem a row.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+
+    /// The page to write [default: index.html in the first DIR].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// `classviz score --json` output: show that network's verdict on each image. Repeatable.
+    #[arg(long = "scores", value_name = "FILE")]
+    pub scores: Vec<PathBuf>,
+
+    /// Put the images inside the page as data URIs, for sharing one file.
+    #[arg(long)]
+    pub embed: bool,
+
+    /// The page's title [default: the folders].
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
 }
 
 /// `classviz score`.
@@ -94,10 +123,15 @@ pub struct SaliencyArgs {
     #[arg(long = "class", value_name = "C")]
     pub class: Option<String>,
 
-    /// gradient (the paper), smoothgrad (Smilkov et al. 2017), gradient-x-input, or
-    /// integrated-gradients (Sundararajan et al. 2017).
-    #[arg(long, value_name = "METHOD", default_value = "gradient", value_parser = ["gradient", "smoothgrad", "gradient-x-input", "integrated-gradients"])]
+    /// gradient (the paper), smoothgrad (Smilkov et al. 2017), gradient-x-input,
+    /// integrated-gradients (Sundararajan et al. 2017), or all: every method on the same photo,
+    /// with a sheet comparing them.
+    #[arg(long, value_name = "METHOD", default_value = "gradient", value_parser = ["gradient", "smoothgrad", "gradient-x-input", "integrated-gradients", "all"])]
     pub method: String,
+
+    /// Random pixel orders whose mean deletion and insertion scores are the baseline.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = parse_random_orders)]
+    pub random_orders: u32,
 
     /// smoothgrad: noisy samples, batched through the network.
     #[arg(long, value_name = "N", default_value_t = 25, value_parser = parse_positive_u32)]
@@ -111,8 +145,9 @@ pub struct SaliencyArgs {
     #[arg(long, value_name = "N", default_value_t = 32, value_parser = parse_positive_u32)]
     pub steps: u32,
 
-    /// integrated-gradients: the reference image, black or the dataset mean.
-    #[arg(long, value_name = "B", default_value = "black", value_parser = ["black", "mean"])]
+    /// integrated-gradients: the reference image, mean (the dataset mean: zero in the model's
+    /// space, what deletion puts in) or black.
+    #[arg(long, value_name = "B", default_value = "mean", value_parser = ["mean", "black"])]
     pub baseline: String,
 
     /// How a photo becomes the model's input: crop (shorter side, centre crop) or stretch.
@@ -155,7 +190,7 @@ pub struct InfoArgs {
 pub struct ClassArgs {
     /// Classes: indices (100), names matched case-insensitively ("black swan"),
     /// ranges (0-99) and `all`, comma-separated: --class 1,100,flamingo.
-    #[arg(long = "class", value_name = "C", required_unless_present = "classes_file", value_parser = parse_class_list)]
+    #[arg(long = "class", value_name = "C", value_parser = parse_class_list)]
     pub class: Option<String>,
 
     /// Read classes from a file: one index, name or range per line, `#` starts a comment.
@@ -325,9 +360,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "P", default_value = "auto", value_parser = parse_precision)]
     pub precision: Precision,
 
-    /// What to maximise: logit (the paper's pre-softmax S_c), log-prob or prob.
+    /// What to maximise: a class's logit (the paper's pre-softmax S_c), log-prob or prob; or
+    /// a unit of a tapped model (no --class): channel:TAP:K (channel K's mean activation),
+    /// neuron:TAP:K (channel K at the centre), layer:TAP (DeepDream: mean squared activation).
+    /// With channel:TAP or neuron:TAP, --channels lists the channels.
     #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective)]
-    pub objective: Objective,
+    pub objective: ObjectiveSpec,
+
+    /// The channels of the tap to show, batched: indices, ranges and all (e.g. 0-15).
+    #[arg(long, value_name = "LIST")]
+    pub channels: Option<String>,
+
+    /// Images per class (or unit), optimised together and kept apart by a diversity penalty
+    /// on their activations (Lucid; Nguyen et al. 2016): <index>_<name>_f<j>.png.
+    #[arg(long, value_name = "N", value_parser = parse_facets)]
+    pub facets: Option<u32>,
+
+    /// Weight of the facets' diversity penalty: W × the mean pairwise cosine similarity of
+    /// their Gram matrices at --diversity-tap.
+    #[arg(long, value_name = "W", default_value_t = DEFAULT_DIVERSITY, value_parser = parse_non_negative_f64)]
+    pub diversity: f64,
+
+    /// The tap whose activations the diversity penalty compares [default: the middle tap].
+    #[arg(long, value_name = "TAP")]
+    pub diversity_tap: Option<String>,
 
     #[command(flatten)]
     pub model: ModelArgs,
@@ -347,6 +403,10 @@ pub struct RunArgs {
     /// Also write <out>/grid.png: every image of the class list found in --out, labelled.
     #[arg(long)]
     pub grid: bool,
+
+    /// Also write or refresh <out>/index.html, a page to browse the folder (classviz gallery).
+    #[arg(long)]
+    pub gallery: bool,
 
     /// Run only shard K of N (0-based): the classes at list positions p with p mod N = K.
     /// `auto` reads Slurm array or Kubernetes Indexed Job variables.
@@ -391,6 +451,11 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// `--diversity`'s default (README, "Facets").
+pub const DEFAULT_DIVERSITY: f64 = 10.0;
+/// Facets per target, at most.
+const MAX_FACETS: u32 = 16;
 
 /// Frames in a GIF when --save-every does not say.
 const GIF_FRAMES: u32 = 50;
@@ -453,7 +518,7 @@ impl RunArgs {
             iters,
             learning_rate: self.lr.unwrap_or(preset.learning_rate),
             l2_weight: self.l2.unwrap_or(preset.l2_weight),
-            objective: self.objective,
+            objective: self.objective.objective.clone(),
             style,
             init: self.init,
             seed: self.seed,
@@ -462,11 +527,58 @@ impl RunArgs {
             check_every: 1,
             alpha: self.alpha,
             magnitude: self.magnitude.clone(),
+            facets: self.facets.map(|count| Facets {
+                count,
+                weight: self.diversity,
+                tap: self.diversity_tap.clone().unwrap_or_default(),
+            }),
         })
     }
 }
 
+impl RunArgs {
+    /// A class objective needs classes; a unit objective takes channels instead.
+    fn check_targets(&self) -> Result<()> {
+        let has_classes = self.classes.given();
+        let objective = &self.objective;
+        match objective.objective.tap() {
+            None if !has_classes => bail!("the following required arguments were not provided: --class <C> (or --classes-file; or a unit --objective)"),
+            None if self.channels.is_some() => {
+                bail!("--channels needs a channel or neuron --objective (channel:TAP, neuron:TAP)")
+            }
+            Some(_) if has_classes => bail!(
+                "--objective {} shows a unit, not a class: drop --class and --classes-file",
+                objective.objective
+            ),
+            Some(_) if objective.unit.is_some() && self.channels.is_some() => bail!(
+                "--objective {}:{} names its channel already: drop --channels",
+                objective.objective,
+                objective.unit.unwrap_or_default()
+            ),
+            Some(_) if matches!(objective.objective, Objective::Layer(_)) && self.channels.is_some() => {
+                bail!("--channels does not apply to a layer objective")
+            }
+            Some(_)
+                if !matches!(objective.objective, Objective::Layer(_))
+                    && objective.unit.is_none()
+                    && self.channels.is_none() =>
+            {
+                bail!(
+                    "--objective {} needs a channel: {}:K, or --channels LIST",
+                    objective.objective,
+                    objective.objective
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl ClassArgs {
+    fn given(&self) -> bool {
+        self.class.is_some() || self.classes_file.is_some()
+    }
+
     fn into_selection(self) -> ClassSelection {
         ClassSelection { list: self.class, file: self.classes_file }
     }
@@ -503,33 +615,45 @@ impl Cli {
                 model: args.model.into_config(),
                 json: args.json,
             }),
-            Some(Command::Saliency(args)) => Task::Saliency(SaliencyConfig {
-                images: args.images,
-                class: args.class,
-                method: match args.method.as_str() {
-                    "smoothgrad" => {
-                        Method::SmoothGrad { samples: i64::from(args.samples), noise: args.noise }
+            Some(Command::Saliency(args)) => {
+                let samples = i64::from(args.samples);
+                let steps = i64::from(args.steps);
+                let baseline =
+                    if args.baseline == "mean" { Baseline::Mean } else { Baseline::Black };
+                let methods = match args.method.as_str() {
+                    "all" => Method::all(samples, args.noise, steps, baseline),
+                    "smoothgrad" => vec![Method::SmoothGrad { samples, noise: args.noise }],
+                    "gradient-x-input" => vec![Method::GradientTimesInput],
+                    "integrated-gradients" => {
+                        vec![Method::IntegratedGradients { steps, baseline }]
                     }
-                    "gradient-x-input" => Method::GradientTimesInput,
-                    "integrated-gradients" => Method::IntegratedGradients {
-                        steps: i64::from(args.steps),
-                        baseline: if args.baseline == "mean" {
-                            Baseline::Mean
-                        } else {
-                            Baseline::Black
-                        },
-                    },
-                    _ => Method::Gradient,
-                },
-                fit: if args.fit == "stretch" { Fit::Stretch } else { Fit::Crop },
-                draw_box: args.draw_box,
-                model: args.model.into_config(),
-                out_dir: args.out,
-                seed: args.seed,
-                json: args.json,
+                    _ => vec![Method::Gradient],
+                };
+                Task::Saliency(SaliencyConfig {
+                    images: args.images,
+                    class: args.class,
+                    methods,
+                    fit: if args.fit == "stretch" { Fit::Stretch } else { Fit::Crop },
+                    draw_box: args.draw_box,
+                    model: args.model.into_config(),
+                    out_dir: args.out,
+                    random_orders: i64::from(args.random_orders),
+                    seed: args.seed,
+                    json: args.json,
+                })
+            }
+            Some(Command::Gallery(args)) => Task::Gallery(GalleryConfig {
+                dirs: args.dirs,
+                scores: args.scores,
+                out: args.out,
+                embed: args.embed,
+                title: args.title,
             }),
             Some(Command::Info(args)) => {
                 Task::Info(InfoConfig { model: args.model.into_config(), json: args.json })
+            }
+            Some(Command::Status(args)) if !args.classes.given() => {
+                bail!("the following required arguments were not provided: --class <C> (or --classes-file)")
             }
             Some(Command::Status(args)) => Task::Status(StatusConfig {
                 classes: args.classes.into_selection(),
@@ -540,7 +664,10 @@ impl Cli {
             None => {
                 let run = self.run;
                 let ascent = run.ascent_params()?;
+                run.check_targets()?;
                 Task::Visualise(Box::new(Config {
+                    channels: run.channels.clone(),
+                    unit: run.objective.unit,
                     classes: run.classes.into_selection(),
                     ascent,
                     save_every: run.save_every,
@@ -550,6 +677,7 @@ impl Cli {
                     batch: run.batch,
                     force: run.force,
                     grid: run.grid,
+                    gallery: run.gallery,
                     shard: run.shard,
                     shards: run.shards,
                     seed: run.seed,
@@ -583,7 +711,7 @@ where
                 let _ = err.print();
                 Ok(Parsed::Exit(Status::Success))
             }
-            _ => Err(anyhow!("{} (see --help)", clap_message(&err))),
+            _ => Err(anyhow!("{} (see --help)", one_line(&clap_message(&err)))),
         },
     }
 }
@@ -687,6 +815,14 @@ fn parse_scales(text: &str) -> Result<ChannelValues, String> {
     Ok(ChannelValues(values))
 }
 
+/// 1 to 256 random orders (each costs 42 forward passes).
+fn parse_random_orders(text: &str) -> Result<u32, String> {
+    match parse_positive_u32(text)? {
+        n if n <= 256 => Ok(n),
+        n => Err(format!("{n} random orders is more than 256")),
+    }
+}
+
 fn parse_precision(text: &str) -> Result<Precision, String> {
     text.parse()
 }
@@ -757,12 +893,15 @@ fn parse_device(text: &str) -> Result<DeviceChoice, String> {
     text.parse()
 }
 
-fn parse_objective(text: &str) -> Result<Objective, String> {
-    match text.trim().to_ascii_lowercase().as_str() {
-        "logit" => Ok(Objective::Logit),
-        "log-prob" | "logprob" => Ok(Objective::LogProb),
-        "prob" => Ok(Objective::Prob),
-        _ => Err(format!("'{text}' is not logit, log-prob or prob")),
+fn parse_objective(text: &str) -> Result<ObjectiveSpec, String> {
+    text.parse()
+}
+
+fn parse_facets(text: &str) -> Result<u32, String> {
+    match parse_positive_u32(text)? {
+        1 => Err("one facet is a plain run: give 2 or more".into()),
+        n if n <= MAX_FACETS => Ok(n),
+        n => Err(format!("{n} facets is more than {MAX_FACETS}")),
     }
 }
 

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use image::{imageops, Rgb, RgbImage};
 
-use crate::classes::{self, Labels};
 use crate::image_io::{self, Pixels};
 
 /// The contact sheet's file name inside `--out`.
@@ -16,27 +15,30 @@ const MAX_SHEET_WIDTH: u32 = 4096;
 /// Glyphs are 8×8 pixels, drawn at this scale (1 on small tiles).
 const FONT_SCALE: u32 = 2;
 const GLYPH: u32 = 8;
+/// Label lines under each tile: at least this many (so that sheets line up),
+/// at most `MAX_LABEL_LINES`.
 const LABEL_LINES: u32 = 2;
+const MAX_LABEL_LINES: u32 = 4;
 const PADDING: u32 = 3;
 const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
 const INK: Rgb<u8> = Rgb([0, 0, 0]);
 
-/// Write `<dir>/grid.png` with one tile per class of `classes` whose image is
-/// in `dir`, in that order. Returns the path and the tile count.
-pub fn write_grid(dir: &Path, classes: &[i64], labels: &Labels) -> Result<(PathBuf, usize)> {
+/// Write `<dir>/grid.png` with one tile per entry (an image path and its
+/// label) whose image exists, in that order. Returns the path and the tile count.
+pub fn write_grid(dir: &Path, entries: &[(PathBuf, String)]) -> Result<(PathBuf, usize)> {
     let mut tiles = Vec::new();
-    for &class in classes {
-        let path = classes::class_image_path(dir, class, labels);
+    for (path, label) in entries {
         if path.exists() {
-            let image = image::open(&path)
+            let image = image::open(path)
                 .with_context(|| format!("reading {} for the grid", path.display()))?;
-            tiles.push((class, image.to_rgb8()));
+            tiles.push((label.clone(), image.to_rgb8()));
         }
     }
     if tiles.is_empty() {
         bail!("no class images in {} to put in a grid", dir.display());
     }
-    let sheet = compose(&tiles, labels);
+    let count = tiles.len();
+    let sheet = compose(&tiles, None);
     let path = dir.join(GRID_FILE);
     let pixels = Pixels {
         width: sheet.width(),
@@ -49,20 +51,31 @@ pub fn write_grid(dir: &Path, classes: &[i64], labels: &Labels) -> Result<(PathB
         &pixels,
         &[("Software".into(), format!("classviz {}", env!("CARGO_PKG_VERSION")))],
     )?;
-    Ok((path, tiles.len()))
+    Ok((path, count))
 }
 
-/// Lay tiles out in a near-square grid, each with its "<index> <name>" label below.
-fn compose(tiles: &[(i64, RgbImage)], labels: &Labels) -> RgbImage {
-    let columns = (tiles.len() as f64).sqrt().ceil() as u32;
+/// Lay labelled tiles out in `columns` columns (default: a near-square grid),
+/// each with its label below, resized to the largest tile's width (at most
+/// what keeps the sheet within `MAX_SHEET_WIDTH`).
+pub fn compose(tiles: &[(String, RgbImage)], columns: Option<u32>) -> RgbImage {
+    let columns = columns
+        .unwrap_or_else(|| (tiles.len() as f64).sqrt().ceil() as u32)
+        .clamp(1, tiles.len().max(1) as u32);
     let rows = (tiles.len() as u32).div_ceil(columns);
     let native = tiles.iter().map(|(_, t)| t.width()).max().unwrap_or(1);
     let tile = native.min(MAX_SHEET_WIDTH / columns).max(GLYPH * 4);
     let scale = if tile >= 20 * GLYPH * FONT_SCALE / 2 { FONT_SCALE } else { 1 };
-    let label_height = LABEL_LINES * GLYPH * scale + 2 * PADDING;
+    let per_line = (tile / (GLYPH * scale)) as usize;
+    let lines = tiles
+        .iter()
+        .map(|(label, _)| wrap(label, per_line).len() as u32)
+        .max()
+        .unwrap_or(0)
+        .clamp(LABEL_LINES, MAX_LABEL_LINES);
+    let label_height = lines * GLYPH * scale + 2 * PADDING;
     let cell = (tile + 2 * PADDING, tile + PADDING + label_height);
     let mut sheet = RgbImage::from_pixel(columns * cell.0, rows * cell.1, BACKGROUND);
-    for (position, (class, image)) in tiles.iter().enumerate() {
+    for (position, (label, image)) in tiles.iter().enumerate() {
         let (x, y) = ((position as u32 % columns) * cell.0, (position as u32 / columns) * cell.1);
         let resized = if image.width() == tile && image.height() == tile {
             image.clone()
@@ -70,9 +83,7 @@ fn compose(tiles: &[(i64, RgbImage)], labels: &Labels) -> RgbImage {
             imageops::resize(image, tile, tile, imageops::FilterType::Triangle)
         };
         imageops::replace(&mut sheet, &resized, i64::from(x + PADDING), i64::from(y + PADDING));
-        let label = format!("{class} {}", labels.name(*class));
-        let per_line = (tile / (GLYPH * scale)) as usize;
-        for (line, text) in wrap(&label, per_line).iter().take(LABEL_LINES as usize).enumerate() {
+        for (line, text) in wrap(label, per_line).iter().take(lines as usize).enumerate() {
             let baseline = y + PADDING + tile + PADDING + line as u32 * GLYPH * scale;
             draw_text(&mut sheet, text, x + PADDING, baseline, scale);
         }
@@ -128,6 +139,7 @@ fn draw_text(sheet: &mut RgbImage, text: &str, left: u32, top: u32, scale: u32) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classes::{self, Labels};
 
     #[test]
     fn wrap_breaks_at_spaces_and_splits_long_words() {
@@ -150,7 +162,14 @@ mod tests {
             let name = classes::output_file_name(class, labels.name(class));
             image_io::write_png_atomic(&dir.join(name), &pixels, &[]).unwrap();
         }
-        let (path, count) = write_grid(&dir, &[4, 0, 1, 2, 3], &labels).unwrap();
+        let entries: Vec<(PathBuf, String)> = [4, 0, 1, 2, 3]
+            .iter()
+            .map(|&class| {
+                let name = classes::output_file_name(class, labels.name(class));
+                (dir.join(name), format!("{class} {}", labels.name(class)))
+            })
+            .collect();
+        let (path, count) = write_grid(&dir, &entries).unwrap();
         assert_eq!(count, 4, "class 1 has no image");
         let sheet = image::open(&path).unwrap().to_rgb8();
         // 2×2 cells of (32 + 6) × (32 + 3 + 2·8 + 6) pixels (small tiles use scale 1).

@@ -117,6 +117,9 @@ impl Photo {
 pub fn load_photo(path: &Path, spec: &InputSpec, fit: Fit) -> Result<Photo> {
     files::check_input_file(path, "image")?;
     let shown = path.display();
+    if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+        bail!("image {shown} is empty (0 bytes)");
+    }
     let reader = ImageReader::open(path)
         .with_context(|| format!("opening image {shown}"))?
         .with_guessed_format()

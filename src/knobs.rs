@@ -8,6 +8,8 @@
 //! - `CLASSVIZ_CUDA_CHANNELS_LAST=0|1`: feed CUDA convolutions NHWC input;
 //! - `CLASSVIZ_CUDNN_BENCHMARK=0|1`: cuDNN algorithm search, else on only for
 //!   runs of several batches;
+//! - `CLASSVIZ_SAMPLE_BATCH=N`: saliency's samples, steps and metric curves
+//!   per forward pass;
 //! - `CLASSVIZ_SCORER=twin|same`: re-score saved images with a second
 //!   instance of the module (so the optimising one never switches out of
 //!   gradient mode) or with the same one.
@@ -76,6 +78,11 @@ pub fn cuda_channels_last() -> bool {
 /// `CLASSVIZ_CUDNN_BENCHMARK`, else whether a run of `batches` batches profits.
 pub fn cudnn_benchmark(batches: usize) -> bool {
     flag("CLASSVIZ_CUDNN_BENCHMARK").unwrap_or(batches >= 2)
+}
+
+/// `CLASSVIZ_SAMPLE_BATCH`: images per pass for saliency's samples, steps and curves.
+pub fn sample_batch() -> Option<i64> {
+    std::env::var("CLASSVIZ_SAMPLE_BATCH").ok()?.trim().parse().ok().filter(|&n: &i64| n > 0)
 }
 
 /// `CLASSVIZ_SCORER`: re-score with a second module instance (`twin`), else

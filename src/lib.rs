@@ -20,12 +20,14 @@
 //!
 //! - [`cli`]: flags → a [`Task`];
 //! - [`commands`]: one module per subcommand, each with its configuration;
-//! - [`report`], [`grid`], [`shard`]: what the user sees, and how a run is split;
+//! - [`report`], [`grid`], [`gallery`]: what the user sees;
 //! - [`ascent`], [`saliency`]: the optimisation loop and the attribution maths;
-//! - [`natural`]: parameterisations, transforms, priors, optimisers;
+//! - [`natural`], [`objective`]: parameterisations, transforms, priors,
+//!   optimisers; what an image maximises;
 //! - [`model`]: loading a TorchScript classifier, devices, scores;
 //! - [`image_io`], [`metadata`]: images and files in and out, the sidecar;
-//! - [`classes`], [`input`], [`files`], [`memory`], [`exit`]: the foundations.
+//! - [`classes`], [`input`], [`files`], [`memory`], [`exit`], [`shard`],
+//!   [`knobs`], [`precision`]: the foundations.
 
 pub mod ascent;
 pub mod classes;
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod commands;
 pub mod exit;
 pub mod files;
+pub mod gallery;
 pub mod grid;
 pub mod image_io;
 pub mod input;
@@ -41,6 +44,7 @@ pub mod memory;
 pub mod metadata;
 pub mod model;
 pub mod natural;
+pub mod objective;
 pub mod precision;
 pub mod report;
 pub mod saliency;

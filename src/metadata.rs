@@ -53,6 +53,20 @@ pub struct Sidecar {
     /// Where the class scores are in a tuple/list (index) or dict (key) output.
     #[serde(default)]
     pub output: Option<OutputSpec>,
+    /// Intermediate activations the model returns beside its scores (dict
+    /// entries named like its modules), with their `[C, H, W]` shapes.
+    #[serde(default)]
+    pub taps: Option<Vec<Tap>>,
+}
+
+/// An intermediate activation a tapped model returns.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Tap {
+    /// The module's name (`named_modules()`), also its key in the output dict.
+    pub name: String,
+    /// `[C, H, W]` at the sidecar's input size.
+    pub shape: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -102,6 +116,11 @@ impl Sidecar {
         }
         check_channel_values("mean", &self.mean, channels)?;
         check_channel_values("std", &self.std, channels)?;
+        for tap in self.taps.iter().flatten() {
+            if tap.shape.len() != 3 || tap.shape.iter().any(|&d| d < 1) {
+                bail!("tap {} must have a positive [C, H, W] shape, got {:?}", tap.name, tap.shape);
+            }
+        }
         if self.std.iter().any(|&s| s <= 0.0) {
             bail!("std must be positive, got {:?}", self.std);
         }

@@ -14,7 +14,7 @@ use crate::image_io::{self, Pixels};
 use crate::input::{check_channel_values, ChannelValues, InputSize, InputSpec, FLOAT_BYTES};
 use crate::knobs::{self, Jit};
 use crate::memory;
-use crate::metadata::{sidecar_path, OutputSelector, Sidecar};
+use crate::metadata::{sidecar_path, OutputSelector, Sidecar, Tap};
 
 /// How many of the best classes a score report lists.
 pub const TOP_K: i64 = 5;
@@ -162,18 +162,6 @@ impl fmt::Display for ShapeSource {
     }
 }
 
-/// `--objective`: which function of the model's output the ascent maximises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Objective {
-    /// The class score itself (pre-softmax), as in the paper.
-    #[default]
-    Logit,
-    /// log p_c: log-softmax of the scores, or the log of a softmax-ended model's output.
-    LogProb,
-    /// p_c: softmax of the scores, or a softmax-ended model's output itself.
-    Prob,
-}
-
 /// A loaded classifier: frozen TorchScript module, its input spec and labels.
 pub struct Classifier {
     module: CModule,
@@ -191,6 +179,8 @@ pub struct Classifier {
     pub output_kind: Kind,
     /// Trainable parameters (0 for a frozen export, whose weights are constants).
     pub parameter_count: i64,
+    /// Intermediate activations the model also returns (a dict output), from its sidecar.
+    pub taps: Vec<Tap>,
     /// Things the user should know (printed once on stderr).
     pub warnings: Vec<String>,
 }
@@ -248,6 +238,7 @@ impl Classifier {
             outputs_probabilities: false,
             output_kind: Kind::Float,
             parameter_count,
+            taps: sidecar.as_ref().and_then(|s| s.taps.clone()).unwrap_or_default(),
             warnings: Vec::new(),
         };
         let classes = classifier
@@ -266,6 +257,7 @@ impl Classifier {
             };
         classifier.labels_source = sidecar.as_ref().and_then(|s| s.labels_description(path));
         classifier.check_for_softmax()?;
+        classifier.check_taps().with_context(|| format!("model {}", path.display()))?;
         Ok(classifier)
     }
 
@@ -286,6 +278,7 @@ impl Classifier {
             outputs_probabilities: self.outputs_probabilities,
             output_kind: self.output_kind,
             parameter_count,
+            taps: self.taps.clone(),
             warnings: Vec::new(),
         })
     }
@@ -465,22 +458,76 @@ impl Classifier {
         }
     }
 
-    /// The objective for each image `i` and its target class: `[N]`.
-    pub fn objective(&self, x: &Tensor, targets: &Tensor, objective: Objective) -> Result<Tensor> {
-        let outputs = self.logits(x)?.f_to_kind(Kind::Float)?;
-        let per_class = match (objective, self.outputs_probabilities) {
-            (Objective::Logit, _) | (Objective::Prob, true) => outputs,
-            (Objective::LogProb, false) => outputs.f_log_softmax(-1, Kind::Float)?,
-            (Objective::LogProb, true) => {
-                outputs.f_clamp_min(f64::from(f32::MIN_POSITIVE))?.f_log()?
-            }
-            (Objective::Prob, false) => outputs.f_softmax(-1, Kind::Float)?,
+    /// The tap named `name`, or an error listing the model's taps.
+    pub fn tap(&self, name: &str) -> Result<&Tap> {
+        if self.taps.is_empty() {
+            bail!("tap {name}: {} has no taps; export it with `weights/export.py --taps NAME,…` (see --list-taps)", self.path.display());
+        }
+        self.taps.iter().find(|tap| tap.name == name).ok_or_else(|| {
+            anyhow!(
+                "unknown tap {name}; {} has taps {}",
+                self.path.display(),
+                self.taps.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    /// The class scores and the activations of the taps `names`, from one forward pass.
+    pub fn forward_with_taps(&self, x: &Tensor, names: &[&str]) -> Result<(Tensor, Vec<Tensor>)> {
+        if names.is_empty() {
+            return Ok((self.logits(x)?, Vec::new()));
+        }
+        for name in names {
+            self.tap(name)?;
+        }
+        let IValue::GenericDict(pairs) = self.forward_value(x)? else {
+            bail!("{} returns no dict, so it has no taps to read", self.path.display());
         };
-        Ok(per_class.f_gather(1, targets, false)?.f_view(-1)?)
+        let mut entries: Vec<(IValue, IValue)> = pairs;
+        let mut taps = Vec::with_capacity(names.len());
+        for name in names {
+            let position = entries
+                .iter()
+                .position(|(key, _)| matches!(key, IValue::String(k) if k == name))
+                .with_context(|| format!("the model's output has no entry {name}"))?;
+            match entries.swap_remove(position).1 {
+                IValue::Tensor(tensor) => taps.push(tensor),
+                _ => bail!("the model's output {name} is not a tensor"),
+            }
+        }
+        let logits = select_output(IValue::GenericDict(entries), self.output.as_ref())?;
+        Ok((logits, taps))
+    }
+
+    /// Check the sidecar's taps against what the model returns.
+    fn check_taps(&self) -> Result<()> {
+        if self.taps.is_empty() {
+            return Ok(());
+        }
+        let zeros = Tensor::f_zeros(self.input.batch_shape(1), (Kind::Float, self.device))?;
+        let names: Vec<&str> = self.taps.iter().map(|t| t.name.as_str()).collect();
+        let (_, activations) = tch::no_grad(|| self.forward_with_taps(&zeros, &names))?;
+        for (tap, activation) in self.taps.iter().zip(&activations) {
+            let shape = activation.size();
+            if shape.len() != 4 || shape[1..] != tap.shape[..] {
+                bail!(
+                    "tap {} has shape {:?} but the sidecar says {:?}",
+                    tap.name,
+                    &shape[1.min(shape.len())..],
+                    tap.shape
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The model's output tensor, whatever its shape.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        select_output(self.forward_value(x)?, self.output.as_ref())
+    }
+
+    /// What the model's forward returns (a tensor, tuple, list or dict).
+    fn forward_value(&self, x: &Tensor) -> Result<IValue> {
         // libtorch's CPU convolutions run markedly faster on channels-last
         // (NHWC) input; a tensor already laid out so is not copied. On CUDA it
         // is a measured choice (README, "GPU").
@@ -493,8 +540,7 @@ impl Classifier {
         } else {
             x.shallow_clone()
         };
-        let output = self.module.forward_is(&[IValue::Tensor(x)]).map_err(torch_error)?;
-        select_output(output, self.output.as_ref())
+        self.module.forward_is(&[IValue::Tensor(x)]).map_err(torch_error)
     }
 
     /// Score 8-bit images as the model sees them after normalisation, one

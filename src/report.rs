@@ -108,6 +108,90 @@ pub struct ClassResult {
     /// The ascent stalled: the gradient was exactly zero on its last steps, or
     /// the image never moved from its start (e.g. a grey image from the zero start).
     pub stalled: bool,
+    /// With `--facets`: which of the class's images this is (0-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facet: Option<u32>,
+}
+
+/// The result of one image of a unit inside the network (a channel, a neuron,
+/// a layer), as printed with `--json`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UnitResult {
+    /// `channel:TAP:K`, `neuron:TAP:K` or `layer:TAP`, as `--objective` takes it.
+    pub unit: String,
+    pub tap: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<i64>,
+    pub path: String,
+    /// The objective (mean activation, …) of the saved image.
+    pub score: f64,
+    pub iters: u32,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+    pub stalled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facet: Option<u32>,
+}
+
+/// One image's result: of a class, or of a unit.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum Outcome {
+    Class(ClassResult),
+    Unit(UnitResult),
+}
+
+impl Outcome {
+    pub fn stalled(&self) -> bool {
+        match self {
+            Outcome::Class(result) => result.stalled,
+            Outcome::Unit(result) => result.stalled,
+        }
+    }
+
+    /// What the image shows, for messages: "100 (black swan)", "channel:_blocks.3:5".
+    pub fn subject(&self) -> String {
+        match self {
+            Outcome::Class(result) => format!("class {} ({})", result.class, result.name),
+            Outcome::Unit(result) => result.unit.clone(),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        match self {
+            Outcome::Class(result) => &result.path,
+            Outcome::Unit(result) => &result.path,
+        }
+    }
+}
+
+/// A target's facets: each one's score and how alike they are.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FacetSummary {
+    /// The class index, or the unit (`channel:TAP:K`).
+    pub target: String,
+    pub facets: u32,
+    /// Each facet's objective (S_c for a class), as saved.
+    pub scores: Vec<f64>,
+    /// Mean pairwise cosine similarity of the facets' Gram matrices at `tap`.
+    pub similarity: f64,
+    pub tap: String,
+    pub diversity: f64,
+}
+
+pub fn print_facets(summary: &FacetSummary, json: bool) -> Result<()> {
+    let line = if json {
+        serde_json::to_string(summary)?
+    } else {
+        let scores =
+            summary.scores.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ");
+        format!(
+            "{}: {} facets, scores {scores}; mean pairwise similarity {:.3} at {} (diversity {})",
+            summary.target, summary.facets, summary.similarity, summary.tap, summary.diversity
+        )
+    };
+    print_line(&line)
 }
 
 impl ClassResult {
@@ -130,6 +214,7 @@ impl ClassResult {
             seconds: 0.0,
             skipped: false,
             stalled: false,
+            facet: None,
         }
     }
 }
@@ -158,7 +243,7 @@ pub struct RunParams {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SummaryLine<'a> {
     #[serde(flatten)]
-    pub result: &'a ClassResult,
+    pub result: &'a Outcome,
     #[serde(flatten)]
     pub params: &'a RunParams,
 }
@@ -183,9 +268,30 @@ pub fn append_summary(path: &Path, line: &SummaryLine<'_>) -> Result<()> {
 }
 
 /// Print a result on stdout: one JSON line, or one human line.
-pub fn print_result(result: &ClassResult, json: bool) -> Result<()> {
-    let line = if json { serde_json::to_string(result)? } else { human_line(result) };
+pub fn print_result(result: &Outcome, json: bool) -> Result<()> {
+    let line = if json {
+        serde_json::to_string(result)?
+    } else {
+        match result {
+            Outcome::Class(result) => human_line(result),
+            Outcome::Unit(result) => unit_line(result),
+        }
+    };
     print_line(&line)
+}
+
+fn unit_line(result: &UnitResult) -> String {
+    let facet = result.facet.map_or(String::new(), |f| format!(" facet {f}"));
+    let stalled = if result.stalled { ", stalled" } else { "" };
+    let timing = if result.skipped {
+        format!("{} iters, already done", result.iters)
+    } else {
+        format!("{} iters in {:.1} s", result.iters, result.seconds)
+    };
+    format!(
+        "{}{facet}: score {:.3}{stalled}; {timing} -> {}",
+        result.unit, result.score, result.path
+    )
 }
 
 /// What `classviz status` reports.
@@ -237,8 +343,22 @@ pub struct SaliencyResult {
     /// Deletion (Petsiuk et al. 2018): area under the target probability as
     /// pixels are removed most-salient first, 5% per step. Lower is better.
     pub deletion_auc: f64,
-    /// The same for a random pixel order with a fixed seed.
+    /// Insertion (same source): area under the target probability as the
+    /// photo's pixels are restored into a blurred copy, most-salient first.
+    /// Higher is better.
+    pub insertion_auc: f64,
+    /// The mean deletion area of `random_orders` random pixel orders.
     pub random_auc: f64,
+    pub random_deletion_std: f64,
+    /// The mean insertion area of the same random orders.
+    pub random_insertion_auc: f64,
+    pub random_insertion_std: f64,
+    pub random_orders: usize,
+    /// Lower deletion and higher insertion than the random mean.
+    pub beats_random: bool,
+    /// With several methods: the sheet comparing them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r#box: Option<BoxCoordinates>,
 }
@@ -250,8 +370,9 @@ pub fn print_saliency(result: &SaliencyResult, json: bool) -> Result<()> {
         let bbox = result
             .r#box
             .map_or(String::new(), |b| format!(", box ({},{})-({},{})", b.x0, b.y0, b.x1, b.y1));
+        let verdict = if result.beats_random { "beats random" } else { "does not beat random" };
         format!(
-            "{}: {} ({}) p {:.3}; {} deletion AUC {:.3} vs random {:.3}{bbox} -> {}",
+            "{}: {} ({}) p {:.3}; {} deletion AUC {:.3} (random {:.3} ± {:.3}), insertion AUC {:.3} (random {:.3} ± {:.3}), {verdict}{bbox} -> {}",
             result.image,
             result.class,
             result.name,
@@ -259,6 +380,10 @@ pub fn print_saliency(result: &SaliencyResult, json: bool) -> Result<()> {
             result.method,
             result.deletion_auc,
             result.random_auc,
+            result.random_deletion_std,
+            result.insertion_auc,
+            result.random_insertion_auc,
+            result.random_insertion_std,
             result.overlay
         )
     };
@@ -352,6 +477,8 @@ pub struct ModelInfo {
     /// One forward+backward pass on a single image (median of `timing_runs`).
     pub forward_backward_ms: f64,
     pub timing_runs: usize,
+    /// Intermediate activations the model returns, with their `[C, H, W]` shapes.
+    pub taps: Vec<crate::metadata::Tap>,
 }
 
 pub fn print_info(info: &ModelInfo, json: bool) -> Result<()> {
@@ -387,6 +514,24 @@ pub fn print_info(info: &ModelInfo, json: bool) -> Result<()> {
             format!("mean / std   {:?} / {:?} ([0,1] units)", info.mean, info.std),
             format!("scores       {output}{probabilities}"),
             format!("parameters   {parameters}"),
+            format!(
+                "taps         {}",
+                if info.taps.is_empty() {
+                    "none (export with weights/export.py --taps to show channels)".to_string()
+                } else {
+                    info.taps
+                        .iter()
+                        .map(|t| {
+                            format!(
+                                "{} {}",
+                                t.name,
+                                t.shape.iter().map(i64::to_string).collect::<Vec<_>>().join("x")
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
             format!("device       {} ({})", info.device, info.dtype),
             format!(
                 "fwd+bwd      {:.1} ms per image (median of {})",
@@ -399,6 +544,7 @@ pub fn print_info(info: &ModelInfo, json: bool) -> Result<()> {
 }
 
 fn human_line(result: &ClassResult) -> String {
+    let facet = result.facet.map_or(String::new(), |f| format!(" facet {f}"));
     let verdict = match result.top5.first() {
         Some(best) if best.class == result.class => "top-1".to_string(),
         Some(best) => format!("top-1 is {} ({})", best.class, best.name),
@@ -411,7 +557,7 @@ fn human_line(result: &ClassResult) -> String {
         format!("{} iters in {:.1} s", result.iters, result.seconds)
     };
     format!(
-        "{} ({}): S_c {:.2}, p {:.3}, {verdict}; {timing} -> {}",
+        "{} ({}){facet}: S_c {:.2}, p {:.3}, {verdict}; {timing} -> {}",
         result.class, result.name, result.logit, result.prob, result.path
     )
 }
@@ -432,6 +578,7 @@ mod tests {
             seconds: 3.25,
             skipped: false,
             stalled: false,
+            facet: None,
         }
     }
 
@@ -459,7 +606,7 @@ mod tests {
             batch: 4,
         };
         for class in [100, 7] {
-            let result = ClassResult { class, ..result(class) };
+            let result = Outcome::Class(ClassResult { class, ..result(class) });
             append_summary(&path, &SummaryLine { result: &result, params: &params }).unwrap();
         }
         let text = std::fs::read_to_string(&path).unwrap();

@@ -2,18 +2,27 @@
 //! class. The map is `M(i,j) = max_ch |w(i,j,ch)|` for an attribution `w`:
 //! the gradient `∂S_c/∂I` at the photo (the paper), SmoothGrad, gradient ×
 //! input, or integrated gradients. Faithfulness is measured by the deletion
-//! metric of Petsiuk et al. 2018 against a random pixel order.
+//! and insertion metrics of Petsiuk et al. 2018 (RISE) against the mean of
+//! several random pixel orders.
 
 use anyhow::{bail, Result};
 use image::{Rgb, RgbImage};
 use tch::{Device, Kind, Tensor};
 
 use crate::image_io::Pixels;
+use crate::knobs;
 use crate::model::{torch_error, Classifier};
-/// Deletion removes this fraction of the pixels per step (Petsiuk et al.: 5%).
-const DELETION_STEP: f64 = 0.05;
-/// Fixed seed of the random pixel order the deletion score is compared with.
-const RANDOM_ORDER_SEED: i64 = 20_180_607;
+use crate::natural;
+/// Deletion and insertion change this fraction of the pixels per step (Petsiuk et al.: 5%).
+const CURVE_STEP: f64 = 0.05;
+/// Seed of the random pixel orders the metrics are compared with (plus `--seed`).
+pub const RANDOM_ORDER_SEED: u64 = 20_180_607;
+/// Random orders averaged for the baseline: with 8 the baseline's mean moves by
+/// less than 5% between seeds on the test photos (`cargo bench --bench baseline`).
+pub const DEFAULT_RANDOM_ORDERS: i64 = 8;
+/// Insertion starts from the photo blurred with this σ (pixels at the input
+/// size), as RISE does: the class is gone, colours and layout stay.
+const INSERTION_BLUR_SIGMA: f64 = 5.0;
 /// `--box`: the box covers the largest connected region of the pixels holding
 /// this fraction of the total saliency mass.
 const BOX_MASS: f64 = 0.5;
@@ -22,11 +31,7 @@ const BOX_MASS: f64 = 0.5;
 /// SmoothGrad samples in batches of 5 beat 25 single passes, batches of 8 or 16
 /// lost), 32 on CUDA (not yet measured).
 fn sample_batch(device: Device) -> i64 {
-    if device.is_cuda() {
-        32
-    } else {
-        5
-    }
+    knobs::sample_batch().unwrap_or(if device.is_cuda() { 32 } else { 5 })
 }
 
 /// `--method`.
@@ -44,6 +49,16 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, with its usual settings (for `--method all`).
+    pub fn all(samples: i64, noise: f64, steps: i64, baseline: Baseline) -> Vec<Method> {
+        vec![
+            Method::Gradient,
+            Method::SmoothGrad { samples, noise },
+            Method::GradientTimesInput,
+            Method::IntegratedGradients { steps, baseline },
+        ]
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Method::Gradient => "gradient",
@@ -114,7 +129,19 @@ pub fn attribute(
             delta.f_mul(&total)?.f_div_scalar(steps as f64)?.f_get(0)?
         }
     };
-    let map = attribution.f_abs()?.f_amax([0].as_slice(), false)?;
+    let map = match method {
+        // Sensitivities (the paper's gradient, SmoothGrad): how strongly a
+        // pixel moves the score either way, M = max_ch |w|.
+        Method::Gradient | Method::SmoothGrad { .. } => {
+            attribution.f_abs()?.f_amax([0].as_slice(), false)?
+        }
+        // Contributions (gradient × input, integrated gradients; IG's sum to
+        // the score's change from the baseline): the signed sum over channels,
+        // so that evidence for the class ranks first and evidence against last.
+        Method::GradientTimesInput | Method::IntegratedGradients { .. } => {
+            attribution.f_sum_dim_intlist([0].as_slice(), false, Kind::Float)?
+        }
+    };
     Ok((attribution, map))
 }
 
@@ -130,34 +157,119 @@ fn gradients(model: &Classifier, x: &Tensor, class: i64) -> Result<Tensor> {
     Ok(Tensor::f_run_backward(&[&score], &[&input], false, false).map_err(torch_error)?.remove(0))
 }
 
-/// The deletion curve's area for pixels removed in `order` (flat indices,
-/// most important first): pixels are set to the mean (zero in model space)
-/// 5% at a time and the target probability recorded. Lower is better.
-pub fn deletion_auc(model: &Classifier, x: &Tensor, class: i64, order: &Tensor) -> Result<f64> {
-    let pixels = order.size()[0];
-    let steps = (1.0 / DELETION_STEP).round() as i64;
-    let (height, width) = (x.size()[2], x.size()[3]);
-    let mut images = Vec::with_capacity(steps as usize + 1);
-    for step in 0..=steps {
-        let removed = (pixels * step) / steps;
-        let mut keep = Tensor::f_ones([pixels], (Kind::Float, x.device()))?;
-        if removed > 0 {
-            let _ = keep.f_index_fill_(0, &order.f_narrow(0, 0, removed)?, 0.0)?;
-        }
-        images.push(x.f_mul(&keep.f_view([1, 1, height, width])?)?);
+/// How faithful a pixel order is to the model, by Petsiuk et al.'s two curves
+/// of the target probability, 5% of the pixels at a time, as areas under the
+/// curve: **deletion** sets pixels to the mean (zero in model space), most
+/// important first (lower is better); **insertion** restores the original
+/// pixels, most important first, into a blurred copy (higher is better).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Faithfulness {
+    pub deletion: f64,
+    pub insertion: f64,
+}
+
+/// The faithfulness of each of `orders` (flat pixel indices, most important
+/// first) for `class` at the photo `x` (`[1, C, H, W]`, model space). All the
+/// curves' images go through the network together, in batches.
+pub fn faithfulness(
+    model: &Classifier,
+    x: &Tensor,
+    class: i64,
+    orders: &[Tensor],
+) -> Result<Vec<Faithfulness>> {
+    let blurred = natural::gaussian_blur(x, INSERTION_BLUR_SIGMA)?;
+    let removed = x.f_zeros_like()?;
+    let mut images = Vec::with_capacity(orders.len() * 2);
+    for order in orders {
+        images.push(curve_images(x, &removed, order)?);
+        images.push(curve_images(&blurred, x, order)?);
     }
     let batch = Tensor::f_cat(&images, 0)?;
     let probs = tch::no_grad(|| -> Result<Tensor> {
         let mut out = Vec::new();
         let size = sample_batch(x.device());
-        for start in (0..batch.size()[0]).step_by(size as usize) {
-            let len = size.min(batch.size()[0] - start);
+        let total = batch.size()[0];
+        for start in (0..total).step_by(size as usize) {
+            let len = size.min(total - start);
             out.push(model.probabilities(&batch.f_narrow(0, start, len)?)?.f_select(1, class)?);
         }
         Ok(Tensor::f_cat(&out, 0)?)
     })?;
-    let curve = Vec::<f64>::try_from(probs.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?)?;
-    Ok(trapezoid(&curve, DELETION_STEP))
+    let values = Vec::<f64>::try_from(probs.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?)?;
+    let points = curve_points();
+    Ok(values
+        .chunks(2 * points)
+        .map(|pair| Faithfulness {
+            deletion: trapezoid(&pair[..points], CURVE_STEP),
+            insertion: trapezoid(&pair[points..], CURVE_STEP),
+        })
+        .collect())
+}
+
+/// Points on each curve: 0%, 5%, …, 100%.
+fn curve_points() -> usize {
+    (1.0 / CURVE_STEP).round() as usize + 1
+}
+
+/// The images along one curve, `[points, C, H, W]`: at step k the first
+/// k·5% pixels of `order` are taken from `to`, the rest from `from`.
+fn curve_images(from: &Tensor, to: &Tensor, order: &Tensor) -> Result<Tensor> {
+    let pixels = order.size()[0];
+    let steps = curve_points() as i64 - 1;
+    let device = from.device();
+    // rank[p] = where pixel p comes in the order.
+    let rank = Tensor::f_zeros([pixels], (Kind::Int64, device))?.f_index_put(
+        &[Some(order.shallow_clone())],
+        &Tensor::f_arange(pixels, (Kind::Int64, device))?,
+        false,
+    )?;
+    let counts: Vec<i64> = (0..=steps).map(|step| (pixels * step) / steps).collect();
+    let counts = Tensor::f_from_slice(&counts)?.f_to_device(device)?.f_view([-1, 1])?;
+    let (height, width) = (from.size()[2], from.size()[3]);
+    let mask = rank.f_unsqueeze(0)?.f_lt_tensor(&counts)?.f_to_kind(from.kind())?.f_view([
+        steps + 1,
+        1,
+        height,
+        width,
+    ])?;
+    Ok(from.f_add(&to.f_sub(from)?.f_mul(&mask)?)?)
+}
+
+/// The baseline: faithfulness of random orders, their mean and spread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RandomBaseline {
+    pub orders: usize,
+    pub deletion_mean: f64,
+    pub deletion_std: f64,
+    pub insertion_mean: f64,
+    pub insertion_std: f64,
+}
+
+impl RandomBaseline {
+    /// Mean and sample standard deviation of each metric over `scores`.
+    pub fn of(scores: &[Faithfulness]) -> RandomBaseline {
+        let stats = |values: Vec<f64>| {
+            let n = values.len().max(1) as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+                / (values.len().saturating_sub(1).max(1)) as f64;
+            (mean, variance.sqrt())
+        };
+        let (deletion_mean, deletion_std) = stats(scores.iter().map(|s| s.deletion).collect());
+        let (insertion_mean, insertion_std) = stats(scores.iter().map(|s| s.insertion).collect());
+        RandomBaseline {
+            orders: scores.len(),
+            deletion_mean,
+            deletion_std,
+            insertion_mean,
+            insertion_std,
+        }
+    }
+
+    /// Whether `scores` beat the mean on both metrics (lower deletion, higher insertion).
+    pub fn beaten_by(&self, scores: Faithfulness) -> bool {
+        scores.deletion < self.deletion_mean && scores.insertion > self.insertion_mean
+    }
 }
 
 /// Area under equally spaced samples.
@@ -170,10 +282,51 @@ pub fn saliency_order(map: &Tensor) -> Result<Tensor> {
     Ok(map.f_reshape([-1])?.f_argsort(0, true)?)
 }
 
-/// A fixed pseudo-random pixel order (the deletion metric's baseline).
-pub fn random_order(pixels: i64, device: Device) -> Result<Tensor> {
-    tch::manual_seed(RANDOM_ORDER_SEED);
-    Ok(Tensor::f_randperm(pixels, (Kind::Int64, device))?)
+/// Stratified random orders: each block of `STRATUM`×`STRATUM` pixels gives
+/// up its pixels in a random order, and the k-th pixels of all blocks come
+/// before any (k+1)-th, among themselves in a random order. Every 5% step then
+/// takes pixels evenly from the whole image, so the baseline's mean steadies
+/// with far fewer orders than plain permutations need (`cargo bench --bench baseline`).
+const STRATUM: usize = 4;
+
+/// `count` stratified random orders of a `height × width` map, drawn from `seed`.
+pub fn random_orders(
+    height: i64,
+    width: i64,
+    count: i64,
+    seed: u64,
+    device: Device,
+) -> Result<Vec<Tensor>> {
+    let mut rng = natural::Rng::new(seed);
+    (0..count)
+        .map(|_| {
+            let order = stratified_order(height as usize, width as usize, &mut rng);
+            Ok(Tensor::f_from_slice(&order)?.f_to_device(device)?)
+        })
+        .collect()
+}
+
+fn stratified_order(height: usize, width: usize, rng: &mut natural::Rng) -> Vec<i64> {
+    let (rows, columns) = (height.div_ceil(STRATUM), width.div_ceil(STRATUM));
+    let mut blocks: Vec<Vec<usize>> = vec![Vec::new(); rows * columns];
+    for y in 0..height {
+        for x in 0..width {
+            blocks[(y / STRATUM) * columns + x / STRATUM].push(y * width + x);
+        }
+    }
+    // Within each block a random order (Fisher–Yates) gives every pixel its
+    // rank; pixels then sort by rank, ties broken at random.
+    let mut keyed: Vec<(f64, usize)> = Vec::with_capacity(height * width);
+    for block in &mut blocks {
+        for i in (1..block.len()).rev() {
+            block.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        keyed.extend(
+            block.iter().enumerate().map(|(rank, &pixel)| (rank as f64 + rng.unit(), pixel)),
+        );
+    }
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    keyed.into_iter().map(|(_, pixel)| pixel as i64).collect()
 }
 
 /// Bounding box `(x0, y0, x1, y1)` (inclusive, in map pixels) of the largest
@@ -337,6 +490,49 @@ pub fn map_u16(values: &[f64]) -> Vec<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn curves_take_pixels_in_order() {
+        let from = Tensor::zeros([1, 1, 2, 10], (Kind::Float, Device::Cpu));
+        let to = Tensor::ones([1, 1, 2, 10], (Kind::Float, Device::Cpu));
+        let order = Tensor::arange(20, (Kind::Int64, Device::Cpu)).flip([0]);
+        let images = curve_images(&from, &to, &order).unwrap();
+        assert_eq!(images.size(), vec![21, 1, 2, 10]);
+        // Step 1 takes 1 pixel (20·1/20): the last one in memory order.
+        let step1 = Vec::<f32>::try_from(images.get(1).reshape([-1])).unwrap();
+        assert_eq!(step1.iter().filter(|&&v| v == 1.0).count(), 1);
+        assert_eq!(step1[19], 1.0);
+        assert_eq!(f64::try_from(images.get(20).sum(Kind::Double)).unwrap(), 20.0);
+        assert_eq!(f64::try_from(images.get(0).sum(Kind::Double)).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn stratified_orders_are_permutations_that_spread_evenly() {
+        let mut rng = natural::Rng::new(3);
+        let order = stratified_order(10, 8, &mut rng);
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..80).collect::<Vec<i64>>(), "a permutation");
+        // The first 6 pixels (one per 4×4 block of a 10×8 map) hit six different blocks.
+        let blocks: std::collections::HashSet<i64> =
+            order[..6].iter().map(|&p| (p / 8 / 4) * 2 + (p % 8) / 4).collect();
+        assert_eq!(blocks.len(), 6);
+        assert_ne!(order, stratified_order(10, 8, &mut rng), "another draw, another order");
+    }
+
+    #[test]
+    fn baseline_statistics() {
+        let scores = [
+            Faithfulness { deletion: 0.1, insertion: 0.5 },
+            Faithfulness { deletion: 0.3, insertion: 0.7 },
+        ];
+        let baseline = RandomBaseline::of(&scores);
+        assert!((baseline.deletion_mean - 0.2).abs() < 1e-12);
+        // Sample standard deviation: sqrt((0.1² + 0.1²) / 1).
+        assert!((baseline.insertion_std - 0.02f64.sqrt()).abs() < 1e-9);
+        assert!(baseline.beaten_by(Faithfulness { deletion: 0.1, insertion: 0.9 }));
+        assert!(!baseline.beaten_by(Faithfulness { deletion: 0.1, insertion: 0.5 }));
+    }
 
     #[test]
     fn trapezoid_of_a_line() {

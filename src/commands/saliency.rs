@@ -1,17 +1,19 @@
 //! `classviz saliency`: which pixels of a photo decide the class (Simonyan et
-//! al. §3), with maps, overlays and faithfulness scores.
+//! al. §3), with maps, overlays and faithfulness scores against random orders.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
+use image::RgbImage;
 
 use crate::classes;
 use crate::exit::Status;
 use crate::files;
-use crate::image_io::{self, Fit, Pixels};
+use crate::grid;
+use crate::image_io::{self, Fit, Photo, Pixels};
 use crate::model::ModelConfig;
 use crate::report;
-use crate::saliency::{self, Method};
+use crate::saliency::{self, Faithfulness, Method, RandomBaseline};
 
 /// `classviz saliency`.
 #[derive(Debug, Clone)]
@@ -19,17 +21,21 @@ pub struct SaliencyConfig {
     pub images: Vec<PathBuf>,
     /// The class as written; `None` explains each photo's top-1.
     pub class: Option<String>,
-    pub method: Method,
+    /// One method, or all of them (`--method all`).
+    pub methods: Vec<Method>,
     pub fit: Fit,
     pub draw_box: bool,
     pub model: ModelConfig,
     pub out_dir: PathBuf,
+    /// Random pixel orders averaged for the baseline.
+    pub random_orders: i64,
     pub seed: u64,
     pub json: bool,
 }
 
-/// A map per photo, its overlay, the raw 16-bit map, and the deletion score
-/// against a random order.
+/// For each photo and method: the map, its overlay, the raw 16-bit map, and
+/// the deletion and insertion scores against the random baseline; with
+/// several methods also a sheet comparing them.
 pub fn run(config: &SaliencyConfig) -> Result<Status> {
     let model = report::with_warnings(config.model.load()?);
     files::ensure_writable_dir(&config.out_dir)?;
@@ -43,58 +49,110 @@ pub fn run(config: &SaliencyConfig) -> Result<Status> {
             None => probs.f_argmax(-1, false)?.f_int64_value(&[0])?,
         };
         let prob = probs.f_double_value(&[0, class])?;
-        tch::manual_seed(config.seed as i64);
-        let (_, map) = saliency::attribute(&model, &x, class, config.method)?;
-        let deletion_auc =
-            saliency::deletion_auc(&model, &x, class, &saliency::saliency_order(&map)?)?;
-        let random = saliency::random_order(map.numel() as i64, model.device)?;
-        let random_auc = saliency::deletion_auc(&model, &x, class, &random)?;
+        let (height, width) = (i64::from(photo.pixels.height), i64::from(photo.pixels.width));
+        let seed = saliency::RANDOM_ORDER_SEED.wrapping_add(config.seed);
+        let orders =
+            saliency::random_orders(height, width, config.random_orders, seed, model.device)?;
+        let baseline = RandomBaseline::of(&saliency::faithfulness(&model, &x, class, &orders)?);
 
-        let values = saliency::display_map(&map)?;
-        let raw_values = saliency::normalised_map(&map, 100.0)?;
-        let (width, height) = (photo.pixels.width, photo.pixels.height);
-        let bbox = if config.draw_box { Some(saliency::bounding_box(&map)?) } else { None };
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
         let name = model.labels.name(class).to_string();
         let base = format!("{stem}_{}", classes::output_stem(class, &name));
-        let heat_path = config.out_dir.join(format!("{base}_saliency.png"));
-        let overlay_path = config.out_dir.join(format!("{base}_overlay.png"));
-        let raw_path = config.out_dir.join(format!("{base}_saliency16.png"));
-        let rgb =
-            |image: image::RgbImage| Pixels { width, height, channels: 3, data: image.into_raw() };
-        image_io::write_png_atomic(
-            &heat_path,
-            &rgb(saliency::heatmap(&values, width, height)),
-            &[],
-        )?;
-        image_io::write_png_atomic(
-            &overlay_path,
-            &rgb(saliency::overlay(&photo.pixels, &values, bbox)),
-            &[],
-        )?;
-        image_io::write_gray16_atomic(&raw_path, width, height, &saliency::map_u16(&raw_values))?;
-
-        let report = report::SaliencyResult {
-            image: path.display().to_string(),
-            class,
-            name,
-            prob,
-            method: config.method.name().to_string(),
-            saliency: heat_path.display().to_string(),
-            overlay: overlay_path.display().to_string(),
-            raw: raw_path.display().to_string(),
-            deletion_auc,
-            random_auc,
-            r#box: bbox.map(|(x0, y0, x1, y1)| {
-                let (left, top) = photo.to_original(x0, y0, false);
-                let (right, bottom) = photo.to_original(x1, y1, true);
-                report::BoxCoordinates { x0: left, y0: top, x1: right, y1: bottom }
-            }),
-        };
-        report::print_saliency(&report, config.json)?;
+        let several = config.methods.len() > 1;
+        let mut tiles = vec![("photo".to_string(), rgb_image(&photo.pixels))];
+        for &method in &config.methods {
+            tch::manual_seed(config.seed as i64);
+            let (_, map) = saliency::attribute(&model, &x, class, method)?;
+            let order = saliency::saliency_order(&map)?;
+            let scores = saliency::faithfulness(&model, &x, class, &[order])?[0];
+            let prefix = if several { format!("{base}_{}", method.name()) } else { base.clone() };
+            let written = write_maps(&map, &photo, config, &prefix)?;
+            tiles.push((tile_label(method, scores, &baseline), written.overlay_image));
+            let report = report::SaliencyResult {
+                image: path.display().to_string(),
+                class,
+                name: name.clone(),
+                prob,
+                method: method.name().to_string(),
+                saliency: written.heat.display().to_string(),
+                overlay: written.overlay.display().to_string(),
+                raw: written.raw.display().to_string(),
+                deletion_auc: scores.deletion,
+                insertion_auc: scores.insertion,
+                random_auc: baseline.deletion_mean,
+                random_deletion_std: baseline.deletion_std,
+                random_insertion_auc: baseline.insertion_mean,
+                random_insertion_std: baseline.insertion_std,
+                random_orders: baseline.orders,
+                beats_random: baseline.beaten_by(scores),
+                sheet: several.then(|| {
+                    config.out_dir.join(format!("{base}_methods.png")).display().to_string()
+                }),
+                r#box: written.bbox.map(|(x0, y0, x1, y1)| {
+                    let (left, top) = photo.to_original(x0, y0, false);
+                    let (right, bottom) = photo.to_original(x1, y1, true);
+                    report::BoxCoordinates { x0: left, y0: top, x1: right, y1: bottom }
+                }),
+            };
+            report::print_saliency(&report, config.json)?;
+        }
+        if several {
+            let sheet = grid::compose(&tiles, Some(tiles.len() as u32));
+            let path = config.out_dir.join(format!("{base}_methods.png"));
+            image_io::write_png_atomic(&path, &rgb_pixels(sheet), &[])?;
+        }
     }
     Ok(Status::Success)
+}
+
+/// The files of one map, and its overlay for the sheet.
+struct Written {
+    heat: PathBuf,
+    overlay: PathBuf,
+    raw: PathBuf,
+    overlay_image: RgbImage,
+    bbox: Option<(u32, u32, u32, u32)>,
+}
+
+/// `<prefix>_saliency.png` (colour map), `_overlay.png` (over the photo, with
+/// the box if asked) and `_saliency16.png` (the raw map, 16-bit).
+fn write_maps(
+    map: &tch::Tensor,
+    photo: &Photo,
+    config: &SaliencyConfig,
+    prefix: &str,
+) -> Result<Written> {
+    let values = saliency::display_map(map)?;
+    let raw_values = saliency::normalised_map(map, 100.0)?;
+    let (width, height) = (photo.pixels.width, photo.pixels.height);
+    let bbox = if config.draw_box { Some(saliency::bounding_box(map)?) } else { None };
+    let file = |what: &str| config.out_dir.join(format!("{prefix}_{what}.png"));
+    let (heat, overlay, raw) = (file("saliency"), file("overlay"), file("saliency16"));
+    image_io::write_png_atomic(&heat, &rgb_pixels(saliency::heatmap(&values, width, height)), &[])?;
+    let overlay_image = saliency::overlay(&photo.pixels, &values, bbox);
+    image_io::write_png_atomic(&overlay, &rgb_pixels(overlay_image.clone()), &[])?;
+    image_io::write_gray16_atomic(&raw, width, height, &saliency::map_u16(&raw_values))?;
+    Ok(Written { heat, overlay, raw, overlay_image, bbox })
+}
+
+/// A sheet tile's label: the method and both scores, ✓ where it beats random.
+fn tile_label(method: Method, scores: Faithfulness, baseline: &RandomBaseline) -> String {
+    let mark = if baseline.beaten_by(scores) { "ok" } else { "x" };
+    format!("{} del {:.3} ins {:.3} {mark}", method.name(), scores.deletion, scores.insertion)
+}
+
+fn rgb_pixels(image: RgbImage) -> Pixels {
+    Pixels { width: image.width(), height: image.height(), channels: 3, data: image.into_raw() }
+}
+
+fn rgb_image(pixels: &Pixels) -> RgbImage {
+    let data = if pixels.channels == 1 {
+        pixels.data.iter().flat_map(|&v| [v, v, v]).collect()
+    } else {
+        pixels.data.clone()
+    };
+    RgbImage::from_raw(pixels.width, pixels.height, data).unwrap_or_default()
 }
