@@ -23,7 +23,7 @@ FIXTURE := tests/models/.built
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test lint check-gallery bench bench-natural bench-quality bench-saliency clean
+.PHONY: demo setup build weights fixtures test lint check-gallery bench bench-natural bench-quality bench-saliency bench-taps clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0 --force
@@ -56,6 +56,10 @@ bench-natural: setup
 # Presets scored by a second network on 50 classes (about 25 minutes on 2 cores).
 bench-quality: setup
 	$(PYTHON) bench/quality.py
+
+# A tapped model's logit run against the untapped model's (issue: taps cost nothing).
+bench-taps: setup
+	$(PYTHON) bench/taps.py
 
 bench-saliency: setup
 	cargo bench --bench saliency

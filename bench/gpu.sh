@@ -24,13 +24,13 @@ work=$(mktemp -d)
 
 if [[ ${DRY:-0} == 1 ]]; then
   TORCH_PY=${TORCH_PY:-.venv/bin/python3}
-  DEVICE=cpu; ALL=0-7; SUB=0-5; NATSUB=0-3; ITERS=2; NAT_ITERS=2; ONE_ITERS=2
-  BATCHES="2 4"; BIG=4; LIMIT=120
+  DEVICE=cpu; ALL=0-7; SUB=0-5; NATSUB=0-3; MACOSUB=0-1; ITERS=2; NAT_ITERS=2; ONE_ITERS=2
+  BATCHES="2 4"; BIG=4; LIMIT=120; SALIENCY_FLAGS="--random-orders 2 --samples 2 --steps 2"
 else
   TORCH_PY=${TORCH_PY:-/opt/torch/.venv/bin/python3}
   export LD_LIBRARY_PATH=$("$TORCH_PY" -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')
-  DEVICE=cuda; ALL=all; SUB=0-383; NATSUB=0-255; ITERS=150; NAT_ITERS=256; ONE_ITERS=150
-  BATCHES="128 256"; BIG=384; LIMIT=150
+  DEVICE=cuda; ALL=all; SUB=0-255; NATSUB=0-127; MACOSUB=0-31; ITERS=150; NAT_ITERS=256; ONE_ITERS=150
+  BATCHES="128 256"; BIG=512; LIMIT=150; SALIENCY_FLAGS=""
 fi
 
 log() { echo "[$(date +%T)] $*" | tee -a "$LOG" >&2; }
@@ -82,6 +82,15 @@ print(json.dumps(row))
 PY
 }
 
+# score_dir NAME DIR: a second network's verdict on a folder's class images.
+score_dir() {
+  [[ -f $LITE1 ]] || return 0
+  local images
+  images=$(ls "$2"/*.png 2>/dev/null | grep -v -e grid.png -e _canvas.png -e _alpha.png)
+  [[ -n $images ]] || return 0
+  measure "$1" -- $BIN score --model $LITE1 --device "$DEVICE" --json $images
+}
+
 field() { # field NAME KEY: a value from a measured step
   "$TORCH_PY" -c 'import json,sys
 for l in open(sys.argv[1]):
@@ -97,7 +106,6 @@ run=(--json --quiet --force --device "$DEVICE")
 # 1. Start-up: one class, cold; where the seconds go (CLASSVIZ_TRACE).
 measure one_auto CLASSVIZ_TRACE=1 -- $BIN --class 100 --iters $ONE_ITERS "${run[@]}" --out "$work/one"
 measure one_fp32 CLASSVIZ_TRACE=1 -- $BIN --class 100 --iters $ONE_ITERS --precision fp32 "${run[@]}" --out "$work/one32"
-measure one_simple CLASSVIZ_TRACE=1 CLASSVIZ_JIT=simple -- $BIN --class 100 --iters $ONE_ITERS "${run[@]}" --out "$work/ones"
 measure info CLASSVIZ_TRACE=1 -- $BIN info --device "$DEVICE"
 
 # 2. The sweep on a subset: precision, channels-last, executor, batch, scorer.
@@ -107,7 +115,6 @@ for b in $BATCHES; do
   measure "sub_bf16_cl_b$b" CLASSVIZ_CUDA_CHANNELS_LAST=1 -- $BIN --class $SUB --iters $ITERS --precision bf16 --batch $b "${run[@]}" --out "$work/s"
   measure "sub_bf16_simple_b$b" CLASSVIZ_JIT=simple -- $BIN --class $SUB --iters $ITERS --precision bf16 --batch $b "${run[@]}" --out "$work/s"
 done
-measure "sub_bf16_b$BIG" -- $BIN --class $SUB --iters $ITERS --precision bf16 --batch $BIG "${run[@]}" --out "$work/s"
 measure "sub_bf16_same_scorer" CLASSVIZ_SCORER=same -- $BIN --class $SUB --iters $ITERS --precision bf16 --batch ${BATCHES%% *} "${run[@]}" --out "$work/s"
 
 # 3. The fastest sweep setting that keeps top-1 within 1 point of fp32's.
@@ -131,6 +138,7 @@ benv=(${best_env//,/ })
 
 # 4. The headline: --class all, best settings; and fp32 for the top-1 / S_c comparison.
 measure all_best "${benv[@]}" -- $BIN --class $ALL --iters $ITERS --precision $best_precision --batch $best_batch "${run[@]}" --out "$work/all"
+measure "all_best_b$BIG" "${benv[@]}" -- $BIN --class $ALL --iters $ITERS --precision $best_precision --batch $BIG "${run[@]}" --out "$work/allbig"
 measure all_fp32 "${benv[@]}" -- $BIN --class $ALL --iters $ITERS --precision fp32 --batch $best_batch "${run[@]}" --out "$work/all32"
 
 # 5. Stalled classes (zero start) and what --init noise:0.01 makes of them.
@@ -148,10 +156,11 @@ measure ref_all_bf16 -- "$TORCH_PY" bench/gpu_reference.py --classes $ALL --iter
 
 # 7. The natural preset: all classes, and a subset against the Python Lucid reference.
 measure natural_all "${benv[@]}" -- $BIN --class $ALL --preset natural --iters $NAT_ITERS --precision $best_precision --batch $best_batch "${run[@]}" --out "$work/nat"
-if [[ -f $LITE1 ]]; then
-  measure natural_all_lite1 -- $BIN score --model $LITE1 --device "$DEVICE" --json $(ls "$work"/nat/*.png | grep -v grid.png)
-fi
+score_dir natural_all_lite1 "$work/nat"
 measure natural_sub "${benv[@]}" -- $BIN --class $NATSUB --preset natural --iters $NAT_ITERS --precision $best_precision --batch $best_batch "${run[@]}" --out "$work/nats"
+score_dir natural_sub_lite1 "$work/nats"
+measure natural_sub_views2 "${benv[@]}" -- $BIN --class $NATSUB --preset natural --views 2 --iters $NAT_ITERS --precision $best_precision --batch $best_batch "${run[@]}" --out "$work/nats2"
+score_dir natural_sub_views2_lite1 "$work/nats2"
 ref_bf16=""; [[ $best_precision == bf16 ]] && ref_bf16=--bf16
 measure ref_natural_sub -- "$TORCH_PY" bench/gpu_reference.py --preset natural --classes $NATSUB --iters $NAT_ITERS --batch $best_batch --device "$DEVICE" $ref_bf16
 

@@ -66,15 +66,15 @@ if stalled is not None:
 best_stalled = rows.get("all_best", {}).get("stalled")
 if best_stalled is not None:
     print(f"Stalled in the best-settings run: {len(best_stalled)}")
-lite1 = rows.get("natural_all_lite1", {})
-if lite1:
-    print(f"Natural preset, all classes, on Lite1: top-1 {lite1.get('scored_top1')}/{lite1.get('scored_total')}, "
-          f"mean p {lite1.get('scored_mean_prob', 0):.3f}")
+for name, row in rows.items():
+    if name.endswith("_lite1") and "scored_top1" in row:
+        print(f"{name[:-6]} on Lite1: top-1 {row['scored_top1']}/{row['scored_total']}, "
+              f"mean p {row.get('scored_mean_prob', 0):.3f}")
 cpu, gpu = rows.get("parity_cpu", {}), rows.get("parity_gpu", {})
 if cpu and gpu:
     print(f"Parity, class 130: S_c {cpu.get('median_logit')} (CPU) vs {gpu.get('median_logit')} (GPU); "
           f"top-1 {cpu.get('top1')} / {gpu.get('top1')}")
-for name in ("one_auto", "one_fp32", "one_simple", "info"):
+for name in ("one_auto", "one_fp32", "info"):
     trace = rows.get(name, {}).get("trace")
     if trace:
         print(f"\n{name} trace: " + "; ".join(trace))

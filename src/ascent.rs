@@ -370,7 +370,8 @@ fn objective_of(
     views: i64,
 ) -> Result<(Tensor, Tensor)> {
     let tap = params.facets.as_ref().map(|f| f.tap.as_str());
-    let (scores, activations) = precision::run(params.precision, model.device, || {
+    let batch = x.size()[0] / views;
+    let (scores, activations) = precision::run(params.precision, model.device, batch, || {
         objective::scores(model, x, &params.objective, targets, tap)
     })?;
     let mut total = scores.f_sum(Kind::Float)?;

@@ -26,7 +26,7 @@ use crate::model::{self, DeviceChoice, InputOverrides, ModelConfig};
 use crate::natural::{self, Colour, Optimizer, Param, Style};
 use crate::objective::{Objective, ObjectiveSpec};
 use crate::precision::Precision;
-use crate::saliency::{Baseline, Method};
+use crate::saliency::{self, Baseline, Method};
 use crate::shard::ShardSpec;
 
 /// Show what an image classifier has learned: class model visualisation
@@ -130,7 +130,7 @@ pub struct SaliencyArgs {
     pub method: String,
 
     /// Random pixel orders whose mean deletion and insertion scores are the baseline.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = parse_random_orders)]
+    #[arg(long, value_name = "N", default_value_t = saliency::DEFAULT_RANDOM_ORDERS as u32, value_parser = parse_random_orders)]
     pub random_orders: u32,
 
     /// smoothgrad: noisy samples, batched through the network.
@@ -276,7 +276,8 @@ pub struct RunArgs {
     pub decay: Option<f64>,
 
     /// Random views of each image per step, batched through the network as one pass; the
-    /// objective is their mean (expectation over transformations).
+    /// objective is their mean (expectation over transformations) [default: the preset's:
+    /// 1, but maco 4 on CPU and 16 on CUDA].
     #[arg(long, value_name = "K", value_parser = parse_views)]
     pub views: Option<u32>,
 
@@ -355,8 +356,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub gif: bool,
 
-    /// The network's arithmetic: bf16 (autocast), fp32, or auto: bf16 on CUDA, fp32 on the
-    /// CPU. The image and its gradient stay fp32; saved images are scored in fp32.
+    /// The network's arithmetic: bf16 (autocast), fp32, or auto: bf16 on CUDA for batches of 8
+    /// or more, else fp32. The image and its gradient stay fp32; saved images are scored in fp32.
     #[arg(long, value_name = "P", default_value = "auto", value_parser = parse_precision)]
     pub precision: Precision,
 
@@ -665,7 +666,13 @@ impl Cli {
                 let run = self.run;
                 let ascent = run.ascent_params()?;
                 run.check_targets()?;
+                let cuda_views = if run.views.is_some() {
+                    None
+                } else {
+                    natural::preset(&run.preset).map(|p| p.cuda_views)
+                };
                 Task::Visualise(Box::new(Config {
+                    cuda_views,
                     channels: run.channels.clone(),
                     unit: run.objective.unit,
                     classes: run.classes.into_selection(),
