@@ -146,9 +146,15 @@ pub struct SaliencyArgs {
     pub steps: u32,
 
     /// integrated-gradients: the reference image, mean (the dataset mean: zero in the model's
-    /// space, what deletion puts in) or black.
-    #[arg(long, value_name = "B", default_value = "mean", value_parser = ["mean", "black"])]
+    /// space, what deletion puts in), black, or blur (the photo blurred, what insertion starts from).
+    #[arg(long, value_name = "B", default_value = "mean", value_parser = ["mean", "black", "blur"])]
     pub baseline: String,
+
+    /// σ in pixels of a Gaussian that pools each map before it ranks pixels [default: 1 for
+    /// gradient-x-input and integrated-gradients, whose signed maps flip sign between
+    /// neighbouring pixels; 0 for gradient and smoothgrad].
+    #[arg(long, value_name = "σ", value_parser = parse_non_negative_f64)]
+    pub smooth: Option<f64>,
 
     /// How a photo becomes the model's input: crop (shorter side, centre crop) or stretch.
     #[arg(long, value_name = "FIT", default_value = "crop", value_parser = ["crop", "stretch"])]
@@ -248,11 +254,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "P", default_value = "simonyan", value_parser = ["simonyan", "natural", "maco"])]
     pub preset: String,
 
-    /// Number of gradient-ascent steps [default: 150] (natural: 256).
+    /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 128).
     #[arg(long, value_name = "N", value_parser = parse_positive_u32)]
     pub iters: Option<u32>,
 
-    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²) [default: 1] (natural: 0.05, for Adam).
+    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²) [default: 1] (natural: 0.05 and maco: 0.3, for Adam).
     #[arg(long, value_name = "η", value_parser = parse_positive_f64)]
     pub lr: Option<f64>,
 
@@ -281,8 +287,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "K", value_parser = parse_views)]
     pub views: Option<u32>,
 
-    /// Optimise a canvas this many times the model's input side (1 to 8); the saved image is
-    /// the whole canvas.
+    /// Optimise a canvas this many times the model's input side (1 to 8); the class image is its
+    /// central view at the mean crop size, and the whole canvas goes to <index>_<name>_canvas.png.
     #[arg(long, value_name = "X", value_parser = parse_canvas)]
     pub canvas: Option<f64>,
 
@@ -308,7 +314,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "OPT", value_parser = ["sga", "adam"])]
     pub optimizer: Option<String>,
 
-    /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017).
+    /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017)
+    /// [default: the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
     #[arg(long, value_name = "PX")]
     pub jitter: Option<u32>,
 
@@ -321,7 +328,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DEG", value_parser = parse_non_negative_f64)]
     pub rotate: Option<f64>,
 
-    /// Reflection padding in pixels before the random transforms (Olah et al. 2017).
+    /// Reflection padding in pixels before the random transforms (Olah et al. 2017) [default:
+    /// the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
     #[arg(long, value_name = "PX")]
     pub pad: Option<u32>,
 
@@ -393,7 +401,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
 
-    /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 64 on CUDA].
+    /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 128 on CUDA].
     #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
     pub batch: Option<usize>,
 
@@ -619,8 +627,11 @@ impl Cli {
             Some(Command::Saliency(args)) => {
                 let samples = i64::from(args.samples);
                 let steps = i64::from(args.steps);
-                let baseline =
-                    if args.baseline == "mean" { Baseline::Mean } else { Baseline::Black };
+                let baseline = match args.baseline.as_str() {
+                    "mean" => Baseline::Mean,
+                    "blur" => Baseline::Blur,
+                    _ => Baseline::Black,
+                };
                 let methods = match args.method.as_str() {
                     "all" => Method::all(samples, args.noise, steps, baseline),
                     "smoothgrad" => vec![Method::SmoothGrad { samples, noise: args.noise }],
@@ -639,6 +650,7 @@ impl Cli {
                     model: args.model.into_config(),
                     out_dir: args.out,
                     random_orders: i64::from(args.random_orders),
+                    smoothing: args.smooth,
                     seed: args.seed,
                     json: args.json,
                 })
@@ -673,6 +685,8 @@ impl Cli {
                 };
                 Task::Visualise(Box::new(Config {
                     cuda_views,
+                    preset_pad: run.pad.is_none(),
+                    preset_jitter: run.jitter.is_none(),
                     channels: run.channels.clone(),
                     unit: run.objective.unit,
                     classes: run.classes.into_selection(),

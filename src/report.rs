@@ -336,6 +336,8 @@ pub struct SaliencyResult {
     /// The model's probability of `class` for the photo.
     pub prob: f64,
     pub method: String,
+    /// σ in pixels of the Gaussian that pooled the map before ranking.
+    pub smoothing: f64,
     pub saliency: String,
     pub overlay: String,
     /// The raw map, 16-bit grayscale.

@@ -22,7 +22,7 @@ pub const RANDOM_ORDER_SEED: u64 = 20_180_607;
 pub const DEFAULT_RANDOM_ORDERS: i64 = 32;
 /// Insertion starts from the photo blurred with this σ (pixels at the input
 /// size), as RISE does: the class is gone, colours and layout stay.
-const INSERTION_BLUR_SIGMA: f64 = 5.0;
+pub const INSERTION_BLUR_SIGMA: f64 = 5.0;
 /// `--box`: the box covers the largest connected region of the pixels holding
 /// this fraction of the total saliency mass.
 const BOX_MASS: f64 = 0.5;
@@ -60,6 +60,24 @@ impl Method {
         ]
     }
 
+    /// σ in pixels of the Gaussian that pools a map before it ranks pixels
+    /// (`--smooth` overrides). Contribution maps are signed, and their sign
+    /// flips from pixel to pixel on the grid of the network's strided
+    /// convolutions; pooling each pixel with its neighbours (σ = 1) ranks
+    /// regions by their net evidence. On the five test photos σ = 1 took
+    /// integrated gradients' insertion on coffee.png from 0.429 (below random,
+    /// 0.432) to 0.452 and kept every deletion score below random; σ = 2 and 4
+    /// traded deletion away (README, "Saliency maps"). Sensitivity maps stay
+    /// as the paper defines them.
+    pub fn default_smoothing(&self) -> f64 {
+        match self {
+            Method::Gradient | Method::SmoothGrad { .. } => 0.0,
+            Method::GradientTimesInput | Method::IntegratedGradients { .. } => {
+                CONTRIBUTION_SMOOTHING
+            }
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Method::Gradient => "gradient",
@@ -76,6 +94,8 @@ pub enum Baseline {
     Black,
     /// The dataset mean: zero in the model's space.
     Mean,
+    /// The photo blurred (Gaussian, σ = 5 px): what insertion starts from.
+    Blur,
 }
 
 /// Attributions `[C, H, W]` for `class` at the normalised image `x` (`[1, C, H, W]`),
@@ -110,6 +130,7 @@ pub fn attribute(
             let reference = match baseline {
                 Baseline::Mean => x.f_zeros_like()?,
                 Baseline::Black => model.input.normalise(&x.f_zeros_like()?)?,
+                Baseline::Blur => natural::gaussian_blur(x, INSERTION_BLUR_SIGMA)?,
             };
             let delta = x.f_sub(&reference)?;
             let mut total = x.f_zeros_like()?;
@@ -144,6 +165,17 @@ pub fn attribute(
         }
     };
     Ok((attribution, map))
+}
+
+/// The default σ of contribution maps' pooling (`Method::default_smoothing`).
+pub const CONTRIBUTION_SMOOTHING: f64 = 1.0;
+
+/// `map` (`[H, W]`) pooled by a Gaussian of `sigma` pixels (unchanged at 0).
+pub fn smooth_map(map: &Tensor, sigma: f64) -> Result<Tensor> {
+    let size = map.size();
+    let (height, width) = (size[0], size[1]);
+    Ok(natural::gaussian_blur(&map.f_view([1, 1, height, width])?, sigma)?
+        .f_view([height, width])?)
 }
 
 /// Split `total` samples into batches of at most `size`.
@@ -526,6 +558,22 @@ mod tests {
             order[..6].iter().map(|&p| (p / 8 / 4) * 2 + (p % 8) / 4).collect();
         assert_eq!(blocks.len(), 6);
         assert_ne!(order, stratified_order(10, 8, &mut rng), "another draw, another order");
+    }
+
+    #[test]
+    fn smoothing_pools_neighbours_and_zero_leaves_the_map() {
+        let mut delta = vec![0f32; 81];
+        delta[40] = 1.0;
+        let map = Tensor::from_slice(&delta).view([9, 9]);
+        let same = smooth_map(&map, 0.0).unwrap();
+        assert_eq!(f64::try_from((&same - &map).abs().max()).unwrap(), 0.0);
+        let pooled = smooth_map(&map, 1.0).unwrap();
+        let centre = pooled.double_value(&[4, 4]);
+        let beside = pooled.double_value(&[4, 5]);
+        assert!(centre < 1.0 && beside > 0.0 && beside < centre, "{centre} {beside}");
+        assert!((f64::try_from(pooled.sum(Kind::Double)).unwrap() - 1.0).abs() < 1e-4);
+        let flat = smooth_map(&Tensor::ones([9, 9], (Kind::Float, Device::Cpu)), 1.0).unwrap();
+        assert!((f64::try_from(flat.min()).unwrap() - 1.0).abs() < 1e-5);
     }
 
     #[test]

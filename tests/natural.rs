@@ -177,3 +177,26 @@ fn the_same_seed_reproduces_a_natural_run() {
     assert_eq!(images[0], images[1], "same seed, same image");
     assert_ne!(images[0], images[2], "another seed, another image");
 }
+
+/// The natural preset's padding and jitter are given for 224 pixels and scale
+/// to the model's input (2 px on a 28-pixel digit); explicit flags are kept.
+#[test]
+fn preset_transforms_scale_with_the_input_and_flags_do_not() {
+    let model = test_model("digits.pt");
+    for (extra, pad, jitter) in [
+        (&[][..], "pad: 2,", "jitter: 2,"),
+        (&["--pad", "16", "--jitter", "3"][..], "pad: 16,", "jitter: 3,"),
+    ] {
+        let out = scratch(&format!("natural-scaled-{}", extra.len()));
+        let mut args =
+            vec!["--model", model.to_str().unwrap(), "--class", "3", "--preset", "natural"];
+        args.extend(["--iters", "2", "--force", "--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        let output = classviz(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let png = listing(&out).into_iter().find(|n| n.ends_with(".png")).unwrap();
+        let text = classviz::image_io::read_png_text(&out.join(png)).unwrap();
+        let style = &text.iter().find(|(k, _)| k == "style").unwrap().1;
+        assert!(style.contains(pad) && style.contains(jitter), "{extra:?}: {style}");
+    }
+}

@@ -112,6 +112,8 @@ fn method_all_writes_one_sheet_and_one_result_per_method() {
     let rows = common::json_lines(&output);
     let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
     assert_eq!(methods, ["gradient", "smoothgrad", "gradient-x-input", "integrated-gradients"]);
+    let smoothing: Vec<f64> = rows.iter().map(|r| r["smoothing"].as_f64().unwrap()).collect();
+    assert_eq!(smoothing, [0.0, 0.0, 1.0, 1.0], "contribution maps are pooled, sensitivities not");
     let names = listing(&out);
     assert_eq!(names.iter().filter(|n| n.ends_with("_methods.png")).count(), 1, "{names:?}");
     assert_eq!(names.iter().filter(|n| n.ends_with("_overlay.png")).count(), 4, "{names:?}");
@@ -129,10 +131,14 @@ fn method_all_writes_one_sheet_and_one_result_per_method() {
 fn integrated_gradients_are_complete() {
     let model = linear();
     let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
-    for baseline in [Baseline::Black, Baseline::Mean] {
+    for baseline in [Baseline::Black, Baseline::Mean, Baseline::Blur] {
         let reference = match baseline {
             Baseline::Mean => x.zeros_like(),
             Baseline::Black => model.input.normalise(&x.zeros_like()).unwrap(),
+            Baseline::Blur => {
+                classviz::natural::gaussian_blur(&x, classviz::saliency::INSERTION_BLUR_SIGMA)
+                    .unwrap()
+            }
         };
         let (attribution, _) =
             attribute(&model, &x, 4, Method::IntegratedGradients { steps: 20, baseline }).unwrap();
@@ -257,6 +263,42 @@ fn explicit_class_and_other_methods() {
         let row = &common::json_lines(&output)[0];
         assert_eq!(row["class"], 281, "{method}");
         assert_eq!(row["method"], method);
+    }
+}
+
+#[test]
+fn smoothing_is_a_flag_with_checked_values() {
+    let model = test_model("linear.pt");
+    let out = scratch("saliency-smooth");
+    let image = photo("coffee.png");
+    let run = |value: &str| {
+        let flag = format!("--smooth={value}");
+        saliency(&[
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            "--class",
+            "2",
+            "--method",
+            "integrated-gradients",
+            &flag,
+            "--random-orders",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let output = run("3");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(common::json_lines(&output)[0]["smoothing"], 3.0);
+    for bad in ["-1", "nan", "inf", "x"] {
+        let output = run(bad);
+        assert_eq!(output.status.code(), Some(2), "--smooth {bad}");
+        let text = stderr(&output);
+        assert_eq!(text.lines().count(), 1, "--smooth {bad}: {text}");
+        assert!(text.contains("--smooth"), "{text}");
     }
 }
 

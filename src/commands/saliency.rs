@@ -29,6 +29,8 @@ pub struct SaliencyConfig {
     pub out_dir: PathBuf,
     /// Random pixel orders averaged for the baseline.
     pub random_orders: i64,
+    /// σ of the Gaussian pooling of the maps; `None`: each method's default.
+    pub smoothing: Option<f64>,
     pub seed: u64,
     pub json: bool,
 }
@@ -66,6 +68,8 @@ pub fn run(config: &SaliencyConfig) -> Result<Status> {
         for &method in &config.methods {
             tch::manual_seed(config.seed as i64);
             let (_, map) = saliency::attribute(&model, &x, class, method)?;
+            let smoothing = config.smoothing.unwrap_or_else(|| method.default_smoothing());
+            let map = saliency::smooth_map(&map, smoothing)?;
             let order = saliency::saliency_order(&map)?;
             let scores = saliency::faithfulness(&model, &x, class, &[order])?[0];
             let prefix = if several { format!("{base}_{}", method.name()) } else { base.clone() };
@@ -77,6 +81,7 @@ pub fn run(config: &SaliencyConfig) -> Result<Status> {
                 name: name.clone(),
                 prob,
                 method: method.name().to_string(),
+                smoothing,
                 saliency: written.heat.display().to_string(),
                 overlay: written.overlay.display().to_string(),
                 raw: written.raw.display().to_string(),

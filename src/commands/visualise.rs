@@ -48,6 +48,10 @@ pub struct Config {
     pub ascent: AscentParams,
     /// Views per step on CUDA when `--views` was not given (the preset's).
     pub cuda_views: Option<u32>,
+    /// Whether `--pad` and `--jitter` are the preset's, given for a 224-pixel
+    /// input and so scaled to the model's (`natural::scaled_pixels`).
+    pub preset_pad: bool,
+    pub preset_jitter: bool,
     pub model: ModelConfig,
     pub out_dir: PathBuf,
     /// Images per forward/backward pass; `None` picks the device's default.
@@ -182,6 +186,13 @@ pub fn run(config: &Config) -> Result<Status> {
     let device = model.device;
     let indices = targets(config, &model)?;
     let mut ascent_params = config.ascent.clone();
+    let side = model.input.height.min(model.input.width);
+    if config.preset_pad {
+        ascent_params.style.pad = natural::scaled_pixels(ascent_params.style.pad, side);
+    }
+    if config.preset_jitter {
+        ascent_params.style.jitter = natural::scaled_pixels(ascent_params.style.jitter, side);
+    }
     if device.is_cuda() {
         ascent_params.check_every = CUDA_CHECK_EVERY;
         if let Some(views) = config.cuda_views {
