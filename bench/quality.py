@@ -92,7 +92,8 @@ def main():
     natural = next((r for r in results if r["name"] == "natural"), None)
     scorer = Path(args.scorer).stem
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads"
-    print(f"\n{count} classes ({args.classes if len(args.classes) < 60 else 'every 20th from 13'}), "
+    described = "every 20th from 13" if args.classes == CLASSES else args.classes
+    print(f"\n{count} classes ({described}), "
           f"made on {Path(args.model).stem}, scored by {scorer}; {machine}; {time.strftime('%Y-%m-%d')}\n")
     print(f"| run | steps | s/class | vs natural | {scorer} top-1 | top-5 | mean p | own top-1 | flags |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")

@@ -110,7 +110,7 @@ fn early_taps_show_finer_patterns_than_late_ones_with_the_natural_preset() {
             "--preset",
             "natural",
             "--iters",
-            "48",
+            "128",
             "--out",
             out.to_str().unwrap(),
         ]);
