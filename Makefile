@@ -53,7 +53,7 @@ bench: setup
 bench-natural: setup
 	$(PYTHON) bench/natural.py
 
-# Presets scored by a second network on 50 classes (about 25 minutes on 2 cores).
+# The natural and maco presets scored by a second network on 50 classes (about 28 minutes on 2 cores).
 bench-quality: setup
 	$(PYTHON) bench/quality.py
 

@@ -254,7 +254,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "P", default_value = "simonyan", value_parser = ["simonyan", "natural", "maco"])]
     pub preset: String,
 
-    /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 128).
+    /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 160).
     #[arg(long, value_name = "N", value_parser = parse_positive_u32)]
     pub iters: Option<u32>,
 
