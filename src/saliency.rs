@@ -130,7 +130,7 @@ pub fn attribute(
             let reference = match baseline {
                 Baseline::Mean => x.f_zeros_like()?,
                 Baseline::Black => model.input.normalise(&x.f_zeros_like()?)?,
-                Baseline::Blur => natural::gaussian_blur(x, INSERTION_BLUR_SIGMA)?,
+                Baseline::Blur => insertion_start(x)?,
             };
             let delta = x.f_sub(&reference)?;
             let mut total = x.f_zeros_like()?;
@@ -210,7 +210,7 @@ pub fn faithfulness(
     class: i64,
     orders: &[Tensor],
 ) -> Result<Vec<Faithfulness>> {
-    let blurred = natural::gaussian_blur(x, INSERTION_BLUR_SIGMA)?;
+    let blurred = insertion_start(x)?;
     let removed = x.f_zeros_like()?;
     let points = curve_points();
     let size = sample_batch(x.device());
@@ -241,6 +241,12 @@ pub fn faithfulness(
         }));
     }
     Ok(scores)
+}
+
+/// The image insertion starts from (and the `blur` baseline of integrated
+/// gradients): the photo `x` blurred with `INSERTION_BLUR_SIGMA`.
+fn insertion_start(x: &Tensor) -> Result<Tensor> {
+    natural::gaussian_blur(x, INSERTION_BLUR_SIGMA)
 }
 
 /// Pixel orders whose curves go through the network in one group.
