@@ -477,6 +477,14 @@ fn write_batches(
     progress: &Progress,
 ) -> Result<WriterTotals> {
     model::use_jit_mode(scorer.device)?;
+    // One torch thread for this thread's work on the CPU. With a second
+    // OpenMP team here, libgomp counts more threads than cores and the
+    // optimiser's barriers sleep instead of spinning: every batch after the
+    // first ran 20-25% slower (README, "Speed"). The optimising thread has
+    // set its own count already, so it keeps it.
+    if scorer.device == tch::Device::Cpu {
+        tch::set_num_threads(1);
+    }
     let config = plan.config;
     let mut totals = WriterTotals { written: 0, stalled: Vec::new() };
     for finished in receiver {
