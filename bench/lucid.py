@@ -63,6 +63,12 @@ def main():
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", type=Path, default=Path("/tmp/lucid"))
+    # Lucid's own transforms by default; `make bench-natural` passes the natural preset's.
+    parser.add_argument("--pad", type=int, default=16)
+    parser.add_argument("--jitter", type=int, default=8)
+    parser.add_argument("--scale-low", type=float, default=0.9)
+    parser.add_argument("--scale-high", type=float, default=1.1)
+    parser.add_argument("--degrees", type=float, default=10.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -74,6 +80,8 @@ def main():
     classes = [int(c) for c in args.classes.split(",")]
     h = w = args.size
     scale = spectrum_scale(h, w)
+    steps = max(round((args.scale_high - args.scale_low) / 0.02), 1)  # as classviz: one every 0.02
+    scales = [args.scale_low + i * (args.scale_high - args.scale_low) / steps for i in range(steps + 1)]
     args.out.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(classes), args.batch):
         chunk = torch.tensor(classes[start:start + args.batch])
@@ -81,7 +89,7 @@ def main():
         optimiser = torch.optim.Adam([spectrum], lr=args.lr)
         for _ in range(args.steps):
             x = image01(spectrum, scale, h, w, mean)
-            x = random_transform(x, pad=16, jitter=8, scales=[1 + (i - 5) / 50 for i in range(11)], degrees=10)
+            x = random_transform(x, args.pad, args.jitter, scales, args.degrees)
             logits = model((x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1))
             loss = -logits.gather(1, chunk.view(-1, 1)).sum()
             optimiser.zero_grad()

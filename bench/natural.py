@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The natural preset against the paper's plain ascent and the Python Lucid reference.
+"""The natural preset against the paper's plain ascent and its Python reference.
 
 Optimises the 12 benchmark classes on EfficientNet-Lite0 with `--preset simonyan`
-and `--preset natural`, and with bench/lucid.py at the same number of steps, then
+and `--preset natural`, and with bench/lucid.py at the same number of steps and with
+the natural preset's transforms, then
 scores every set with a network that did not make them (EfficientNet-Lite1,
 `classviz score`). Prints a table: seconds per class (wall, model load included),
 top-1/top-5 on Lite1, top-1 on Lite0. `make bench-natural` runs it.
@@ -11,6 +12,7 @@ top-1/top-5 on Lite1, top-1 on Lite0. `make bench-natural` runs it.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CLASSVIZ = str(ROOT / "target" / "release" / "classviz")
 CLASSES = "9,22,76,145,288,309,386,430,563,779,850,963"
+# The natural preset's transforms at 224 px (src/natural.rs, Style::natural), so
+# that the reference does the same work per step as classviz.
+NATURAL_TRANSFORMS = ["--pad", "16", "--jitter", "16", "--scale-low", "0.8", "--scale-high", "1.2", "--degrees", "20"]
 
 
 def timed(command):
@@ -38,33 +43,40 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--classes", default=CLASSES)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each method, interleaved; s/class is their median, scores from the first")
     args = parser.parse_args()
     count = len(args.classes.split(","))
     lite0 = str(ROOT / "weights" / "efficientnet_lite0.pt")
     lite1 = str(ROOT / "weights" / "efficientnet_lite1.pt")
     work = Path(tempfile.mkdtemp(prefix="classviz-natural-"))
-    rows = []
-    for name, steps, command in [
-        ("classviz --preset simonyan", 150, ["--preset", "simonyan"]),
-        ("classviz --preset natural", 256, ["--preset", "natural"]),
-    ]:
-        out = work / name.split()[-1]
-        seconds, _ = timed([CLASSVIZ, "--model", lite0, "--class", args.classes, "--threads", str(args.threads),
-                            "--out", str(out), "--force", "--quiet", "--json", *command])
-        rows.append((name, steps, seconds / count, score(lite1, out), score(lite0, out)))
-        print(f"{name}: {seconds / count:.2f} s/class", file=sys.stderr, flush=True)
-    out = work / "lucid"
-    seconds, _ = timed([sys.executable, str(ROOT / "bench" / "lucid.py"), "--model", lite0, "--classes", args.classes,
-                        "--steps", "256", "--threads", str(args.threads), "--out", str(out)])
-    for png in out.glob("*.png"):  # name them <index>_lucid.png for `classviz score`
-        png.rename(out / f"{png.stem}_lucid.png")
-    rows.append(("Python Lucid reference (bench/lucid.py)", 256, seconds / count, score(lite1, out), score(lite0, out)))
-    print(f"\nEfficientNet-Lite0, {count} classes ({args.classes}), {args.threads} threads, one run each\n")
-    print("| method | steps | s/class | Lite1 top-1 | Lite1 top-5 | Lite0 top-1 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, steps, per_class, second, own in rows:
-        print(f"| {name} | {steps} | {per_class:.2f} | {second['top1']}/{count} | {second['top5']}/{count} "
-              f"| {own['top1']}/{count} |")
+    common = ["--model", lite0, "--threads", str(args.threads)]
+    methods = [
+        ("classviz --preset simonyan", 150, "simonyan",
+         [CLASSVIZ, *common, "--class", args.classes, "--force", "--quiet", "--json", "--preset", "simonyan"]),
+        ("classviz --preset natural", 256, "natural",
+         [CLASSVIZ, *common, "--class", args.classes, "--force", "--quiet", "--json", "--preset", "natural"]),
+        ("Python reference (bench/lucid.py, same transforms)", 256, "lucid",
+         [sys.executable, str(ROOT / "bench" / "lucid.py"), *common, "--classes", args.classes, "--steps", "256",
+          *NATURAL_TRANSFORMS]),
+    ]
+    times = {name: [] for name, *_ in methods}
+    for repeat in range(args.repeats):
+        for name, _, folder, command in methods:
+            seconds, _ = timed([*command, "--out", str(work / f"{folder}{repeat}")])
+            times[name].append(seconds / count)
+            print(f"{name}: {seconds / count:.2f} s/class (run {repeat + 1})", file=sys.stderr, flush=True)
+    for png in (work / "lucid0").glob("*.png"):  # name them <index>_lucid.png for `classviz score`
+        png.rename(png.with_name(f"{png.stem}_lucid.png"))
+    runs = "one run each" if args.repeats == 1 else f"median of {args.repeats} interleaved runs"
+    print(f"\nEfficientNet-Lite0, {count} classes ({args.classes}), {args.threads} threads, {runs}\n")
+    print("| method | steps | s/class | runs | Lite1 top-1 | Lite1 top-5 | Lite0 top-1 |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    for name, steps, folder, _ in methods:
+        second, own = score(lite1, work / f"{folder}0"), score(lite0, work / f"{folder}0")
+        each = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"| {name} | {steps} | {statistics.median(times[name]):.2f} | {each} | {second['top1']}/{count} "
+              f"| {second['top5']}/{count} | {own['top1']}/{count} |")
 
 
 if __name__ == "__main__":
