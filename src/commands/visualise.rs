@@ -480,7 +480,7 @@ fn write_batches(
     // One torch thread for this thread's work on the CPU. With a second
     // OpenMP team here, libgomp counts more threads than cores and the
     // optimiser's barriers sleep instead of spinning: every batch after the
-    // first ran 20-25% slower (README, "Speed"). The optimising thread has
+    // first ran 20-25% slower (README, "Performance"). The optimising thread has
     // set its own count already, so it keeps it.
     if scorer.device == tch::Device::Cpu {
         tch::set_num_threads(1);
