@@ -52,10 +52,10 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="classviz-natural-"))
     common = ["--model", lite0, "--threads", str(args.threads)]
     methods = [
-        ("classviz --preset simonyan", 150, "simonyan",
-         [CLASSVIZ, *common, "--class", args.classes, "--force", "--quiet", "--json", "--preset", "simonyan"]),
-        ("classviz --preset natural", 256, "natural",
-         [CLASSVIZ, *common, "--class", args.classes, "--force", "--quiet", "--json", "--preset", "natural"]),
+        (f"classviz --preset {preset}", steps, preset,
+         [CLASSVIZ, *common, "--class", args.classes, "--force", "--quiet", "--json", "--preset", preset])
+        for preset, steps in [("simonyan", 150), ("natural", 256)]
+    ] + [
         ("Python reference (bench/lucid.py, same transforms)", 256, "lucid",
          [sys.executable, str(ROOT / "bench" / "lucid.py"), *common, "--classes", args.classes, "--steps", "256",
           *NATURAL_TRANSFORMS]),
