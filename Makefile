@@ -2,6 +2,7 @@
 #
 #   make          set up (venv + weights + release build) and visualise class 100
 #   make test     set up and run the whole test suite
+#   make test-threads   the numeric tests again at two torch threads
 #   make lint     rustfmt, clippy (warnings are errors) and the module layering check
 #   make check-gallery   the HTML gallery in headless Chromium
 #
@@ -23,7 +24,7 @@ FIXTURE := tests/models/.built
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test lint check-gallery bench bench-natural bench-quality bench-saliency bench-taps clean
+.PHONY: demo setup build weights fixtures test test-threads lint check-gallery bench bench-natural bench-quality bench-saliency bench-taps clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0 --force
@@ -87,6 +88,12 @@ $(FIXTURE): tests/make_models.py tests/checkpoint_module.py weights/export.py $(
 # pool on the same cores slow down 10-30x.
 test: setup fixtures
 	OMP_NUM_THREADS=1 cargo test --release
+
+# The files of numeric tests again at two torch threads, one test at a time:
+# no result may depend on the thread count (tests/golden.rs says why).
+NUMERIC := golden real_model quality units closed_form saliency batch natural
+test-threads: setup fixtures
+	OMP_NUM_THREADS=2 cargo test --release $(NUMERIC:%=--test %) -- --test-threads 1
 
 # The HTML gallery in headless Chromium (Debian's chromium package): a
 # 1000-class page from file://, search, sort and the viewer, load time.

@@ -4,6 +4,7 @@
 mod common;
 
 use std::ops::ControlFlow;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,25 +13,47 @@ use classviz::model::{Classifier, InputOverrides};
 use common::{classviz, listing, pngs, scratch, stderr, summary, test_model};
 use tch::Device;
 
+/// Max |batched − alone| / max |alone| over each row of `classes`.
+fn batch_distances(model: &Path, classes: &[i64], params: &AscentParams) -> Vec<f64> {
+    common::use_torch_threads();
+    let model = Classifier::load(model, Device::Cpu, &InputOverrides::default()).unwrap();
+    let together = class_models(&model, classes, params, |_| ControlFlow::Continue(())).unwrap();
+    let distances: Vec<f64> = classes
+        .iter()
+        .enumerate()
+        .map(|(row, &class)| {
+            let alone =
+                class_models(&model, &[class], params, |_| ControlFlow::Continue(())).unwrap();
+            let scale = f64::try_from(alone.abs().max()).unwrap();
+            f64::try_from((together.get(row as i64) - alone.get(0)).abs().max()).unwrap() / scale
+        })
+        .collect();
+    eprintln!(
+        "batch distances: {:?}",
+        distances.iter().map(|d| format!("{d:.1e}")).collect::<Vec<_>>()
+    );
+    distances
+}
+
+/// In eval mode the images of a batch do not interact, so each row's first
+/// update is the one it gets alone. Only the first: batch size and thread count
+/// change the order of Lite0's float sums, and from the second step on its
+/// ReLU6 boundaries amplify that (two threads, class 130: 8.5e-3 after two
+/// steps, 0.14 after ten; the first step stays within 1.4e-6, docs/golden.md).
 #[test]
-fn batched_ascent_matches_single_class_runs_on_the_real_model() {
-    tch::set_num_threads(1);
-    let model = Classifier::load(&common::default_model(), Device::Cpu, &InputOverrides::default())
-        .unwrap();
-    let params = AscentParams::new(10, 1.0, 1e-4);
-    let classes = [1, 100, 130, 963];
-    let together = class_models(&model, &classes, &params, |_| ControlFlow::Continue(())).unwrap();
-    for (row, &class) in classes.iter().enumerate() {
-        let alone = class_models(&model, &[class], &params, |_| ControlFlow::Continue(())).unwrap();
-        let batched = together.get(row as i64);
-        let scale = f64::try_from(alone.abs().max()).unwrap();
-        let difference = f64::try_from((batched - alone.get(0)).abs().max()).unwrap();
-        // Float reassociation differs between batch sizes; 10 steps keep it small.
-        assert!(
-            difference <= 1e-3 * scale,
-            "class {class}: max diff {difference} vs scale {scale}"
-        );
-    }
+fn a_batch_gives_each_class_its_own_first_step_on_the_real_model() {
+    let params = AscentParams::new(1, 1.0, 1e-4);
+    let distances = batch_distances(&common::default_model(), &[1, 100, 130, 963], &params);
+    assert!(distances.iter().all(|&d| d <= 1e-4), "{distances:?}");
+}
+
+/// On a smooth model the whole preset's ascent stays batch-independent.
+#[test]
+fn batched_ascent_matches_single_class_runs_on_a_smooth_model() {
+    let params = AscentParams::new(150, 1.0, 1e-4);
+    let model = common::root().join("tests/data/golden/smooth.pt");
+    let distances = batch_distances(&model, &[3, 0, 7, 3], &params);
+    assert!(distances.iter().all(|&d| d <= 1e-5), "{distances:?}");
 }
 
 #[test]

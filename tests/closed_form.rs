@@ -11,7 +11,7 @@ use classviz::model::{Classifier, InputOverrides};
 use tch::{Device, Tensor};
 
 fn linear() -> Classifier {
-    tch::set_num_threads(1);
+    common::use_torch_threads();
     Classifier::load(&common::test_model("linear.pt"), Device::Cpu, &InputOverrides::default())
         .unwrap()
 }

@@ -12,10 +12,11 @@ fn score_reports_espresso_for_the_coffee_photo() {
     let named = dir.join("967_coffee.png");
     std::fs::copy(common::root().join("tests/data/coffee.png"), &named).unwrap();
     let model = common::default_model();
+    let threads = common::torch_threads();
     let output = classviz_raw(&[
         "score",
         "--threads",
-        "1",
+        &threads,
         "--model",
         model.to_str().unwrap(),
         "--fit",
@@ -38,7 +39,7 @@ fn score_reports_espresso_for_the_coffee_photo() {
     let output = classviz_raw(&[
         "score",
         "--threads",
-        "1",
+        &threads,
         "--model",
         model.to_str().unwrap(),
         "--class",

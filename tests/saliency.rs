@@ -20,13 +20,14 @@ fn photo(name: &str) -> PathBuf {
 }
 
 fn saliency(args: &[&str]) -> std::process::Output {
-    let mut all = vec!["saliency", "--threads", "1"];
+    let threads = common::torch_threads();
+    let mut all = vec!["saliency", "--threads", threads.as_str()];
     all.extend_from_slice(args);
     classviz_raw(&all)
 }
 
 fn linear() -> Classifier {
-    tch::set_num_threads(1);
+    common::use_torch_threads();
     Classifier::load(&test_model("linear.pt"), Device::Cpu, &InputOverrides::default()).unwrap()
 }
 

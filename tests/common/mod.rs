@@ -31,10 +31,26 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Run the classviz binary with one torch thread (tests run in parallel).
+/// The torch threads each classviz the tests run gets: `OMP_NUM_THREADS`, or
+/// one. `make test` runs tests in parallel with one each (parallel OpenMP
+/// pools on the same cores slow down 10-30x); `.ci/run` reruns the numeric
+/// test files at two, one test at a time, so results must not hang on it.
+pub fn torch_threads() -> String {
+    std::env::var("OMP_NUM_THREADS")
+        .ok()
+        .filter(|n| n.parse::<u32>().is_ok_and(|n| n > 0))
+        .unwrap_or_else(|| "1".to_string())
+}
+
+/// Give this test process's own torch work [`torch_threads`] threads.
+pub fn use_torch_threads() {
+    tch::set_num_threads(torch_threads().parse().unwrap());
+}
+
+/// Run the classviz binary with [`torch_threads`] torch threads, quietly.
 pub fn classviz(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_classviz"))
-        .args(["--threads", "1", "--quiet"])
+        .args(["--threads", &torch_threads(), "--quiet"])
         .args(args)
         .current_dir(root())
         .output()
