@@ -24,28 +24,39 @@ PYTHON = sys.executable
 DEFAULT_CLASSES = "1,9,100,130,309,407,963,967"
 
 
-def run_classviz(args, out_dir, extra=()):
+# glibc's malloc, told to keep freed memory: the same thresholds classviz sets
+# for itself at start (src/allocator.rs), for the references run with it.
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "2147483647"}
+
+
+def environment(extra):
+    env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def run_classviz(args, out_dir, extra=(), env=None):
     command = [
         str(CLASSVIZ), "--model", args.model, "--class", args.classes, "--iters", str(args.iters),
         "--batch", str(args.batch), "--threads", str(args.threads), "--out", out_dir, "--force",
         "--quiet", "--json", *extra,
     ]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment(env or {}))
     seconds = time.perf_counter() - started
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     top1 = sum(row["top5"][0]["class"] == row["class"] for row in rows)
     return seconds, top1
 
 
-def run_reference(args, mode, extra=()):
+def run_reference(args, mode, extra=(), env=None):
     command = [
         PYTHON, str(ROOT / "bench" / "reference.py"), "--mode", mode, "--model", args.model,
         "--classes", args.classes, "--iters", str(args.iters), "--batch", str(args.batch),
         "--threads", str(args.threads), *extra,
     ]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment(env or {}))
     seconds = time.perf_counter() - started
     result = json.loads(done.stdout.splitlines()[-1])
     return seconds, sum(row["top1"] for row in result["classes"])
@@ -59,8 +70,10 @@ def main():
     parser.add_argument("--batch", type=int, default=4, help="classviz's and the tuned reference's batch size")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="classviz,naive,tuned",
-                        help="comma list of: classviz, naive, tuned, tuned-cl, tuned-bf16")
+    parser.add_argument("--only", default="classviz,classviz-system-malloc,naive,tuned,tuned-malloc",
+                        help="comma list of: classviz, classviz-system-malloc, naive, tuned, tuned-malloc, "
+                             "tuned-cl, tuned-bf16 (-malloc: glibc told to keep freed memory, as classviz "
+                             "does itself; -system-malloc: classviz with glibc's defaults)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -68,8 +81,10 @@ def main():
     out_dir = tempfile.mkdtemp(prefix="classviz-bench-")
     contenders = {
         "classviz": lambda: run_classviz(args, out_dir),
+        "classviz-system-malloc": lambda: run_classviz(args, out_dir, env={"CLASSVIZ_MALLOC": "system"}),
         "naive": lambda: run_reference(args, "naive"),
         "tuned": lambda: run_reference(args, "tuned"),
+        "tuned-malloc": lambda: run_reference(args, "tuned", env=KEEP_FREED_MEMORY),
         "tuned-cl": lambda: run_reference(args, "tuned", ["--channels-last"]),
         "tuned-bf16": lambda: run_reference(args, "tuned", ["--channels-last", "--bf16"]),
     }

@@ -10,6 +10,8 @@
 //!   runs of several batches;
 //! - `CLASSVIZ_SAMPLE_BATCH=N`: saliency's samples, steps and metric curves
 //!   per forward pass;
+//! - `CLASSVIZ_MALLOC=system`: glibc's allocator defaults instead of the
+//!   policy `allocator` sets (read there, before anything else runs);
 //! - `CLASSVIZ_SCORER=twin|same`: re-score saved images with a second
 //!   instance of the module (so that the optimising one never switches out of
 //!   gradient mode) or with the same one (the default, measured faster).

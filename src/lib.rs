@@ -27,8 +27,9 @@
 //! - [`model`]: loading a TorchScript classifier, devices, scores;
 //! - [`image_io`], [`metadata`]: images and files in and out, the sidecar;
 //! - [`classes`], [`input`], [`files`], [`memory`], [`exit`], [`shard`],
-//!   [`knobs`], [`precision`]: the foundations.
+//!   [`knobs`], [`precision`], [`allocator`]: the foundations.
 
+pub mod allocator;
 pub mod ascent;
 pub mod classes;
 pub mod cli;

@@ -10,6 +10,7 @@ use classviz::Status;
 const PANIC_TEST_VARIABLE: &str = "CLASSVIZ_TEST_PANIC";
 
 fn main() -> ExitCode {
+    classviz::allocator::apply();
     classviz::knobs::start_clock();
     install_panic_hook();
     if std::env::var_os(PANIC_TEST_VARIABLE).is_some() {

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may use modules of lower layers only.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("foundations", &["exit", "files", "memory", "input", "knobs", "precision", "shard"]),
+    (
+        "foundations",
+        &["allocator", "exit", "files", "memory", "input", "knobs", "precision", "shard"],
+    ),
     ("names, files and formats", &["classes", "metadata", "image_io"]),
     ("the network", &["model"]),
     ("building blocks", &["natural", "objective"]),
