@@ -75,6 +75,23 @@ pub fn read_text(path: &Path, what: &str) -> Result<String> {
     String::from_utf8(bytes).with_context(|| format!("{what} {shown} is not UTF-8 text"))
 }
 
+/// The SHA-256 of a file's bytes, as 64 lowercase hex digits, read in chunks.
+pub fn sha256_hex(path: &Path, what: &str) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let shown = path.display();
+    let mut file = File::open(path).with_context(|| format!("opening {what} {shown}"))?;
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut chunk).with_context(|| format!("reading {what} {shown}"))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&chunk[..read]);
+    }
+    Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
 /// Create `dir` if needed and prove that files can be created in it, before any work is done.
 pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)

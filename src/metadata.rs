@@ -57,6 +57,19 @@ pub struct Sidecar {
     /// entries named like its modules), with their `[C, H, W]` shapes.
     #[serde(default)]
     pub taps: Option<Vec<Tap>>,
+    /// SHA-256 of the model file (64 hex digits), written by `weights/export.py`
+    /// and checked at load: PyTorch's reader does not notice damaged weights.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// What the sidecar's hash says of the model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// The file's SHA-256 is the one recorded.
+    Verified,
+    /// The sidecar records none (hand-written, or from an older export).
+    Unrecorded,
 }
 
 /// An intermediate activation a tapped model returns.
@@ -124,7 +137,27 @@ impl Sidecar {
         if self.std.iter().any(|&s| s <= 0.0) {
             bail!("std must be positive, got {:?}", self.std);
         }
+        if let Some(hash) = &self.sha256 {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("sha256 must be 64 hex digits, got '{hash}'");
+            }
+        }
         Ok(())
+    }
+
+    /// Check `model_path`'s bytes against the recorded SHA-256; a mismatch is
+    /// an error that names both hashes.
+    pub fn verify(&self, model_path: &Path) -> Result<Integrity> {
+        let Some(expected) = &self.sha256 else { return Ok(Integrity::Unrecorded) };
+        let actual = files::sha256_hex(model_path, "model")?;
+        if !actual.eq_ignore_ascii_case(expected) {
+            bail!(
+                "model {} does not match its sidecar: the file's SHA-256 is {actual}, {} records {expected}; the file is damaged or was replaced: export it again (`make weights` or weights/export.py)",
+                model_path.display(),
+                sidecar_path(model_path).display()
+            );
+        }
+        Ok(Integrity::Verified)
     }
 
     /// The output selector the sidecar asks for, if any.

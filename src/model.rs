@@ -14,7 +14,7 @@ use crate::image_io::{self, Pixels};
 use crate::input::{check_channel_values, ChannelValues, InputSize, InputSpec, FLOAT_BYTES};
 use crate::knobs::{self, Jit};
 use crate::memory;
-use crate::metadata::{sidecar_path, OutputSelector, Sidecar, Tap};
+use crate::metadata::{sidecar_path, Integrity, OutputSelector, Sidecar, Tap};
 
 /// How many of the best classes a score report lists.
 pub const TOP_K: i64 = 5;
@@ -219,6 +219,8 @@ impl Classifier {
         }
         files::check_input_file(path, "model")?;
         let sidecar = Sidecar::read_beside(path)?;
+        let integrity = sidecar.as_ref().map(|s| s.verify(path)).transpose()?;
+        knobs::trace(|| format!("model file checked: {integrity:?}"));
         use_jit_mode(device)?;
         let (module, parameter_count) = load_module(path, device)?;
         knobs::trace(|| "TorchScript module on the device".to_string());
@@ -241,6 +243,13 @@ impl Classifier {
             taps: sidecar.as_ref().and_then(|s| s.taps.clone()).unwrap_or_default(),
             warnings: Vec::new(),
         };
+        if integrity == Some(Integrity::Unrecorded) {
+            classifier.warnings.push(format!(
+                "{} records no sha256 for {}, so a damaged model file would go unnoticed (weights/export.py records one)",
+                sidecar_path(path).display(),
+                path.display()
+            ));
+        }
         let classes = classifier
             .settle_input(sidecar.as_ref(), overrides, path)
             .with_context(|| format!("model {}", path.display()))?;

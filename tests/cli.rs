@@ -110,7 +110,12 @@ fn corrupt_model() {
     let out = scratch("bad-corrupt");
     let model = out.join("corrupt.pt");
     std::fs::write(&model, b"this is not a TorchScript archive").unwrap();
-    std::fs::copy(test_model("linear.json"), out.join("corrupt.json")).unwrap();
+    // Without a recorded hash, so that libtorch's reader is what refuses it
+    // (tests/integrity.rs covers the hash).
+    let sidecar = std::fs::read_to_string(test_model("linear.json")).unwrap();
+    let mut sidecar: serde_json::Value = serde_json::from_str(&sidecar).unwrap();
+    sidecar.as_object_mut().unwrap().remove("sha256");
+    std::fs::write(out.join("corrupt.json"), sidecar.to_string()).unwrap();
     let output = classviz(&[
         "--model",
         model.to_str().unwrap(),

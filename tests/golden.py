@@ -29,6 +29,7 @@ Usage: .venv/bin/python tests/golden.py [--threads N]
 """
 
 import argparse
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -118,6 +119,7 @@ def write_smooth():
         "mean": MEAN,
         "std": STD,
         "labels": LABELS,
+        "sha256": hashlib.sha256((OUT / "smooth.pt").read_bytes()).hexdigest(),
     }
     (OUT / "smooth.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     scores, image = paper_ascent(model, SHAPE, SMOOTH_CLASS, ITERS, channels_last=False)

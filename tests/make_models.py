@@ -25,6 +25,7 @@ Writes into tests/models/ (gitignored):
                                     architectures; each must reach >= 95% held-out accuracy.
 """
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -103,7 +104,13 @@ class Softmax(Linear):
 
 
 def sidecar(name):
-    return {"name": name, "input_shape": list(SHAPE), "mean": MEAN, "std": STD, "labels": LABELS}
+    return {"name": name, "input_shape": list(SHAPE), "mean": MEAN, "std": STD, "labels": LABELS,
+            "sha256": sha256(OUT / f"{name}.pt")}
+
+
+def sha256(path):
+    """The model file's SHA-256, which classviz checks against the sidecar."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 DIGIT_SIZE = 28
@@ -190,6 +197,7 @@ def export_digits():
             "mean": [mean],
             "std": [std],
             "labels": [str(d) for d in range(10)],
+            "sha256": sha256(OUT / f"{name}.pt"),
         }
         (OUT / f"{name}.json").write_text(json.dumps(side, indent=2))
         print(f"{name}: {accuracy:.3f} held-out accuracy on {len(test[1])} digits", file=sys.stderr)
@@ -224,6 +232,7 @@ def main():
     (OUT / "detector.json").write_text(json.dumps({
         "name": "detector", "input_shape": [3, 16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
         "labels": ["a", "b"], "output": "logits", "taps": [{"name": "detect", "shape": [3, 16, 16]}],
+        "sha256": sha256(OUT / "detector.pt"),
     }))
 
     # A user's own module and state dict, for weights/export.py --checkpoint.

@@ -6,7 +6,8 @@ Writes, beside this script:
                        'same' padding moved into the convolutions): what classviz runs
   <name>_unfrozen.pt   the same network traced but not frozen or rewritten, parameters and
                        all: the naive baseline of bench/reference.py
-  <name>.json          classviz sidecar: input shape, mean/std in [0,1] units, labels
+  <name>.json          classviz sidecar: input shape, mean/std in [0,1] units, labels, and
+                       the .pt file's SHA-256 (classviz refuses a file that does not match)
   imagenet_classes.txt the 1000 ImageNet class names, one per line, as torchvision ships them
 
 With --taps NAME[,NAME...] the model also returns those modules' outputs: its forward
@@ -23,6 +24,7 @@ silently ruins the pretrained weights.
 """
 
 import argparse
+import hashlib
 import importlib
 import json
 import sys
@@ -237,18 +239,23 @@ def export(name, out_dir, taps=None):
                 fail(f"{name}: tap {tap} returned {list(outputs[tap].shape[1:])}, expected {shape}")
         sidecar["output"] = "logits"
         sidecar["taps"] = [{"name": tap, "shape": shape} for tap, shape in tap_shapes.items()]
-        save_atomic(tapped, pt_path)
+        sidecar["sha256"] = save_atomic(tapped, pt_path)
     else:
-        save_atomic(frozen, pt_path)
+        sidecar["sha256"] = save_atomic(frozen, pt_path)
         save_atomic(plain, out_dir / f"{name}_unfrozen.pt")
     write_atomic(out_dir / f"{stem}.json", json.dumps(sidecar, indent=2) + "\n")
     print(f"{pt_path}: coffee() -> {top1} ({categories[top1]}) p={probs[top1]:.3f}; frozen vs eager within {MAX_ABS_DIFF}")
 
 
 def save_atomic(module, path):
+    """Save `module` at `path` by way of a temp file; return the file's SHA-256
+    (hex), which the sidecar records and classviz checks at load: PyTorch's
+    archive reader does not notice flipped bits in the weights."""
     tmp = path.with_suffix(".pt.tmp")
     module.save(str(tmp))
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     tmp.replace(path)
+    return digest
 
 
 # torchvision's ImageNet normalisation, in [0,1] units.
@@ -277,7 +284,7 @@ def write_model(frozen, out_dir, name, shape, mean, std, labels, source):
     sidecar = {"name": name, "source": source, "input_shape": list(shape), "mean": mean, "std": std}
     if labels is not None:
         sidecar["labels"] = labels
-    save_atomic(frozen, out_dir / f"{name}.pt")
+    sidecar["sha256"] = save_atomic(frozen, out_dir / f"{name}.pt")
     write_atomic(out_dir / f"{name}.json", json.dumps(sidecar, indent=2) + "\n")
     print(f"{out_dir / (name + '.pt')}: {shape} input, frozen vs eager within {MAX_ABS_DIFF}")
 
