@@ -243,7 +243,7 @@ pub struct ModelArgs {
 /// The main command: visualise classes.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Objective")]
     pub classes: ClassArgs,
 
     /// simonyan: the paper's plain ascent. natural: the Lucid recipe (Olah et al. 2017),
@@ -251,195 +251,197 @@ pub struct RunArgs {
     /// maco: Fel et al. 2023, only the Fourier phase optimised, the magnitude of natural
     /// photos, a larger canvas seen through random crops. Explicit flags override the preset
     /// (README, "Natural-looking class models", lists each preset's values).
-    #[arg(long, value_name = "P", default_value = "simonyan", value_parser = ["simonyan", "natural", "maco"])]
+    #[arg(long, value_name = "P", default_value = "simonyan", value_parser = ["simonyan", "natural", "maco"], help_heading = "Preset")]
     pub preset: String,
 
     /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 160).
-    #[arg(long, value_name = "N", value_parser = parse_positive_u32)]
+    #[arg(long, value_name = "N", value_parser = parse_positive_u32, help_heading = "Preset")]
     pub iters: Option<u32>,
 
     /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²) [default: 1] (natural: 0.05 and maco: 0.3, for Adam).
-    #[arg(long, value_name = "η", value_parser = parse_positive_f64)]
+    #[arg(long, value_name = "η", value_parser = parse_positive_f64, help_heading = "Preset")]
     pub lr: Option<f64>,
 
     /// L2 regularisation weight λ on the zero-centred image [default: 0.0001] (natural: 0).
-    #[arg(long, value_name = "λ", value_parser = parse_non_negative_f64)]
+    #[arg(long, value_name = "λ", value_parser = parse_non_negative_f64, help_heading = "Preset")]
     pub l2: Option<f64>,
 
     /// What is optimised: pixel (the paper), fourier (a 1/f-scaled spectrum in decorrelated
     /// colour; Olah et al., "Feature Visualization", Distill 2017) or maco (the phase only,
-    /// with natural photos' magnitude; Fel et al. 2023).
-    #[arg(long, value_name = "P", value_parser = ["pixel", "fourier", "maco"])]
+    /// with natural photos' magnitude; Fel et al. 2023) [default: the preset's: pixel;
+    /// natural: fourier; maco: maco].
+    #[arg(long, value_name = "P", value_parser = ["pixel", "fourier", "maco"], help_heading = "Optimiser")]
     pub param: Option<String>,
 
     /// Colour space of the fourier and maco parameterisations: decorrelated (ImageNet's
-    /// colour covariance whitened out) or rgb.
-    #[arg(long, value_name = "C", value_parser = ["decorrelated", "rgb"])]
+    /// colour covariance whitened out) or rgb [default: decorrelated].
+    #[arg(long, value_name = "C", value_parser = ["decorrelated", "rgb"], help_heading = "Optimiser")]
     pub colour: Option<String>,
 
     /// fourier: scale each frequency f by 1/f^P (Lucid: 1; larger damps fine texture).
-    #[arg(long, value_name = "P", value_parser = parse_non_negative_f64)]
+    #[arg(long, value_name = "P", value_parser = parse_non_negative_f64, help_heading = "Optimiser")]
     pub decay: Option<f64>,
 
     /// Random views of each image per step, batched through the network as one pass; the
     /// objective is their mean (expectation over transformations) [default: the preset's:
     /// 1, but maco 4 on CPU and 16 on CUDA].
-    #[arg(long, value_name = "K", value_parser = parse_views)]
+    #[arg(long, value_name = "K", value_parser = parse_views, help_heading = "Transforms")]
     pub views: Option<u32>,
 
     /// Optimise a canvas this many times the model's input side (1 to 8); the class image is its
     /// central view at the mean crop size, and the whole canvas goes to <index>_<name>_canvas.png.
-    #[arg(long, value_name = "X", value_parser = parse_canvas)]
+    #[arg(long, value_name = "X", value_parser = parse_canvas, help_heading = "MaCo")]
     pub canvas: Option<f64>,
 
     /// Views are square crops of the canvas whose side is a random fraction LOW..HIGH of the
     /// canvas side, placed around its centre (MaCo), instead of pad/jitter/scale/rotate.
-    #[arg(long, value_name = "LOW..HIGH", value_parser = parse_crop_box)]
+    #[arg(long, value_name = "LOW..HIGH", value_parser = parse_crop_box, help_heading = "MaCo")]
     pub crop_box: Option<(f64, f64)>,
 
     /// σ of Gaussian noise, and half-width of uniform noise, added to every view (model units).
-    #[arg(long, value_name = "σ", value_parser = parse_non_negative_f64)]
+    #[arg(long, value_name = "σ", value_parser = parse_non_negative_f64, help_heading = "Transforms")]
     pub view_noise: Option<f64>,
 
     /// Also write <index>_<name>_alpha.png: the image with an alpha channel from the
     /// accumulated |∂objective/∂image| (MaCo's attribution), so that what matters stands out.
-    #[arg(long)]
+    #[arg(long, help_heading = "MaCo")]
     pub alpha: bool,
 
     /// MaCo's natural magnitude spectrum (made by `make weights`).
-    #[arg(long, value_name = "PATH", default_value = natural::DEFAULT_MAGNITUDE)]
+    #[arg(long, value_name = "PATH", default_value = natural::DEFAULT_MAGNITUDE, help_heading = "MaCo")]
     pub magnitude: PathBuf,
 
-    /// sga: plain gradient ascent (the paper); adam: Adam.
-    #[arg(long, value_name = "OPT", value_parser = ["sga", "adam"])]
+    /// sga: plain gradient ascent (the paper); adam: Adam [default: the preset's: sga;
+    /// natural and maco: adam].
+    #[arg(long, value_name = "OPT", value_parser = ["sga", "adam"], help_heading = "Optimiser")]
     pub optimizer: Option<String>,
 
     /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017)
     /// [default: the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
-    #[arg(long, value_name = "PX")]
+    #[arg(long, value_name = "PX", help_heading = "Transforms")]
     pub jitter: Option<u32>,
 
     /// Scale factors, one drawn at random for every view: a list (0.9,1,1.1) or a range
     /// LOW..HIGH, taken in steps of 0.02 (Olah et al. 2017).
-    #[arg(long, value_name = "S,S,…|LOW..HIGH", value_parser = parse_scales)]
+    #[arg(long, value_name = "S,S,…|LOW..HIGH", value_parser = parse_scales, help_heading = "Transforms")]
     pub scale: Option<ChannelValues>,
 
     /// Random rotation of up to ± DEG degrees before every forward pass (Olah et al. 2017).
-    #[arg(long, value_name = "DEG", value_parser = parse_non_negative_f64)]
+    #[arg(long, value_name = "DEG", value_parser = parse_non_negative_f64, help_heading = "Transforms")]
     pub rotate: Option<f64>,
 
     /// Reflection padding in pixels before the random transforms (Olah et al. 2017) [default:
     /// the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
-    #[arg(long, value_name = "PX")]
+    #[arg(long, value_name = "PX", help_heading = "Transforms")]
     pub pad: Option<u32>,
 
     /// Gaussian blur of the image every K steps (Yosinski et al. 2015); pixel parameterisation.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", help_heading = "Optimiser")]
     pub blur_every: Option<u32>,
 
     /// σ of that blur, in pixels [default: 0.5].
-    #[arg(long, value_name = "S", value_parser = parse_non_negative_f64)]
+    #[arg(long, value_name = "S", value_parser = parse_non_negative_f64, help_heading = "Optimiser")]
     pub blur_sigma: Option<f64>,
 
     /// Zero pixels whose colour norm is below this percentile (0–100) after each step (Yosinski et al. 2015).
-    #[arg(long, value_name = "P", value_parser = parse_percentile)]
+    #[arg(long, value_name = "P", value_parser = parse_percentile, help_heading = "Optimiser")]
     pub clip_percentile: Option<f64>,
 
     /// Weight of a total-variation penalty Σ(Δx)²+(Δy)² (Mahendran & Vedaldi 2015).
-    #[arg(long, value_name = "W", value_parser = parse_non_negative_f64)]
+    #[arg(long, value_name = "W", value_parser = parse_non_negative_f64, help_heading = "Optimiser")]
     pub tv: Option<f64>,
 
     /// Where the ascent starts: zero (the paper: the mean image) or noise:σ, Gaussian noise
     /// of σ in the model's zero-centred space, the way out of a stalled ascent
     /// [default: zero for pixels; a small random spectrum for --param fourier].
-    #[arg(long, value_name = "zero|noise:σ", value_parser = parse_init)]
+    #[arg(long, value_name = "zero|noise:σ", value_parser = parse_init, help_heading = "Preset")]
     pub init: Option<Init>,
 
     /// Also write every K-th step's image to <out>/frames/<index>_<name>/<step>.png.
-    #[arg(long, value_name = "K", value_parser = parse_positive_u32)]
+    #[arg(long, value_name = "K", value_parser = parse_positive_u32, help_heading = "Output")]
     pub save_every: Option<u32>,
 
     /// Also write an animated GIF of the optimisation next to each PNG (a frame every
     /// --save-every steps, else 50 frames in all).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub gif: bool,
 
     /// The network's arithmetic: bf16 (autocast), fp32, or auto: bf16 on CUDA for batches of 8
     /// or more, else fp32. The image and its gradient stay fp32; saved images are scored in fp32.
-    #[arg(long, value_name = "P", default_value = "auto", value_parser = parse_precision)]
+    #[arg(long, value_name = "P", default_value = "auto", value_parser = parse_precision, help_heading = "Optimiser")]
     pub precision: Precision,
 
     /// What to maximise: a class's logit (the paper's pre-softmax S_c), log-prob or prob; or
     /// a unit of a tapped model (no --class): channel:TAP:K (channel K's mean activation),
     /// neuron:TAP:K (channel K at the centre), layer:TAP (DeepDream: mean squared activation).
     /// With channel:TAP or neuron:TAP, --channels lists the channels.
-    #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective)]
+    #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective, help_heading = "Objective")]
     pub objective: ObjectiveSpec,
 
     /// The channels of the tap to show, batched: indices, ranges and all (e.g. 0-15).
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", help_heading = "Objective")]
     pub channels: Option<String>,
 
     /// Images per class (or unit), optimised together and kept apart by a diversity penalty
     /// on their activations (Lucid; Nguyen et al. 2016): <index>_<name>_f<j>.png.
-    #[arg(long, value_name = "N", value_parser = parse_facets)]
+    #[arg(long, value_name = "N", value_parser = parse_facets, help_heading = "Objective")]
     pub facets: Option<u32>,
 
     /// Weight of the facets' diversity penalty: W × the mean pairwise cosine similarity of
     /// their Gram matrices at --diversity-tap.
-    #[arg(long, value_name = "W", default_value_t = DEFAULT_DIVERSITY, value_parser = parse_non_negative_f64)]
+    #[arg(long, value_name = "W", default_value_t = DEFAULT_DIVERSITY, value_parser = parse_non_negative_f64, help_heading = "Objective")]
     pub diversity: f64,
 
     /// The tap whose activations the diversity penalty compares [default: the middle tap].
-    #[arg(long, value_name = "TAP")]
+    #[arg(long, value_name = "TAP", help_heading = "Objective")]
     pub diversity_tap: Option<String>,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Model")]
     pub model: ModelArgs,
 
     /// Output folder; images are written to <out>/<index>_<name>.png.
-    #[arg(long, value_name = "DIR", default_value = "results")]
+    #[arg(long, value_name = "DIR", default_value = "results", help_heading = "Output")]
     pub out: PathBuf,
 
     /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 128 on CUDA].
-    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize, help_heading = "Model")]
     pub batch: Option<usize>,
 
     /// Redo classes whose image already exists in --out (they are skipped otherwise).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub force: bool,
 
     /// Also write <out>/grid.png: every image of the class list found in --out, labelled.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub grid: bool,
 
     /// Also write or refresh <out>/index.html, a page to browse the folder (classviz gallery).
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub gallery: bool,
 
     /// Run only shard K of N (0-based): the classes at list positions p with p mod N = K.
     /// `auto` reads Slurm array or Kubernetes Indexed Job variables.
-    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard)]
+    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard, help_heading = "Scale-out")]
     pub shard: Option<ShardSpec>,
 
     /// Shard count for `--shard auto` where the scheduler does not say (Kubernetes).
-    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize, help_heading = "Scale-out")]
     pub shards: Option<usize>,
 
     /// Random seed (recorded in the PNG; the paper's ascent itself is deterministic).
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Preset")]
     pub seed: u64,
 
     /// Stretch contrast for display (1st–99th percentile to full range); off keeps the paper's clamp to [0,1].
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub stretch: bool,
 
     /// No progress bar.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
 
     /// Print one JSON object per class on stdout instead of a human summary.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
 }
 

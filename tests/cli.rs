@@ -268,3 +268,28 @@ fn help_lists_every_flag_with_its_default() {
         assert!(help.contains(default), "--help lacks {default}");
     }
 }
+
+/// The main command's flags stand under headings, and every choice flag names
+/// its values and its default.
+#[test]
+fn help_groups_the_flags_under_headings() {
+    let output = classviz(&["--help"]);
+    let help = common::stdout(&output);
+    let headings = [
+        "Objective:",
+        "Preset:",
+        "Optimiser:",
+        "Transforms:",
+        "MaCo:",
+        "Output:",
+        "Model:",
+        "Scale-out:",
+    ];
+    for heading in headings {
+        assert!(help.lines().any(|l| l == heading), "--help lacks the heading {heading}");
+    }
+    for flag in ["--preset <P>", "--param <P>", "--colour <C>", "--optimizer <OPT>"] {
+        let line = help.lines().find(|l| l.trim_start().starts_with(flag)).unwrap();
+        assert!(line.contains("[default: ") && line.contains("[possible values: "), "{line}");
+    }
+}
