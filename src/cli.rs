@@ -100,9 +100,13 @@ pub struct ScoreArgs {
     #[arg(long = "class", value_name = "C")]
     pub class: Option<String>,
 
-    /// How an image becomes the model's input: stretch (resize to the exact size) or crop.
-    #[arg(long, value_name = "FIT", default_value = "stretch", value_parser = ["crop", "stretch"])]
-    pub fit: String,
+    /// How an image becomes the model's input: crop (resize the shorter side, then
+    /// centre-crop: how ImageNet classifiers are evaluated, and the same default as
+    /// saliency's, so a photo gets one probability) or stretch (resize to the exact size,
+    /// ignoring the aspect ratio). Images at the model's size, as classviz writes them,
+    /// are the same either way.
+    #[arg(long, value_name = "FIT", value_enum, default_value_t = Fit::Crop)]
+    pub fit: Fit,
 
     #[command(flatten)]
     pub model: ModelArgs,
@@ -156,9 +160,11 @@ pub struct SaliencyArgs {
     #[arg(long, value_name = "σ", value_parser = parse_non_negative_f64)]
     pub smooth: Option<f64>,
 
-    /// How a photo becomes the model's input: crop (shorter side, centre crop) or stretch.
-    #[arg(long, value_name = "FIT", default_value = "crop", value_parser = ["crop", "stretch"])]
-    pub fit: String,
+    /// How a photo becomes the model's input: crop (resize the shorter side, then
+    /// centre-crop, as ImageNet classifiers are evaluated) or stretch (resize to the exact
+    /// size, ignoring the aspect ratio). `score` has the same default.
+    #[arg(long, value_name = "FIT", value_enum, default_value_t = Fit::Crop)]
+    pub fit: Fit,
 
     /// Draw a bounding box around the most salient region (the paper's §3.1 localisation).
     #[arg(long = "box")]
@@ -622,7 +628,7 @@ impl Cli {
             Some(Command::Score(args)) => Task::Score(ScoreConfig {
                 images: args.images,
                 class: args.class,
-                fit: if args.fit == "crop" { Fit::Crop } else { Fit::Stretch },
+                fit: args.fit,
                 model: args.model.into_config(),
                 json: args.json,
             }),
@@ -647,7 +653,7 @@ impl Cli {
                     images: args.images,
                     class: args.class,
                     methods,
-                    fit: if args.fit == "stretch" { Fit::Stretch } else { Fit::Crop },
+                    fit: args.fit,
                     draw_box: args.draw_box,
                     model: args.model.into_config(),
                     out_dir: args.out,

@@ -78,7 +78,7 @@ pub fn pixels_to_tensor(pixels: &Pixels, device: Device) -> Result<Tensor> {
 }
 
 /// `--fit`: how a photo becomes the model's input size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fit {
     /// Resize the shorter side, then centre-crop.
     Crop,

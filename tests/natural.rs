@@ -201,3 +201,37 @@ fn preset_transforms_scale_with_the_input_and_flags_do_not() {
         assert!(style.contains(pad) && style.contains(jitter), "{extra:?}: {style}");
     }
 }
+
+/// `score` and `saliency` fit a photo to the model the same way by default,
+/// so the same photo gets the same probability from both.
+#[test]
+fn score_and_saliency_give_a_photo_one_probability() {
+    let dir = scratch("score-saliency-fit");
+    let photo = dir.join("285_chelsea.png");
+    std::fs::copy(common::root().join("tests/data/chelsea.png"), &photo).unwrap();
+    let threads = common::torch_threads();
+    let photo_arg = photo.to_str().unwrap();
+    let scored = classviz_raw(&["score", "--threads", &threads, photo_arg, "--json"]);
+    assert!(scored.status.success(), "{}", stderr(&scored));
+    let report: serde_json::Value = serde_json::from_str(stdout(&scored).trim()).unwrap();
+    let out = dir.join("maps");
+    let mapped = classviz_raw(&[
+        "saliency",
+        "--threads",
+        &threads,
+        "--image",
+        photo_arg,
+        "--class",
+        "285",
+        "--random-orders",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(mapped.status.success(), "{}", stderr(&mapped));
+    let row: serde_json::Value =
+        serde_json::from_str(stdout(&mapped).lines().next().unwrap()).unwrap();
+    let (a, b) = (report["images"][0]["prob"].as_f64().unwrap(), row["prob"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-5, "score p {a}, saliency p {b}");
+}
