@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
 use clap::error::ErrorKind;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ascent::Facets;
 use crate::ascent::{AscentParams, Init};
@@ -23,7 +23,7 @@ use crate::image_io::Fit;
 use crate::input::{ChannelValues, InputSize};
 use crate::metadata::OutputSelector;
 use crate::model::{self, DeviceChoice, InputOverrides, ModelConfig};
-use crate::natural::{self, Colour, Optimizer, Param, Style};
+use crate::natural::{self, Colour, Optimizer, Param, PresetName, Style};
 use crate::objective::{Objective, ObjectiveSpec};
 use crate::precision::Precision;
 use crate::saliency::{self, Baseline, Method};
@@ -117,6 +117,21 @@ pub struct ScoreArgs {
 }
 
 /// `classviz saliency`.
+/// `saliency --method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodChoice {
+    /// |∂S_c/∂I|, the paper's map.
+    Gradient,
+    /// The gradient averaged over noisy copies of the photo.
+    Smoothgrad,
+    /// The gradient times the photo (in the model's space).
+    GradientXInput,
+    /// The gradient integrated along a path from a baseline image.
+    IntegratedGradients,
+    /// Every method, with a sheet comparing them.
+    All,
+}
+
 #[derive(Args, Debug)]
 pub struct SaliencyArgs {
     /// Photo to explain (PNG, JPEG, WebP, GIF, BMP, TIFF); repeat for several.
@@ -130,8 +145,8 @@ pub struct SaliencyArgs {
     /// gradient (the paper), smoothgrad (Smilkov et al. 2017), gradient-x-input,
     /// integrated-gradients (Sundararajan et al. 2017), or all: every method on the same photo,
     /// with a sheet comparing them.
-    #[arg(long, value_name = "METHOD", default_value = "gradient", value_parser = ["gradient", "smoothgrad", "gradient-x-input", "integrated-gradients", "all"])]
-    pub method: String,
+    #[arg(long, value_name = "METHOD", value_enum, default_value_t = MethodChoice::Gradient)]
+    pub method: MethodChoice,
 
     /// Random pixel orders whose mean deletion and insertion scores are the baseline.
     #[arg(long, value_name = "N", default_value_t = saliency::DEFAULT_RANDOM_ORDERS as u32, value_parser = parse_random_orders)]
@@ -151,8 +166,8 @@ pub struct SaliencyArgs {
 
     /// integrated-gradients: the reference image, mean (the dataset mean: zero in the model's
     /// space, what deletion puts in), black, or blur (the photo blurred, what insertion starts from).
-    #[arg(long, value_name = "B", default_value = "mean", value_parser = ["mean", "black", "blur"])]
-    pub baseline: String,
+    #[arg(long, value_name = "B", value_enum, default_value_t = Baseline::Mean)]
+    pub baseline: Baseline,
 
     /// σ in pixels of a Gaussian that pools each map before it ranks pixels [default: 1 for
     /// gradient-x-input and integrated-gradients, whose signed maps flip sign between
@@ -257,8 +272,8 @@ pub struct RunArgs {
     /// maco: Fel et al. 2023, only the Fourier phase optimised, the magnitude of natural
     /// photos, a larger canvas seen through random crops. Explicit flags override the preset
     /// (README, "Natural-looking class models", lists each preset's values).
-    #[arg(long, value_name = "P", default_value = "simonyan", value_parser = ["simonyan", "natural", "maco"], help_heading = "Preset")]
-    pub preset: String,
+    #[arg(long, value_name = "P", default_value = "simonyan", value_enum, default_value_t = PresetName::Simonyan, help_heading = "Preset")]
+    pub preset: PresetName,
 
     /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 160).
     #[arg(long, value_name = "N", value_parser = parse_positive_u32, help_heading = "Preset")]
@@ -276,13 +291,13 @@ pub struct RunArgs {
     /// colour; Olah et al., "Feature Visualization", Distill 2017) or maco (the phase only,
     /// with natural photos' magnitude; Fel et al. 2023) [default: the preset's: pixel;
     /// natural: fourier; maco: maco].
-    #[arg(long, value_name = "P", value_parser = ["pixel", "fourier", "maco"], help_heading = "Optimiser")]
-    pub param: Option<String>,
+    #[arg(long, value_name = "P", value_enum, help_heading = "Optimiser")]
+    pub param: Option<Param>,
 
     /// Colour space of the fourier and maco parameterisations: decorrelated (ImageNet's
     /// colour covariance whitened out) or rgb [default: decorrelated].
-    #[arg(long, value_name = "C", value_parser = ["decorrelated", "rgb"], help_heading = "Optimiser")]
-    pub colour: Option<String>,
+    #[arg(long, value_name = "C", value_enum, help_heading = "Optimiser")]
+    pub colour: Option<Colour>,
 
     /// fourier: scale each frequency f by 1/f^P (Lucid: 1; larger damps fine texture).
     #[arg(long, value_name = "P", value_parser = parse_non_negative_f64, help_heading = "Optimiser")]
@@ -319,8 +334,8 @@ pub struct RunArgs {
 
     /// sga: plain gradient ascent (the paper); adam: Adam [default: the preset's: sga;
     /// natural and maco: adam].
-    #[arg(long, value_name = "OPT", value_parser = ["sga", "adam"], help_heading = "Optimiser")]
-    pub optimizer: Option<String>,
+    #[arg(long, value_name = "OPT", value_enum, help_heading = "Optimiser")]
+    pub optimizer: Option<Optimizer>,
 
     /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017)
     /// [default: the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
@@ -482,22 +497,12 @@ pub const MAX_FRAMES: u32 = 1000;
 impl RunArgs {
     /// The preset's defaults, overridden by every flag given.
     fn ascent_params(&self) -> Result<AscentParams> {
-        let preset = natural::preset(&self.preset)
-            .ok_or_else(|| anyhow!("unknown preset '{}'", self.preset))?;
+        let preset = natural::preset(self.preset);
         let base = preset.style;
         let iters = self.iters.unwrap_or(preset.iters);
         let style = Style {
-            param: match self.param.as_deref() {
-                Some("fourier") => Param::Fourier,
-                Some("maco") => Param::Maco,
-                Some(_) => Param::Pixel,
-                None => base.param,
-            },
-            optimizer: match self.optimizer.as_deref() {
-                Some("adam") => Optimizer::Adam,
-                Some(_) => Optimizer::Sga,
-                None => base.optimizer,
-            },
+            param: self.param.unwrap_or(base.param),
+            optimizer: self.optimizer.unwrap_or(base.optimizer),
             pad: self.pad.map_or(base.pad, i64::from),
             jitter: self.jitter.map_or(base.jitter, i64::from),
             scales: self.scale.as_ref().map_or(base.scales.clone(), |s| s.0.clone()),
@@ -506,11 +511,7 @@ impl RunArgs {
             blur_sigma: self.blur_sigma.unwrap_or(base.blur_sigma),
             clip_percentile: self.clip_percentile.unwrap_or(base.clip_percentile),
             tv: self.tv.unwrap_or(base.tv),
-            colour: match self.colour.as_deref() {
-                Some("rgb") => Colour::Rgb,
-                Some(_) => Colour::Decorrelated,
-                None => base.colour,
-            },
+            colour: self.colour.unwrap_or(base.colour),
             decay: self.decay.unwrap_or(base.decay),
             views: self.views.unwrap_or(base.views),
             canvas: self.canvas.unwrap_or(base.canvas),
@@ -635,19 +636,17 @@ impl Cli {
             Some(Command::Saliency(args)) => {
                 let samples = i64::from(args.samples);
                 let steps = i64::from(args.steps);
-                let baseline = match args.baseline.as_str() {
-                    "mean" => Baseline::Mean,
-                    "blur" => Baseline::Blur,
-                    _ => Baseline::Black,
-                };
-                let methods = match args.method.as_str() {
-                    "all" => Method::all(samples, args.noise, steps, baseline),
-                    "smoothgrad" => vec![Method::SmoothGrad { samples, noise: args.noise }],
-                    "gradient-x-input" => vec![Method::GradientTimesInput],
-                    "integrated-gradients" => {
+                let baseline = args.baseline;
+                let methods = match args.method {
+                    MethodChoice::All => Method::all(samples, args.noise, steps, baseline),
+                    MethodChoice::Smoothgrad => {
+                        vec![Method::SmoothGrad { samples, noise: args.noise }]
+                    }
+                    MethodChoice::GradientXInput => vec![Method::GradientTimesInput],
+                    MethodChoice::IntegratedGradients => {
                         vec![Method::IntegratedGradients { steps, baseline }]
                     }
-                    _ => vec![Method::Gradient],
+                    MethodChoice::Gradient => vec![Method::Gradient],
                 };
                 Task::Saliency(SaliencyConfig {
                     images: args.images,
@@ -689,7 +688,7 @@ impl Cli {
                 let cuda_views = if run.views.is_some() {
                     None
                 } else {
-                    natural::preset(&run.preset).map(|p| p.cuda_views)
+                    Some(natural::preset(run.preset).cuda_views)
                 };
                 Task::Visualise(Box::new(Config {
                     cuda_views,

@@ -25,7 +25,7 @@ use crate::files;
 use crate::input::InputSpec;
 
 /// `--param`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Param {
     /// Optimise the pixels of the zero-centred image (the paper).
     Pixel,
@@ -37,7 +37,7 @@ pub enum Param {
 }
 
 /// `--optimizer`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Optimizer {
     /// Plain gradient ascent (the paper).
     Sga,
@@ -46,7 +46,7 @@ pub enum Optimizer {
 }
 
 /// `--colour`: the space the Fourier and MaCo parameterisations work in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Colour {
     /// ImageNet's colour covariance whitened out (Olah et al.).
     Decorrelated,
@@ -179,35 +179,45 @@ pub struct Preset {
     pub cuda_views: u32,
 }
 
-/// The presets by name: `simonyan` (the paper), `natural`, `maco`.
-pub fn preset(name: &str) -> Option<Preset> {
+/// `--preset`: a named set of defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresetName {
+    /// The paper's plain ascent on pixels.
+    Simonyan,
+    /// The Lucid recipe: a decorrelated Fourier image under random transforms, with Adam.
+    Natural,
+    /// MaCo: the Fourier phase only, with natural photos' magnitude, seen through crops.
+    Maco,
+}
+
+/// The preset's settings: `simonyan` (the paper), `natural`, `maco`.
+pub fn preset(name: PresetName) -> Preset {
     match name {
-        "simonyan" => Some(Preset {
+        PresetName::Simonyan => Preset {
             style: Style::simonyan(),
             iters: 150,
             learning_rate: 1.0,
             l2_weight: 1e-4,
             cuda_views: 1,
-        }),
-        "natural" => Some(Preset {
+        },
+        PresetName::Natural => Preset {
             style: Style::natural(),
             iters: 256,
             learning_rate: 0.05,
             l2_weight: 0.0,
             cuda_views: 1,
-        }),
+        },
         // The phase lives in radians: lr 1 overshoots (21/25 top-1 on Lite1,
         // mean p 0.52), 3 diverges, 0.3 gives 24/25 and 0.86 (README). 160
         // steps rather than 128: on 25 classes outside the benchmark's, Lite1
         // recognised 24 rather than 21 (mean p 0.81 against 0.73).
-        "maco" => Some(Preset {
+        PresetName::Maco => Preset {
             style: Style::maco(),
             iters: 160,
             learning_rate: 0.3,
             l2_weight: 0.0,
             cuda_views: 16,
-        }),
-        _ => None,
+        },
     }
 }
 

@@ -89,8 +89,9 @@ impl Method {
 }
 
 /// The reference image of integrated gradients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Baseline {
+    /// A black image.
     Black,
     /// The dataset mean: zero in the model's space.
     Mean,

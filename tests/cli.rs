@@ -270,10 +270,10 @@ fn help_lists_every_flag_with_its_default() {
 }
 
 /// The main command's flags stand under headings, and every choice flag names
-/// its values and its default.
+/// its values and its default (on one line each in the short help, `-h`).
 #[test]
 fn help_groups_the_flags_under_headings() {
-    let output = classviz(&["--help"]);
+    let output = classviz(&["-h"]);
     let help = common::stdout(&output);
     let headings = [
         "Objective:",
