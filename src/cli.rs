@@ -196,7 +196,7 @@ pub struct SaliencyArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
 
-    /// Print one JSON object per image instead of a human summary.
+    /// Print JSON Lines on stdout, one object per image, instead of a human summary.
     #[arg(long)]
     pub json: bool,
 }
@@ -253,7 +253,13 @@ pub struct ModelArgs {
     pub threads: Option<usize>,
 
     /// For a model returning a tuple or list: which element holds the class scores [default: 0].
-    #[arg(long, value_name = "K", conflicts_with = "output_key")]
+    /// (`--output K`, its old name, still works for one release.)
+    #[arg(
+        long = "output-index",
+        alias = "output",
+        value_name = "K",
+        conflicts_with = "output_key"
+    )]
     pub output: Option<usize>,
 
     /// For a model returning a dict: which key holds the class scores [default: logits, then out].
@@ -461,7 +467,7 @@ pub struct RunArgs {
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
 
-    /// Print one JSON object per class on stdout instead of a human summary.
+    /// Print JSON Lines on stdout, one object per class (or unit), instead of a human summary.
     #[arg(long, help_heading = "Output")]
     pub json: bool,
 }

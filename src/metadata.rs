@@ -16,7 +16,7 @@ use crate::input::check_channel_values;
 /// Where the class scores are in the model's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputSelector {
-    /// Element K of a tuple or list (`--output K`).
+    /// Element K of a tuple or list (`--output-index K`).
     Index(usize),
     /// Entry of a dict (`--output-key NAME`).
     Key(String),

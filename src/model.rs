@@ -661,7 +661,7 @@ fn select_output(output: IValue, selector: Option<&OutputSelector>) -> Result<Te
         IValue::TensorList(tensors) => {
             let count = tensors.len();
             tensors.into_iter().nth(index).ok_or_else(|| {
-                anyhow!("model returned {count} tensors; --output {index} is out of range")
+                anyhow!("model returned {count} tensors; --output-index {index} is out of range")
             })
         }
         IValue::Tuple(items) | IValue::GenericList(items) => {
@@ -669,7 +669,9 @@ fn select_output(output: IValue, selector: Option<&OutputSelector>) -> Result<Te
             match items.into_iter().nth(index) {
                 Some(IValue::Tensor(tensor)) => Ok(tensor),
                 Some(_) => Err(not_a_tensor()),
-                None => bail!("model returned {count} outputs; --output {index} is out of range"),
+                None => {
+                    bail!("model returned {count} outputs; --output-index {index} is out of range")
+                }
             }
         }
         IValue::GenericDict(pairs) => {

@@ -183,19 +183,22 @@ fn tuple_and_dict_outputs_work() {
         "scores",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    // --output out of range for a tuple.
+    // --output-index out of range for a tuple; --output is its old name, kept as an alias.
     let tuple = test_model("tuple_output.pt");
-    let output = classviz(&[
-        "--model",
-        tuple.to_str().unwrap(),
-        "--class",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--output",
-        "5",
-    ]);
-    assert!(stderr(&output).contains("--output 5 is out of range"), "{}", stderr(&output));
+    for flag in ["--output-index", "--output"] {
+        let output = classviz(&[
+            "--model",
+            tuple.to_str().unwrap(),
+            "--class",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+            flag,
+            "5",
+        ]);
+        let message = stderr(&output);
+        assert!(message.contains("--output-index 5 is out of range"), "{flag}: {message}");
+    }
 }
 
 #[test]
