@@ -22,7 +22,8 @@ mkdir -p "$work/simonyan" "$work/natural"
 import json, os, re, sys
 work = sys.argv[1]
 names = open("weights/imagenet_classes.txt").read().split("\n")[:1000]
-image = "tests/data/golden/1_goldfish_simonyan_20.png"
+# A real class image, linked 2000 times (one per row and column).
+image = "results/100_black_swan.png"
 scores = []
 for column in ("simonyan", "natural"):
     lines = []
