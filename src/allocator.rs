@@ -6,7 +6,8 @@
 //! every step maps its buffers afresh and page-faults on each page. Raising both
 //! thresholds keeps the freed memory in the process for the next step. The peak
 //! stays what it was; the memory is returned when the process ends.
-//! `docs/benchmarks.md` has the measurement (`make bench`, with and without).
+//! The README's "Performance" section has the measurement (`make bench`,
+//! with and without).
 //!
 //! `CLASSVIZ_MALLOC=system` leaves glibc's defaults alone (for comparison), and
 //! so does glibc's own `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` or
@@ -27,7 +28,7 @@ pub enum Policy {
 }
 
 /// The policy the environment asks for.
-pub fn requested() -> Policy {
+fn requested() -> Policy {
     let user_tuned = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"]
         .iter()
         .any(|name| std::env::var_os(name).is_some());

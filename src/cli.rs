@@ -278,7 +278,7 @@ pub struct RunArgs {
     /// maco: Fel et al. 2023, only the Fourier phase optimised, the magnitude of natural
     /// photos, a larger canvas seen through random crops. Explicit flags override the preset
     /// (README, "Natural-looking class models", lists each preset's values).
-    #[arg(long, value_name = "P", default_value = "simonyan", value_enum, default_value_t = PresetName::Simonyan, help_heading = "Preset")]
+    #[arg(long, value_name = "P", value_enum, default_value_t = PresetName::Simonyan, help_heading = "Preset")]
     pub preset: PresetName,
 
     /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 160).

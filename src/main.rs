@@ -10,8 +10,9 @@ use classviz::Status;
 const PANIC_TEST_VARIABLE: &str = "CLASSVIZ_TEST_PANIC";
 
 fn main() -> ExitCode {
-    classviz::allocator::apply();
+    let allocator = classviz::allocator::apply();
     classviz::knobs::start_clock();
+    classviz::knobs::trace(|| format!("allocator policy {allocator:?}"));
     install_panic_hook();
     if std::env::var_os(PANIC_TEST_VARIABLE).is_some() {
         panic!("{PANIC_TEST_VARIABLE} is set");
