@@ -8,7 +8,7 @@
 //! `cargo bench --bench baseline`; `make bench-saliency`.
 
 use classviz::image_io::{self, load_photo, Fit};
-use classviz::model::{Classifier, InputOverrides};
+use classviz::model::Model;
 use classviz::saliency::{faithfulness, random_orders, RandomBaseline};
 use tch::Device;
 
@@ -19,11 +19,7 @@ const COUNTS: [usize; 5] = [2, 4, 8, 16, 32];
 
 fn main() -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = Classifier::load(
-        &root.join("weights/efficientnet_lite0.pt"),
-        Device::Cpu,
-        &InputOverrides::default(),
-    )?;
+    let model = Model::open(&root.join("weights/efficientnet_lite0.pt"), Device::Cpu)?;
     let pool = GROUPS * COUNTS[COUNTS.len() - 1];
     println!(
         "random-order baseline: moves of the mean of R orders (10 seeds) from the mean of {pool}"
@@ -32,9 +28,12 @@ fn main() -> anyhow::Result<()> {
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     let mut worst = vec![[0.0f64; 4]; COUNTS.len()];
     for name in PHOTOS {
-        let photo = load_photo(&root.join("tests/data").join(name), &model.input, Fit::Crop)?;
-        let x = model.input.normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
-        let class = tch::no_grad(|| model.logits(&x))?.argmax(-1, false).int64_value(&[0]);
+        let photo = load_photo(&root.join("tests/data").join(name), model.input(), Fit::Crop)?;
+        let x =
+            model.input().normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
+        let class = tch::no_grad(|| model.forward(&x, &[]).map(|o| o.scores))?
+            .argmax(-1, false)
+            .int64_value(&[0]);
         let orders = random_orders(x.size()[2], x.size()[3], pool as i64, 1, Device::Cpu)?;
         let scores = faithfulness(&model, &x, class, &orders)?;
         let all = RandomBaseline::of(&scores);

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use classviz::image_io;
 use classviz::image_io::{load_photo, Fit};
-use classviz::model::{Classifier, InputOverrides};
+use classviz::model::Model;
 use classviz::saliency::{attribute, Method};
 use tch::{Device, Tensor};
 
@@ -28,14 +28,10 @@ fn median_seconds(mut run: impl FnMut()) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = Classifier::load(
-        &root.join("weights/efficientnet_lite0.pt"),
-        Device::Cpu,
-        &InputOverrides::default(),
-    )?;
-    let photo = load_photo(&root.join("tests/data/coffee.png"), &model.input, Fit::Crop)?;
+    let model = Model::open(&root.join("weights/efficientnet_lite0.pt"), Device::Cpu)?;
+    let photo = load_photo(&root.join("tests/data/coffee.png"), model.input(), Fit::Crop)?;
     let x: Tensor =
-        model.input.normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
+        model.input().normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
     let class = 967;
     let smooth = median_seconds(|| {
         let _ = attribute(&model, &x, class, Method::SmoothGrad { samples: SAMPLES, noise: 0.1 })

@@ -1,27 +1,42 @@
-//! The paper's gradient ascent, `x ← x + η·∇x(S_c(x) − λ‖x‖²)`, from the zero
-//! image in the model's zero-centred input space, for a batch of classes at once.
+//! The one ascent loop. A [`Parameterisation`] makes images, random views show
+//! them to the network, the network's vector-Jacobian product gives the
+//! gradient of the objective at the views, autograd carries it back through
+//! the views and the parameterisation (with the priors), and an [`Optimizer`]
+//! steps. The paper's procedure, `x ← x + η·∇x(S_c(x) − λ‖x‖²)` from the zero
+//! image, is the pixel parameterisation with plain gradient ascent.
 //!
 //! Knows nothing about files or terminals: progress is reported per step
-//! through a callback, which can also stop the run.
+//! through a callback, which can also stop the run (a return value).
 
 use std::fmt;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::model::{torch_error, Classifier};
-use crate::natural::{self, Adam, Param, Parameterisation, Rng, Style};
-use crate::objective::{self, Objective};
-use crate::precision::{self, Precision};
+use crate::image_io::{self, Pixels};
+use crate::input::InputSpec;
+use crate::model::Model;
+use crate::network::{torch_error, Cotangent, Outputs, Pass, Weights, Wrt};
+use crate::objective::{Goal, Objective};
+use crate::optim::Optimizer;
+use crate::param::{Param, Parameterisation, Start};
+use crate::precision::Precision;
+use crate::presets::Style;
+use crate::priors::total_variation;
+use crate::rng::Rng;
+use crate::spectrum::Magnitude;
+use crate::views::{self, apply_views, canvas_spec, central_view, draw_views};
 
 /// A class whose score gradient was exactly zero on this many consecutive
 /// final steps (or on every step of a shorter run) has stalled.
 pub const STALL_STEPS: u32 = 10;
 
-/// The optimisation settings: the paper's procedure, and what goes beyond it.
+/// The optimisation settings, resolved once (by the plan, or
+/// [`AscentParams::new`] for the paper's procedure).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AscentParams {
     pub iters: u32,
@@ -48,10 +63,12 @@ pub struct AscentParams {
     /// Accumulate |∂objective/∂image| over the steps (MaCo's attribution,
     /// written as the alpha channel of `<stem>_alpha.png`).
     pub alpha: bool,
-    /// The natural magnitude spectrum MaCo needs (`weights/maco_spectrum.py`).
-    pub magnitude: PathBuf,
+    /// The natural magnitude spectrum MaCo needs, read once.
+    pub magnitude: Option<Arc<Magnitude>>,
     /// Several images per target, kept apart by a diversity penalty.
     pub facets: Option<Facets>,
+    /// Keep the image near its starting photo (`--accentuate`).
+    pub accentuate: Option<Accentuation>,
 }
 
 /// `--facets N --diversity W`: N images per target, optimised together; the
@@ -87,8 +104,9 @@ impl AscentParams {
             precision: Precision::Fp32,
             check_every: 1,
             alpha: false,
-            magnitude: natural::default_magnitude(),
+            magnitude: None,
             facets: None,
+            accentuate: None,
         }
     }
 
@@ -108,7 +126,7 @@ impl AscentParams {
     /// The start, if not the parameterisation's own: `--init`, or for pixel
     /// facets a little noise.
     fn start(&self) -> Option<Init> {
-        self.init.or(self.facets.as_ref().map(|_| Init::Noise(FACET_NOISE)))
+        self.init.clone().or(self.facets.as_ref().map(|_| Init::Noise(FACET_NOISE)))
     }
 
     /// Whether `step` copies the scores to the host: every `check_every`-th
@@ -123,32 +141,66 @@ impl AscentParams {
     }
 }
 
-/// `--init`: the starting point of the ascent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Init {
+/// `--init` as written: the starting point of the ascent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitSpec {
     /// The zero image in the model's zero-centred space, i.e. the mean image (the paper).
     Zero,
     /// Gaussian noise of this σ in the model's zero-centred space, seeded per
     /// class so that a class starts alike in any batch.
     Noise(f64),
+    /// A photo (`image:PATH`): feature accentuation starts from it.
+    Image(PathBuf),
 }
 
-impl FromStr for Init {
+impl FromStr for InitSpec {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("zero") {
-            return Ok(Init::Zero);
+            return Ok(InitSpec::Zero);
         }
-        let sigma = text
-            .strip_prefix("noise:")
-            .ok_or_else(|| format!("'{text}' is not zero or noise:σ (e.g. noise:0.01)"))?;
+        if let Some(path) = text.strip_prefix("image:") {
+            if path.trim().is_empty() {
+                return Err("image: needs a path (image:PHOTO.jpg)".into());
+            }
+            return Ok(InitSpec::Image(PathBuf::from(path)));
+        }
+        let sigma = text.strip_prefix("noise:").ok_or_else(|| {
+            format!("'{text}' is not zero, noise:σ (e.g. noise:0.01) or image:PATH")
+        })?;
         match sigma.trim().parse::<f64>() {
-            Ok(sigma) if sigma.is_finite() && sigma > 0.0 => Ok(Init::Noise(sigma)),
+            Ok(sigma) if sigma.is_finite() && sigma > 0.0 => Ok(InitSpec::Noise(sigma)),
             _ => Err(format!("noise σ '{sigma}' must be a finite number greater than 0")),
         }
     }
+}
+
+impl fmt::Display for InitSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitSpec::Zero => write!(f, "zero"),
+            InitSpec::Noise(sigma) => write!(f, "noise:{sigma}"),
+            InitSpec::Image(path) => write!(f, "image:{}", path.display()),
+        }
+    }
+}
+
+/// The starting point, resolved: a photo is read and fitted once.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Init {
+    Zero,
+    Noise(f64),
+    /// Pixels start at the photo; Fourier at its spectrum; MaCo at its phase.
+    Photo(Arc<StartPhoto>),
+}
+
+/// A photo to start from, fitted to the canvas (8-bit, host memory).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartPhoto {
+    pub path: PathBuf,
+    pub pixels: Pixels,
 }
 
 impl fmt::Display for Init {
@@ -156,15 +208,24 @@ impl fmt::Display for Init {
         match self {
             Init::Zero => write!(f, "zero"),
             Init::Noise(sigma) => write!(f, "noise:{sigma}"),
+            Init::Photo(photo) => write!(f, "image:{}", photo.path.display()),
         }
     }
+}
+
+/// `--accentuate W [--tap NAME]`: feature accentuation (Hamblin et al. 2024)
+/// keeps the image near its starting photo by W·‖f(x) − f(x₀)‖², with f the
+/// activations at `tap`, or the image itself (pixel space) without one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accentuation {
+    pub weight: f64,
+    pub tap: Option<String>,
 }
 
 /// The result of an ascent: final images, the kept frames (step, images), and
 /// which images stalled.
 pub struct Ascent {
-    /// `[N, C, H, W]` in the model's space; H × W is the canvas (the input
-    /// size unless `--canvas` enlarges it).
+    /// `[N, C, H, W]` in the model's space at the input size.
     pub images: Tensor,
     pub frames: Vec<(u32, Tensor)>,
     /// Per image: its gradient was exactly zero on the last [`STALL_STEPS`]
@@ -177,113 +238,385 @@ pub struct Ascent {
     pub canvas: Option<Tensor>,
 }
 
+/// How an ascent ended.
+pub enum Ended {
+    Finished(Ascent),
+    /// The callback asked to stop (Ctrl-C, SIGTERM); nothing is kept.
+    Stopped,
+}
+
+impl Ended {
+    /// The ascent, or an error if it was stopped (for callers that never stop it).
+    pub fn finished(self) -> Result<Ascent> {
+        match self {
+            Ended::Finished(ascent) => Ok(ascent),
+            Ended::Stopped => bail!("the ascent was stopped"),
+        }
+    }
+}
+
 /// What one step reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     /// 1-based step number.
     pub step: u32,
-    /// S_c of each image *before* this step's update, in batch order; only on
-    /// the steps that copy scores to the host (`AscentParams::checks`).
+    /// The objective of each image *before* this step's update, in batch
+    /// order; only on the steps that copy scores to the host (`AscentParams::checks`).
     pub class_scores: Option<Vec<f64>>,
 }
 
-/// The callback asked the ascent to stop (Ctrl-C, SIGTERM).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stopped;
-
-impl std::fmt::Display for Stopped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "interrupted")
-    }
-}
-
-impl std::error::Error for Stopped {}
-
-/// Optimise one image per entry of `classes`, all in one forward/backward per
+/// Optimise one image per entry of `targets`, all in one forward/backward per
 /// step, and return them as `[N, C, H, W]` in the model's zero-centred space
 /// (add the mean back with `InputSpec::denormalise`).
 ///
 /// The objective is `Σ_i S_{c_i}(x_i) − λ‖x_i‖²`. In eval mode the images do
 /// not interact, so each one gets exactly the gradient it would get alone.
-/// Returns the [`Stopped`] error when `on_step` breaks.
+pub fn optimise(
+    model: &Model,
+    targets: &[i64],
+    params: &AscentParams,
+    mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
+) -> Result<Ended> {
+    let mut run = Run::start(model, targets, params)?;
+    for step in 1..=params.iters {
+        let gradient = run.gradient()?;
+        let class_scores =
+            if params.checks(step) { Some(run.checked_scores(&gradient, step)?) } else { None };
+        if on_step(&Step { step, class_scores }).is_break() {
+            return Ok(Ended::Stopped);
+        }
+        run.update(gradient, step)?;
+    }
+    Ok(Ended::Finished(run.finish()?))
+}
+
+/// As [`optimise`], for callers that never stop: the images.
 pub fn class_models(
-    model: &Classifier,
-    classes: &[i64],
+    model: &Model,
+    targets: &[i64],
     params: &AscentParams,
     on_step: impl FnMut(&Step) -> ControlFlow<()>,
 ) -> Result<Tensor> {
-    Ok(optimise(model, classes, params, on_step)?.images)
+    optimise(model, targets, params, on_step)?.finished().map(|ascent| ascent.images)
 }
 
-/// As [`class_models`], also returning the frames `params.frame_every` asks
-/// for and which images stalled.
-pub fn optimise(
-    model: &Classifier,
-    classes: &[i64],
-    params: &AscentParams,
-    on_step: impl FnMut(&Step) -> ControlFlow<()>,
-) -> Result<Ascent> {
-    if params.style.is_plain() {
-        paper(model, classes, params, on_step)
-    } else {
-        styled(model, classes, params, on_step)
+/// One step's gradient with respect to the parameters, and what goes with it.
+struct Gradient {
+    /// ∂objective/∂parameters (without the pixels' analytic L2 term).
+    parameters: Tensor,
+    /// ∂objective/∂image, for the alpha map (when asked for).
+    image: Option<Tensor>,
+    /// Each image's objective, averaged over its views: `[N]`.
+    scores: Tensor,
+}
+
+/// An ascent in progress.
+struct Run<'a> {
+    model: &'a Model,
+    params: &'a AscentParams,
+    targets: Vec<i64>,
+    param: Box<dyn Parameterisation>,
+    optimizer: Box<dyn Optimizer>,
+    goal: Goal,
+    /// The goal's weights when they do not depend on the outputs.
+    fixed: Option<Weights>,
+    precision: Precision,
+    rng: Rng,
+    start: Tensor,
+    watch: StallWatch,
+    alpha: Option<Tensor>,
+    frames: Vec<(u32, Tensor)>,
+    /// Pixel-space accentuation: the starting images and W.
+    pixel_anchor: Option<(Tensor, f64)>,
+}
+
+impl<'a> Run<'a> {
+    fn start(model: &'a Model, targets: &[i64], params: &'a AscentParams) -> Result<Run<'a>> {
+        let style = &params.style;
+        let device = model.device();
+        let count = targets.len() as i64;
+        tch::manual_seed(params.seed as i64);
+        let canvas = canvas_spec(model.input(), style.transforms.canvas);
+        let photo = match &params.init {
+            Some(Init::Photo(photo)) => Some(photo_images(photo, &canvas, count, device)?),
+            _ => None,
+        };
+        let start = match (&photo, params.start()) {
+            (Some(images), _) => Start::Images(images.shallow_clone()),
+            (None, Some(Init::Noise(sigma))) if style.param.param == Param::Pixel => {
+                Start::Images(noise_images(&canvas, &params.row_seeds(targets), sigma, device)?)
+            }
+            _ => Start::Own,
+        };
+        let param =
+            style.param.build(count, &canvas, params.magnitude.as_deref(), start, device)?;
+        let optimizer = style.optimizer.start(param.tensor())?;
+        let goal = goal(model, targets, params, photo.as_ref())?;
+        let fixed =
+            if goal.is_linear() { Some(goal.weights(&zero_outputs(model, &goal)?)?) } else { None };
+        let pixel_anchor = match (&params.accentuate, photo) {
+            (Some(Accentuation { tap: None, weight }), Some(images)) => Some((images, *weight)),
+            _ => None,
+        };
+        Ok(Run {
+            model,
+            params,
+            targets: targets.to_vec(),
+            start: detached_copy(param.tensor())?,
+            watch: StallWatch::new(count, device)?,
+            precision: params.precision.resolve(device, count),
+            rng: Rng::new(params.seed),
+            param,
+            optimizer,
+            goal,
+            fixed,
+            alpha: None,
+            frames: Vec::new(),
+            pixel_anchor,
+        })
     }
-}
 
-/// On checking steps, stop on a non-finite score; report the step; honour a
-/// stop request. Other steps touch nothing on the device.
-fn checked_step(
-    classes: &[i64],
-    step: u32,
-    scores: &Tensor,
-    params: &AscentParams,
-    on_step: &mut impl FnMut(&Step) -> ControlFlow<()>,
-) -> Result<()> {
-    let class_scores = if params.checks(step) {
-        let scores = Vec::<f64>::try_from(scores.f_detach()?.f_to_kind(Kind::Double)?.f_view(-1)?)?;
-        // A NaN or infinity stays so once it appears, so a sparse check still
-        // catches it, at most `check_every − 1` steps late.
+    /// Whether the gradient at the network's input is the parameters'
+    /// gradient as it is: pixels seen as they are, with no autograd prior.
+    fn direct(&self) -> bool {
+        let style = &self.params.style;
+        self.param.is_pixels() && style.transforms.is_identity() && style.priors.tv == 0.0
+    }
+
+    fn gradient(&mut self) -> Result<Gradient> {
+        let transforms = &self.params.style.transforms;
+        let images = self.param.images()?;
+        let drawn = draw_views(transforms, self.model.input(), &mut self.rng);
+        let seen = apply_views(&images, transforms, &drawn, self.model.input())?;
+        let weights_of = |outputs: &Outputs| self.goal.weights(outputs);
+        let cotangent = match &self.fixed {
+            Some(weights) => Cotangent::Fixed(weights),
+            None => Cotangent::Of(&weights_of),
+        };
+        let pass =
+            Pass { taps: &self.goal.taps, cotangent, wrt: Wrt::Input, precision: self.precision };
+        let (outputs, at_input) = self.model.network.vjp(&seen.f_detach()?, pass)?;
+        let per_row = self.goal.per_row(&outputs)?;
+        let views = i64::from(transforms.views.max(1));
+        let scores = if views > 1 { views::mean_over_views(&per_row, views)? } else { per_row };
+        if self.direct() {
+            let image = self.params.alpha.then(|| at_input.shallow_clone());
+            return Ok(Gradient { parameters: at_input, image, scores });
+        }
+        let (parameters, image) = self.chain(&images, &seen, &at_input)?;
+        Ok(Gradient { parameters, image, scores })
+    }
+
+    /// Carry the gradient at the views back to the parameters through autograd,
+    /// with the priors that need it (TV; L2 and the photo anchor on non-pixel images).
+    fn chain(
+        &self,
+        images: &Tensor,
+        seen: &Tensor,
+        at_input: &Tensor,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let style = &self.params.style;
+        let mut objective = seen.f_mul(at_input)?.f_sum(Kind::Float)?;
+        if !self.param.is_pixels() {
+            if self.params.l2_weight > 0.0 {
+                let penalty =
+                    images.f_square()?.f_sum(Kind::Float)?.f_mul_scalar(self.params.l2_weight)?;
+                objective = objective.f_sub(&penalty)?;
+            }
+            if let Some((photo, weight)) = &self.pixel_anchor {
+                let distance = images.f_sub(photo)?.f_square()?.f_sum(Kind::Float)?;
+                objective = objective.f_sub(&distance.f_mul_scalar(*weight)?)?;
+            }
+        }
+        if style.priors.tv > 0.0 {
+            objective =
+                objective.f_sub(&total_variation(images)?.f_mul_scalar(style.priors.tv)?)?;
+        }
+        let wants_image = self.params.alpha && !self.param.is_pixels();
+        let mut inputs = vec![self.param.tensor()];
+        if wants_image {
+            inputs.push(images);
+        }
+        let mut gradients =
+            Tensor::f_run_backward(&[&objective], &inputs, false, false).map_err(torch_error)?;
+        let parameters = gradients.remove(0);
+        let image = match gradients.pop() {
+            Some(image) => Some(image),
+            None => self.params.alpha.then(|| parameters.shallow_clone()),
+        };
+        Ok((parameters, image))
+    }
+
+    /// Copy the scores to the host; a NaN or infinity is an error (it stays
+    /// so once it appears, so a sparse check still catches it, at most
+    /// `check_every − 1` steps late).
+    fn checked_scores(&self, gradient: &Gradient, step: u32) -> Result<Vec<f64>> {
+        let scores =
+            Vec::<f64>::try_from(gradient.scores.f_detach()?.f_to_kind(Kind::Double)?.f_view(-1)?)?;
         if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-            let when = if params.check_every > 1 { "by step" } else { "at step" };
+            let when = if self.params.check_every > 1 { "by step" } else { "at step" };
             bail!(
                 "the ascent diverged: the score of class {} became {} {when} {step}; try a smaller --lr",
-                classes[i],
+                self.targets[i],
                 scores[i]
             );
         }
-        Some(scores)
-    } else {
-        None
-    };
-    if on_step(&Step { step, class_scores }).is_break() {
-        bail!(Stopped);
+        Ok(scores)
     }
-    Ok(())
-}
 
-/// The target classes as a `[N, 1]` index tensor on `device`.
-fn targets(classes: &[i64], device: Device) -> Result<Tensor> {
-    Ok(Tensor::f_from_slice(classes)?.f_to_device(device)?.f_view([classes.len() as i64, 1])?)
-}
-
-/// The starting images: zeros, or noise seeded per row (`seeds`).
-fn initial_images(model: &Classifier, seeds: &[u64], init: Init) -> Result<Tensor> {
-    let count = seeds.len() as i64;
-    match init {
-        Init::Zero => model.input.zeros(count, model.device),
-        Init::Noise(sigma) => {
-            // Drawn on the CPU, row by row, so that the start does not
-            // depend on the device or on the rest of the batch.
-            let mut rows = Vec::with_capacity(seeds.len());
-            for &seed in seeds {
-                tch::manual_seed(seed as i64);
-                rows.push(Tensor::f_randn(model.input.batch_shape(1), (Kind::Float, Device::Cpu))?);
-            }
-            let noise = Tensor::f_cat(&rows, 0)?.f_mul_scalar(sigma)?;
-            let start = model.input.zeros(count, model.device)?;
-            Ok(start.f_add(&noise.f_to_device(model.device)?)?)
+    /// Step the parameters up the gradient; blur and clip pixels as asked;
+    /// keep the frame if this step's is wanted.
+    fn update(&mut self, gradient: Gradient, step: u32) -> Result<()> {
+        let params = self.params;
+        self.watch.observe(&gradient.parameters)?;
+        if let Some(image) = &gradient.image {
+            add_strength(&mut self.alpha, image)?;
         }
+        tch::no_grad(|| -> Result<()> {
+            let direction = self.pixel_priors(gradient.parameters)?;
+            let update = self.optimizer.step(&direction, params.learning_rate)?;
+            let _ = self.param.tensor_mut().f_add_(&update)?;
+            Ok(())
+        })?;
+        if self.param.is_pixels() && params.style.priors.between_steps() {
+            params.style.priors.apply_between_steps(self.param.tensor_mut(), step)?;
+        }
+        if params.keeps_frame(step) {
+            let canvas = detached_copy(&tch::no_grad(|| self.param.images())?)?;
+            self.frames
+                .push((step, central_view(&canvas, &params.style.transforms, self.model.input())?));
+        }
+        Ok(())
     }
+
+    /// The ascent direction for pixels: the gradient less the exact gradients
+    /// of the L2 penalty, 2λx (no backward pass needed), and of the photo
+    /// anchor, 2W(x − x₀). Other parameterisations have them from autograd.
+    fn pixel_priors(&self, gradient: Tensor) -> Result<Tensor> {
+        if !self.param.is_pixels() {
+            return Ok(gradient);
+        }
+        let pixels = self.param.tensor();
+        let mut direction = gradient;
+        if self.params.l2_weight > 0.0 {
+            // ∇x(S_c − λ‖x‖²) = ∇S_c − 2λx.
+            direction = direction.f_sub(&pixels.f_mul_scalar(2.0 * self.params.l2_weight)?)?;
+        }
+        if let Some((photo, weight)) = &self.pixel_anchor {
+            direction = direction.f_sub(&pixels.f_sub(photo)?.f_mul_scalar(2.0 * weight)?)?;
+        }
+        Ok(direction)
+    }
+
+    fn finish(self) -> Result<Ascent> {
+        let transforms = &self.params.style.transforms;
+        let input = self.model.input();
+        let canvas = tch::no_grad(|| self.param.images())?.f_detach()?;
+        ensure_finite(&canvas)?;
+        let images = central_view(&canvas, transforms, input)?;
+        let alpha = match self.alpha {
+            Some(map) => {
+                Some(central_view(&map.f_unsqueeze(1)?, transforms, input)?.f_squeeze_dim(1)?)
+            }
+            None => None,
+        };
+        let stalled =
+            self.watch.stalled(&self.start, &self.param.tensor().f_detach()?, self.params.iters)?;
+        let canvas = transforms.crop_box.is_some().then_some(canvas);
+        Ok(Ascent { images, frames: self.frames, stalled, alpha, canvas })
+    }
+}
+
+/// The goal of an ascent over `targets`: each image seen through the style's
+/// views, with the facets' diversity term and the accentuation's anchor at a
+/// tap when asked for.
+fn goal(
+    model: &Model,
+    targets: &[i64],
+    params: &AscentParams,
+    photo: Option<&Tensor>,
+) -> Result<Goal> {
+    let views = i64::from(params.style.transforms.views.max(1));
+    // The targets repeat view by view: rows are view-major.
+    let repeated: Vec<i64> = (0..views).flat_map(|_| targets.iter().copied()).collect();
+    let objective_tap = params.objective.tap().map(|name| model.tap_index(name)).transpose()?;
+    let diversity = match &params.facets {
+        Some(facets) => {
+            Some((facets.weight, i64::from(facets.count), model.tap_index(&facets.tap)?))
+        }
+        None => None,
+    };
+    let mut goal = Goal::new(
+        &params.objective,
+        &repeated,
+        views,
+        model.info.outputs_probabilities,
+        objective_tap,
+        diversity,
+        model.device(),
+    )?;
+    if let (Some(Accentuation { weight, tap: Some(tap) }), Some(photo)) =
+        (&params.accentuate, photo)
+    {
+        let index = model.tap_index(tap)?;
+        let reference = model.forward(photo, &[index])?.taps.remove(0);
+        goal.anchor(index, reference, *weight)?;
+    }
+    Ok(goal)
+}
+
+/// Zero outputs of the shapes the goal's pass returns, for a linear goal's
+/// weights (which do not depend on the outputs' values).
+fn zero_outputs(model: &Model, goal: &Goal) -> Result<Outputs> {
+    let device = model.device();
+    let rows = goal.rows();
+    let classes = model.info.labels.len() as i64;
+    let scores = Tensor::f_zeros([rows, classes], (Kind::Float, device))?;
+    let taps = goal
+        .taps
+        .iter()
+        .map(|&tap| {
+            let [c, h, w] = model.info.taps[tap].grid_shape()?;
+            Ok(Tensor::f_zeros([rows, c, h, w], (Kind::Float, device))?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Outputs { scores, taps })
+}
+
+/// The start photo as `count` images in the model's space over the canvas.
+fn photo_images(
+    photo: &StartPhoto,
+    canvas: &InputSpec,
+    count: i64,
+    device: Device,
+) -> Result<Tensor> {
+    let x01 = image_io::pixels_to_tensor(&photo.pixels, device)?;
+    let one = canvas.normalise(&x01)?;
+    Ok(one.f_expand([count, -1, -1, -1], false)?.f_contiguous()?)
+}
+
+/// The starting images: Gaussian noise of σ, seeded per row (`seeds`), drawn
+/// on the CPU row by row so that the start does not depend on the device or on
+/// the rest of the batch.
+fn noise_images(canvas: &InputSpec, seeds: &[u64], sigma: f64, device: Device) -> Result<Tensor> {
+    let mut rows = Vec::with_capacity(seeds.len());
+    for &seed in seeds {
+        tch::manual_seed(seed as i64);
+        rows.push(Tensor::f_randn(canvas.batch_shape(1), (Kind::Float, Device::Cpu))?);
+    }
+    let noise = Tensor::f_cat(&rows, 0)?.f_mul_scalar(sigma)?;
+    let start = canvas.zeros(seeds.len() as i64, device)?;
+    Ok(start.f_add(&noise.f_to_device(device)?)?)
+}
+
+/// Add |image gradient| summed over channels to the running alpha map.
+fn add_strength(total: &mut Option<Tensor>, image_gradient: &Tensor) -> Result<()> {
+    let strength = image_gradient.f_abs()?.f_sum_dim_intlist([1].as_slice(), false, Kind::Float)?;
+    *total = Some(match total.take() {
+        Some(total) => total.f_add(&strength)?,
+        None => strength,
+    });
+    Ok(())
 }
 
 /// Per image, how many consecutive steps ended with an exactly zero gradient.
@@ -319,105 +652,6 @@ impl StallWatch {
     }
 }
 
-/// The paper's procedure: pixels, plain gradient ascent, analytic L2 gradient.
-fn paper(
-    model: &Classifier,
-    classes: &[i64],
-    params: &AscentParams,
-    mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
-) -> Result<Ascent> {
-    let mut frames = Vec::new();
-    let targets = targets(classes, model.device)?;
-    let seeds = params.row_seeds(classes);
-    let start = initial_images(model, &seeds, params.start().unwrap_or(Init::Zero))?;
-    let mut images = detached_copy(&start)?;
-    let mut watch = StallWatch::new(classes.len() as i64, model.device)?;
-    let mut alpha = AlphaMap::new(params.alpha);
-    for step in 1..=params.iters {
-        let input = images.f_detach()?.f_set_requires_grad(true)?;
-        let (scores, total) = objective_of(model, &input, &targets, params, 1)?;
-        let score_gradient = Tensor::f_run_backward(&[&total], &[&input], false, false)
-            .map_err(torch_error)?
-            .remove(0);
-        checked_step(classes, step, &scores, params, &mut on_step)?;
-        watch.observe(&score_gradient)?;
-        alpha.add(&score_gradient)?;
-        // ∇x(S_c − λ‖x‖²) = ∇S_c − 2λx; the penalty's gradient is exact, so it
-        // needs no backward pass.
-        tch::no_grad(|| -> Result<()> {
-            let penalty = images.f_mul_scalar(2.0 * params.l2_weight)?;
-            let ascent_direction = score_gradient.f_sub(&penalty)?;
-            let _ = images.f_add_(&ascent_direction.f_mul_scalar(params.learning_rate)?)?;
-            Ok(())
-        })?;
-        if params.keeps_frame(step) {
-            frames.push((step, detached_copy(&images)?));
-        }
-    }
-    ensure_finite(&images)?;
-    let stalled = watch.stalled(&start, &images, params.iters)?;
-    Ok(Ascent { images, frames, stalled, alpha: alpha.total, canvas: None })
-}
-
-/// The per-row objective `[K·N]` for images seen through `views` views, and
-/// the total to ascend: their sum divided by the views, less the facets'
-/// diversity penalty.
-fn objective_of(
-    model: &Classifier,
-    x: &Tensor,
-    targets: &Tensor,
-    params: &AscentParams,
-    views: i64,
-) -> Result<(Tensor, Tensor)> {
-    let tap = params.facets.as_ref().map(|f| f.tap.as_str());
-    let batch = x.size()[0] / views;
-    let (scores, activations) = precision::run(params.precision, model.device, batch, || {
-        objective::scores(model, x, &params.objective, targets, tap)
-    })?;
-    let mut total = scores.f_sum(Kind::Float)?;
-    if views > 1 {
-        total = total.f_div_scalar(views as f64)?;
-    }
-    if let (Some(facets), Some(activations)) = (&params.facets, activations) {
-        if facets.weight != 0.0 {
-            let per_view = activations.size()[0] / views;
-            let mut similarity = Tensor::f_zeros([], (Kind::Float, model.device))?;
-            for view in 0..views {
-                let rows = activations.f_narrow(0, view * per_view, per_view)?;
-                let groups = objective::gram_similarity(&rows, i64::from(facets.count))?;
-                similarity = similarity.f_add(&groups.f_sum(Kind::Float)?)?;
-            }
-            total = total.f_sub(&similarity.f_mul_scalar(facets.weight / views as f64)?)?;
-        }
-    }
-    Ok((scores, total))
-}
-
-/// The running sum of |∂objective/∂image| over channels, when asked for.
-struct AlphaMap {
-    wanted: bool,
-    total: Option<Tensor>,
-}
-
-impl AlphaMap {
-    fn new(wanted: bool) -> AlphaMap {
-        AlphaMap { wanted, total: None }
-    }
-
-    fn add(&mut self, image_gradient: &Tensor) -> Result<()> {
-        if !self.wanted {
-            return Ok(());
-        }
-        let strength =
-            image_gradient.f_abs()?.f_sum_dim_intlist([1].as_slice(), false, Kind::Float)?;
-        self.total = Some(match self.total.take() {
-            Some(total) => total.f_add(&strength)?,
-            None => strength,
-        });
-        Ok(())
-    }
-}
-
 /// A copy of `tensor`, outside autograd, with its own storage and the same layout.
 fn detached_copy(tensor: &Tensor) -> Result<Tensor> {
     let mut copy = tensor.f_detach()?.f_zeros_like()?;
@@ -432,117 +666,20 @@ fn ensure_finite(images: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// Everything beyond the paper: any parameterisation, random transforms
-/// before each forward pass, TV and L2 priors by autograd, blur and clipping
-/// between steps, plain ascent or Adam.
-fn styled(
-    model: &Classifier,
-    classes: &[i64],
-    params: &AscentParams,
-    mut on_step: impl FnMut(&Step) -> ControlFlow<()>,
-) -> Result<Ascent> {
-    let style = &params.style;
-    natural::validate(style)?;
-    tch::manual_seed(params.seed as i64);
-    let mut rng = Rng::new(params.seed);
-    let count = classes.len() as i64;
-    let views = i64::from(style.views.max(1));
-    // Each image is seen through `views` random views per step: the targets
-    // repeat view by view, and the objective is the mean over views.
-    let repeated: Vec<i64> = (0..views).flat_map(|_| classes.iter().copied()).collect();
-    let targets = targets(&repeated, model.device)?;
-    let magnitude = natural::magnitude_for(style, &params.magnitude)?;
-    let mut parameters =
-        Parameterisation::new(style, count, &model.input, magnitude.as_ref(), model.device)?;
-    if let (Param::Pixel, Some(init)) = (style.param, params.start()) {
-        let start = initial_images(model, &params.row_seeds(classes), init)?;
-        tch::no_grad(|| parameters.tensor.f_copy_(&start))?;
-    }
-    let start = detached_copy(&parameters.tensor)?;
-    let mut adam = match style.optimizer {
-        natural::Optimizer::Adam => Some(Adam::new(&parameters.tensor)?),
-        natural::Optimizer::Sga => None,
-    };
-    let mut watch = StallWatch::new(count, model.device)?;
-    let mut alpha = AlphaMap::new(params.alpha);
-    let mut frames = Vec::new();
-    for step in 1..=params.iters {
-        let images = parameters.images()?;
-        let drawn = natural::draw_views(style, &model.input, &mut rng);
-        let seen = natural::apply_views(&images, style, &drawn, &model.input)?;
-        let (scores, mut objective) = objective_of(model, &seen, &targets, params, views)?;
-        if params.l2_weight > 0.0 {
-            let penalty = images.f_square()?.f_sum(Kind::Float)?.f_mul_scalar(params.l2_weight)?;
-            objective = objective.f_sub(&penalty)?;
-        }
-        if style.tv > 0.0 {
-            objective =
-                objective.f_sub(&natural::total_variation(&images)?.f_mul_scalar(style.tv)?)?;
-        }
-        let wants_image_gradient = params.alpha && parameters.kind() != Param::Pixel;
-        let inputs: Vec<&Tensor> = if wants_image_gradient {
-            vec![&parameters.tensor, &images]
-        } else {
-            vec![&parameters.tensor]
-        };
-        let mut gradients =
-            Tensor::f_run_backward(&[&objective], &inputs, false, false).map_err(torch_error)?;
-        let gradient = gradients.remove(0);
-        alpha.add(gradients.first().unwrap_or(&gradient))?;
-        let per_class =
-            scores.f_view([views, count])?.f_mean_dim([0].as_slice(), false, Kind::Float)?;
-        checked_step(classes, step, &per_class, params, &mut on_step)?;
-        watch.observe(&gradient)?;
-        tch::no_grad(|| -> Result<()> {
-            let update = match adam.as_mut() {
-                Some(adam) => adam.step(&gradient, params.learning_rate)?,
-                None => gradient.f_mul_scalar(params.learning_rate)?,
-            };
-            let _ = parameters.tensor.f_add_(&update)?;
-            if parameters.kind() == Param::Pixel {
-                if style.blur_every > 0 && step % style.blur_every == 0 {
-                    let blurred = natural::gaussian_blur(&parameters.tensor, style.blur_sigma)?;
-                    parameters.tensor.f_copy_(&blurred)?;
-                }
-                if style.clip_percentile > 0.0 {
-                    let clipped =
-                        natural::clip_low_norm(&parameters.tensor, style.clip_percentile)?;
-                    parameters.tensor.f_copy_(&clipped)?;
-                }
-            }
-            Ok(())
-        })?;
-        if params.keeps_frame(step) {
-            let canvas = tch::no_grad(|| parameters.images())?.f_detach()?;
-            frames.push((step, natural::central_view(&canvas, style, &model.input)?));
-        }
-    }
-    let canvas = tch::no_grad(|| parameters.images())?.f_detach()?;
-    ensure_finite(&canvas)?;
-    let images = natural::central_view(&canvas, style, &model.input)?;
-    let alpha = match alpha.total {
-        Some(map) => Some(
-            natural::central_view(&map.f_unsqueeze(1)?, style, &model.input)?.f_squeeze_dim(1)?,
-        ),
-        None => None,
-    };
-    let stalled = watch.stalled(&start, &parameters.tensor.f_detach()?, params.iters)?;
-    let canvas = style.crop_box.is_some().then_some(canvas);
-    Ok(Ascent { images, frames, stalled, alpha, canvas })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn init_parses() {
-        assert_eq!("zero".parse(), Ok(Init::Zero));
-        assert_eq!(" noise:0.01".parse(), Ok(Init::Noise(0.01)));
-        for bad in ["noise", "noise:", "noise:-1", "noise:nan", "noise:0", "gauss:1", ""] {
-            assert!(bad.parse::<Init>().is_err(), "{bad}");
+        assert_eq!("zero".parse(), Ok(InitSpec::Zero));
+        assert_eq!(" noise:0.01".parse(), Ok(InitSpec::Noise(0.01)));
+        assert_eq!("image:cat.jpg".parse(), Ok(InitSpec::Image("cat.jpg".into())));
+        for bad in ["noise", "noise:", "noise:-1", "noise:nan", "noise:0", "gauss:1", "", "image:"]
+        {
+            assert!(bad.parse::<InitSpec>().is_err(), "{bad}");
         }
-        assert_eq!(Init::Noise(0.5).to_string(), "noise:0.5");
+        assert_eq!(InitSpec::Noise(0.5).to_string(), "noise:0.5");
     }
 
     #[test]

@@ -1,33 +1,42 @@
-//! Command-line flags (clap derive), validated at parse time and turned into
-//! plain configurations before any work starts.
+//! The command line's syntax: clap derive groups under help headings, typed
+//! choices (ValueEnums), numbers validated at parse time. The result is a
+//! typed request with nothing resolved; the commands resolve it.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
 use clap::error::ErrorKind;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::ascent::Facets;
-use crate::ascent::{AscentParams, Init};
+use crate::ascent::InitSpec;
 use crate::classes::ClassSelection;
-use crate::commands::gallery::GalleryConfig;
-use crate::commands::info::InfoConfig;
-use crate::commands::saliency::SaliencyConfig;
-use crate::commands::score::ScoreConfig;
-use crate::commands::status::StatusConfig;
-use crate::commands::visualise::Config;
-use crate::commands::Task;
+use crate::commands::completions::Generated;
+use crate::commands::gallery::GalleryRequest;
+use crate::commands::info::InfoRequest;
+use crate::commands::saliency::SaliencyRequest;
+use crate::commands::score::ScoreRequest;
+use crate::commands::status::StatusRequest;
+use crate::commands::visualise::request::{
+    MacoRequest, ObjectiveRequest, OptimiserRequest, OutputRequest, PresetRequest,
+    Request as VisualiseRequest, ScaleOutRequest, TransformRequest,
+};
+use crate::commands::Request;
 use crate::exit::Status;
 use crate::image_io::Fit;
 use crate::input::{ChannelValues, InputSize};
 use crate::metadata::OutputSelector;
-use crate::model::{self, DeviceChoice, InputOverrides, ModelConfig};
-use crate::natural::{self, Colour, Optimizer, Param, PresetName, Style};
+use crate::model::{self, DeviceChoice, ModelRequest};
+use crate::network::{first_line_of_torch_error, EngineChoice};
 use crate::objective::{Objective, ObjectiveSpec};
+use crate::optim::OptimizerKind;
+use crate::param::{Colour, Param};
 use crate::precision::Precision;
+use crate::presets::PresetName;
+use crate::probe::InputOverrides;
 use crate::saliency::{self, Baseline, Method};
-use crate::shard::ShardSpec;
+use crate::shard::{Shard, ShardSpec};
+use crate::views;
 
 /// Show what an image classifier has learned: class model visualisation
 /// (Simonyan et al. 2013) by gradient ascent on S_c(x) − λ‖x‖², starting from
@@ -54,7 +63,7 @@ pub struct Cli {
 pub enum Command {
     /// Report which classes of a list have an image in an output folder (exit 1 if any is missing).
     Status(StatusArgs),
-    /// Describe a model: input shape and where it came from, classes, labels, normalisation, speed.
+    /// Describe a model: input shape and where it came from, classes, labels, normalisation, taps, speed.
     Info(InfoArgs),
     /// Saliency maps (Simonyan et al. §3): which pixels of a photo decide the class.
     Saliency(SaliencyArgs),
@@ -63,18 +72,31 @@ pub enum Command {
     Score(ScoreArgs),
     /// Write a self-contained HTML page to browse output folders side by side (works from file://).
     Gallery(GalleryArgs),
+    /// Print a shell completion script: `classviz completions bash > /etc/bash_completion.d/classviz`.
+    Completions(CompletionArgs),
+    /// Print classviz's man page (roff): `classviz man > classviz.1`.
+    Man,
+}
+
+/// `classviz completions`.
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `classviz gallery`.
 #[derive(Args, Debug)]
 pub struct GalleryArgs {
-    /// Output folders: each becomes a column, each image stem a row.
+    /// Output folders: each becomes a column (named by the folder), each image stem a row.
     #[arg(value_name = "DIR", required = true)]
     pub dirs: Vec<PathBuf>,
 
-    /// The page to write [default: index.html in the first DIR].
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+    /// The page to write [default: index.html in the first DIR]. (`--out`, its old
+    /// name, still works for one release.)
+    #[arg(long, alias = "out", value_name = "FILE")]
+    pub page: Option<PathBuf>,
 
     /// `classviz score --json` output: show that network's verdict on each image. Repeatable.
     #[arg(long = "scores", value_name = "FILE")]
@@ -84,7 +106,7 @@ pub struct GalleryArgs {
     #[arg(long)]
     pub embed: bool,
 
-    /// The page's title [default: the folders].
+    /// The page's title [default: the folders' names].
     #[arg(long, value_name = "TEXT")]
     pub title: Option<String>,
 }
@@ -116,7 +138,6 @@ pub struct ScoreArgs {
     pub json: bool,
 }
 
-/// `classviz saliency`.
 /// `saliency --method`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodChoice {
@@ -132,6 +153,7 @@ pub enum MethodChoice {
     All,
 }
 
+/// `classviz saliency`.
 #[derive(Args, Debug)]
 pub struct SaliencyArgs {
     /// Photo to explain (PNG, JPEG, WebP, GIF, BMP, TIFF); repeat for several.
@@ -196,7 +218,7 @@ pub struct SaliencyArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
 
-    /// Print JSON Lines on stdout, one object per image, instead of a human summary.
+    /// Print JSON Lines on stdout, one object per image and method, instead of a human summary.
     #[arg(long)]
     pub json: bool,
 }
@@ -228,9 +250,10 @@ pub struct ClassArgs {
 /// Which model, how to feed it, where to run it.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// TorchScript classifier; its metadata is read from the .json beside it.
-    #[arg(long, value_name = "PATH", default_value = "weights/efficientnet_lite0.pt")]
-    pub model: PathBuf,
+    /// TorchScript classifier; its metadata is read from the .json beside it [default:
+    /// efficientnet_lite0.pt from $CLASSVIZ_HOME, the project's weights/, or ~/.cache/classviz].
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
 
     /// Per-channel mean in [0,1] units, overriding the sidecar (e.g. 0.485,0.456,0.406).
     #[arg(long, value_name = "R,G,B", value_parser = parse_channel_values)]
@@ -245,8 +268,13 @@ pub struct ModelArgs {
     pub size: Option<InputSize>,
 
     /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, value_name = "DEV", default_value = "auto", value_parser = parse_device)]
+    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
+
+    /// What runs the network: auto (a compiled package where it measured faster and one
+    /// matches the model, device and shape; else TorchScript), compiled, or torchscript.
+    #[arg(long, value_name = "E", value_enum, default_value_t = EngineChoice::Auto)]
+    pub engine: EngineChoice,
 
     /// CPU threads for libtorch, 1 to 256 [default: libtorch's choice, usually one per core].
     #[arg(long, value_name = "N", value_parser = parse_threads)]
@@ -271,205 +299,270 @@ pub struct ModelArgs {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     #[command(flatten, next_help_heading = "Objective")]
+    pub objective: ObjectiveArgs,
+    #[command(flatten, next_help_heading = "Preset")]
+    pub preset: PresetArgs,
+    #[command(flatten, next_help_heading = "Optimiser")]
+    pub optimiser: OptimiserArgs,
+    #[command(flatten, next_help_heading = "Transforms")]
+    pub transforms: TransformArgs,
+    #[command(flatten, next_help_heading = "MaCo")]
+    pub maco: MacoArgs,
+    #[command(flatten, next_help_heading = "Output")]
+    pub output: OutputArgs,
+    #[command(flatten, next_help_heading = "Model")]
+    pub model: ModelArgs,
+    #[command(flatten, next_help_heading = "Scale-out")]
+    pub scale_out: ScaleOutArgs,
+}
+
+/// What the images maximise.
+#[derive(Args, Debug)]
+pub struct ObjectiveArgs {
+    #[command(flatten)]
     pub classes: ClassArgs,
-
-    /// simonyan: the paper's plain ascent. natural: the Lucid recipe (Olah et al. 2017),
-    /// a decorrelated Fourier image under random pad/jitter/scale/rotate, with Adam.
-    /// maco: Fel et al. 2023, only the Fourier phase optimised, the magnitude of natural
-    /// photos, a larger canvas seen through random crops. Explicit flags override the preset
-    /// (README, "Natural-looking class models", lists each preset's values).
-    #[arg(long, value_name = "P", value_enum, default_value_t = PresetName::Simonyan, help_heading = "Preset")]
-    pub preset: PresetName,
-
-    /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 160).
-    #[arg(long, value_name = "N", value_parser = parse_positive_u32, help_heading = "Preset")]
-    pub iters: Option<u32>,
-
-    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²) [default: 1] (natural: 0.05 and maco: 0.3, for Adam).
-    #[arg(long, value_name = "η", value_parser = parse_positive_f64, help_heading = "Preset")]
-    pub lr: Option<f64>,
-
-    /// L2 regularisation weight λ on the zero-centred image [default: 0.0001] (natural: 0).
-    #[arg(long, value_name = "λ", value_parser = parse_non_negative_f64, help_heading = "Preset")]
-    pub l2: Option<f64>,
-
-    /// What is optimised: pixel (the paper), fourier (a 1/f-scaled spectrum in decorrelated
-    /// colour; Olah et al., "Feature Visualization", Distill 2017) or maco (the phase only,
-    /// with natural photos' magnitude; Fel et al. 2023) [default: the preset's: pixel;
-    /// natural: fourier; maco: maco].
-    #[arg(long, value_name = "P", value_enum, help_heading = "Optimiser")]
-    pub param: Option<Param>,
-
-    /// Colour space of the fourier and maco parameterisations: decorrelated (ImageNet's
-    /// colour covariance whitened out) or rgb [default: decorrelated].
-    #[arg(long, value_name = "C", value_enum, help_heading = "Optimiser")]
-    pub colour: Option<Colour>,
-
-    /// fourier: scale each frequency f by 1/f^P (Lucid: 1; larger damps fine texture).
-    #[arg(long, value_name = "P", value_parser = parse_non_negative_f64, help_heading = "Optimiser")]
-    pub decay: Option<f64>,
-
-    /// Random views of each image per step, batched through the network as one pass; the
-    /// objective is their mean (expectation over transformations) [default: the preset's:
-    /// 1, but maco 4 on CPU and 16 on CUDA].
-    #[arg(long, value_name = "K", value_parser = parse_views, help_heading = "Transforms")]
-    pub views: Option<u32>,
-
-    /// Optimise a canvas this many times the model's input side (1 to 8); the class image is its
-    /// central view at the mean crop size, and the whole canvas goes to <index>_<name>_canvas.png.
-    #[arg(long, value_name = "X", value_parser = parse_canvas, help_heading = "MaCo")]
-    pub canvas: Option<f64>,
-
-    /// Views are square crops of the canvas whose side is a random fraction LOW..HIGH of the
-    /// canvas side, placed around its centre (MaCo), instead of pad/jitter/scale/rotate.
-    #[arg(long, value_name = "LOW..HIGH", value_parser = parse_crop_box, help_heading = "MaCo")]
-    pub crop_box: Option<(f64, f64)>,
-
-    /// σ of Gaussian noise, and half-width of uniform noise, added to every view (model units).
-    #[arg(long, value_name = "σ", value_parser = parse_non_negative_f64, help_heading = "Transforms")]
-    pub view_noise: Option<f64>,
-
-    /// Also write <index>_<name>_alpha.png: the image with an alpha channel from the
-    /// accumulated |∂objective/∂image| (MaCo's attribution), so that what matters stands out.
-    #[arg(long, help_heading = "MaCo")]
-    pub alpha: bool,
-
-    /// MaCo's natural magnitude spectrum (made by `make weights`).
-    #[arg(long, value_name = "PATH", default_value = natural::DEFAULT_MAGNITUDE, help_heading = "MaCo")]
-    pub magnitude: PathBuf,
-
-    /// sga: plain gradient ascent (the paper); adam: Adam [default: the preset's: sga;
-    /// natural and maco: adam].
-    #[arg(long, value_name = "OPT", value_enum, help_heading = "Optimiser")]
-    pub optimizer: Option<Optimizer>,
-
-    /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017)
-    /// [default: the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
-    #[arg(long, value_name = "PX", help_heading = "Transforms")]
-    pub jitter: Option<u32>,
-
-    /// Scale factors, one drawn at random for every view: a list (0.9,1,1.1) or a range
-    /// LOW..HIGH, taken in steps of 0.02 (Olah et al. 2017).
-    #[arg(long, value_name = "S,S,…|LOW..HIGH", value_parser = parse_scales, help_heading = "Transforms")]
-    pub scale: Option<ChannelValues>,
-
-    /// Random rotation of up to ± DEG degrees before every forward pass (Olah et al. 2017).
-    #[arg(long, value_name = "DEG", value_parser = parse_non_negative_f64, help_heading = "Transforms")]
-    pub rotate: Option<f64>,
-
-    /// Reflection padding in pixels before the random transforms (Olah et al. 2017) [default:
-    /// the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
-    #[arg(long, value_name = "PX", help_heading = "Transforms")]
-    pub pad: Option<u32>,
-
-    /// Gaussian blur of the image every K steps (Yosinski et al. 2015); pixel parameterisation.
-    #[arg(long, value_name = "K", help_heading = "Optimiser")]
-    pub blur_every: Option<u32>,
-
-    /// σ of that blur, in pixels [default: 0.5].
-    #[arg(long, value_name = "S", value_parser = parse_non_negative_f64, help_heading = "Optimiser")]
-    pub blur_sigma: Option<f64>,
-
-    /// Zero pixels whose colour norm is below this percentile (0–100) after each step (Yosinski et al. 2015).
-    #[arg(long, value_name = "P", value_parser = parse_percentile, help_heading = "Optimiser")]
-    pub clip_percentile: Option<f64>,
-
-    /// Weight of a total-variation penalty Σ(Δx)²+(Δy)² (Mahendran & Vedaldi 2015).
-    #[arg(long, value_name = "W", value_parser = parse_non_negative_f64, help_heading = "Optimiser")]
-    pub tv: Option<f64>,
-
-    /// Where the ascent starts: zero (the paper: the mean image) or noise:σ, Gaussian noise
-    /// of σ in the model's zero-centred space, the way out of a stalled ascent
-    /// [default: zero for pixels; a small random spectrum for --param fourier].
-    #[arg(long, value_name = "zero|noise:σ", value_parser = parse_init, help_heading = "Preset")]
-    pub init: Option<Init>,
-
-    /// Also write every K-th step's image to <out>/frames/<index>_<name>/<step>.png.
-    #[arg(long, value_name = "K", value_parser = parse_positive_u32, help_heading = "Output")]
-    pub save_every: Option<u32>,
-
-    /// Also write an animated GIF of the optimisation next to each PNG (a frame every
-    /// --save-every steps, else 50 frames in all).
-    #[arg(long, help_heading = "Output")]
-    pub gif: bool,
-
-    /// The network's arithmetic: bf16 (autocast), fp32, or auto: bf16 on CUDA for batches of 8
-    /// or more, else fp32. The image and its gradient stay fp32; saved images are scored in fp32.
-    #[arg(long, value_name = "P", default_value = "auto", value_parser = parse_precision, help_heading = "Optimiser")]
-    pub precision: Precision,
 
     /// What to maximise: a class's logit (the paper's pre-softmax S_c), log-prob or prob; or
     /// a unit of a tapped model (no --class): channel:TAP:K (channel K's mean activation),
     /// neuron:TAP:K (channel K at the centre), layer:TAP (DeepDream: mean squared activation).
     /// With channel:TAP or neuron:TAP, --channels lists the channels.
-    #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective, help_heading = "Objective")]
+    #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective)]
     pub objective: ObjectiveSpec,
 
     /// The channels of the tap to show, batched: indices, ranges and all (e.g. 0-15).
-    #[arg(long, value_name = "LIST", help_heading = "Objective")]
+    #[arg(long, value_name = "LIST")]
     pub channels: Option<String>,
 
     /// Images per class (or unit), optimised together and kept apart by a diversity penalty
     /// on their activations (Lucid; Nguyen et al. 2016): <index>_<name>_f<j>.png.
-    #[arg(long, value_name = "N", value_parser = parse_facets, help_heading = "Objective")]
+    #[arg(long, value_name = "N", value_parser = parse_facets)]
     pub facets: Option<u32>,
 
     /// Weight of the facets' diversity penalty: W × the mean pairwise cosine similarity of
     /// their Gram matrices at --diversity-tap.
-    #[arg(long, value_name = "W", default_value_t = DEFAULT_DIVERSITY, value_parser = parse_non_negative_f64, help_heading = "Objective")]
+    #[arg(long, value_name = "W", default_value_t = DEFAULT_DIVERSITY, value_parser = parse_non_negative_f64)]
     pub diversity: f64,
 
     /// The tap whose activations the diversity penalty compares [default: the middle tap].
-    #[arg(long, value_name = "TAP", help_heading = "Objective")]
+    #[arg(long, value_name = "TAP")]
     pub diversity_tap: Option<String>,
 
-    #[command(flatten, next_help_heading = "Model")]
-    pub model: ModelArgs,
+    /// Feature accentuation (Hamblin et al. 2024): with --init image:PATH, keep the image
+    /// near the photo by W·‖f(x) − f(photo)‖², f the activations at --tap (the pixels
+    /// without one), while it moves toward the class: <photo>_to_<index>_<name>.png.
+    #[arg(long, value_name = "W", value_parser = parse_non_negative_f64)]
+    pub accentuate: Option<f64>,
 
+    /// The tap where --accentuate compares the image's features with the photo's.
+    #[arg(long, value_name = "TAP")]
+    pub tap: Option<String>,
+}
+
+/// The preset and the settings every preset has.
+#[derive(Args, Debug)]
+pub struct PresetArgs {
+    /// simonyan: the paper's plain ascent. natural: the Lucid recipe (Olah et al. 2017),
+    /// a decorrelated Fourier image under random pad/jitter/scale/rotate, with Adam.
+    /// maco: Fel et al. 2023, only the Fourier phase optimised, the magnitude of natural
+    /// photos, a larger canvas seen through random crops. Explicit flags override the preset.
+    #[arg(long, value_name = "P", value_enum, default_value_t = PresetName::Simonyan)]
+    pub preset: PresetName,
+
+    /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 160).
+    #[arg(long, value_name = "N", value_parser = parse_positive_u32)]
+    pub iters: Option<u32>,
+
+    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²) [default: 1] (natural: 0.05 and maco: 0.3, for Adam).
+    #[arg(long, value_name = "η", value_parser = parse_positive_f64)]
+    pub lr: Option<f64>,
+
+    /// L2 regularisation weight λ on the zero-centred image [default: 0.0001] (natural and maco: 0).
+    #[arg(long, value_name = "λ", value_parser = parse_non_negative_f64)]
+    pub l2: Option<f64>,
+
+    /// Where the ascent starts: zero (the paper: the mean image), noise:σ (Gaussian noise of σ
+    /// in the model's zero-centred space, the way out of a stalled ascent), or image:PATH (a
+    /// photo: pixels start at it, fourier at its spectrum, maco at its phase) [default: zero
+    /// for pixels; a small random spectrum for fourier; a random phase for maco].
+    #[arg(long, value_name = "zero|noise:σ|image:PATH", value_parser = parse_init)]
+    pub init: Option<InitSpec>,
+
+    /// How an --init image: photo is fitted to the canvas: crop (resize the shorter side,
+    /// then centre-crop) or stretch.
+    #[arg(long, value_name = "FIT", value_enum, default_value_t = Fit::Crop)]
+    pub fit: Fit,
+
+    /// Random seed (recorded in the PNG; the paper's ascent itself is deterministic).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// What is optimised, and how.
+#[derive(Args, Debug)]
+pub struct OptimiserArgs {
+    /// What is optimised: pixel (the paper), fourier (a 1/f-scaled spectrum in decorrelated
+    /// colour; Olah et al., "Feature Visualization", Distill 2017) or maco (the phase only,
+    /// with natural photos' magnitude; Fel et al. 2023) [default: the preset's: pixel;
+    /// natural: fourier; maco: maco].
+    #[arg(long, value_name = "P", value_enum)]
+    pub param: Option<Param>,
+
+    /// Colour space of the fourier and maco parameterisations: decorrelated (ImageNet's
+    /// colour covariance whitened out) or rgb [default: decorrelated].
+    #[arg(long, value_name = "C", value_enum)]
+    pub colour: Option<Colour>,
+
+    /// fourier: scale each frequency f by 1/f^P [default: 1, as Lucid; larger damps fine texture].
+    #[arg(long, value_name = "P", value_parser = parse_non_negative_f64)]
+    pub decay: Option<f64>,
+
+    /// sga: plain gradient ascent (the paper); adam: Adam [default: the preset's: sga;
+    /// natural and maco: adam].
+    #[arg(long, value_name = "OPT", value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+
+    /// Gaussian blur of the image every K steps (Yosinski et al. 2015); pixel parameterisation
+    /// [default: 0, never].
+    #[arg(long, value_name = "K")]
+    pub blur_every: Option<u32>,
+
+    /// σ of that blur, in pixels [default: 0.5].
+    #[arg(long, value_name = "S", value_parser = parse_non_negative_f64)]
+    pub blur_sigma: Option<f64>,
+
+    /// Zero pixels whose colour norm is below this percentile (0–100) after each step
+    /// (Yosinski et al. 2015) [default: 0, off].
+    #[arg(long, value_name = "P", value_parser = parse_percentile)]
+    pub clip_percentile: Option<f64>,
+
+    /// Weight of a total-variation penalty Σ(Δx)²+(Δy)² (Mahendran & Vedaldi 2015) [default: 0].
+    #[arg(long, value_name = "W", value_parser = parse_non_negative_f64)]
+    pub tv: Option<f64>,
+
+    /// The network's arithmetic: auto (bf16 on CUDA for batches of 8 or more, else fp32),
+    /// fp32 or bf16 (autocast). The image and its gradient stay fp32; saved images are
+    /// scored in fp32.
+    #[arg(long, value_name = "P", value_enum, default_value_t = Precision::Auto)]
+    pub precision: Precision,
+}
+
+/// The random views of each step.
+#[derive(Args, Debug)]
+pub struct TransformArgs {
+    /// Random views of each image per step, batched through the network as one pass; the
+    /// objective is their mean (expectation over transformations) [default: the preset's:
+    /// 1, but maco 4 on CPU and 16 on CUDA].
+    #[arg(long, value_name = "K", value_parser = parse_views)]
+    pub views: Option<u32>,
+
+    /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017)
+    /// [default: the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
+    #[arg(long, value_name = "PX")]
+    pub jitter: Option<u32>,
+
+    /// Scale factors, one drawn at random for every view: a list (0.9,1,1.1) or a range
+    /// LOW..HIGH, taken in steps of 0.02 (Olah et al. 2017) [default: the preset's: 1;
+    /// natural 0.8..1.2].
+    #[arg(long, value_name = "S,S,…|LOW..HIGH", value_parser = parse_scales)]
+    pub scale: Option<ChannelValues>,
+
+    /// Random rotation of up to ± DEG degrees before every forward pass (Olah et al. 2017)
+    /// [default: the preset's: 0; natural 20].
+    #[arg(long, value_name = "DEG", value_parser = parse_non_negative_f64)]
+    pub rotate: Option<f64>,
+
+    /// Reflection padding in pixels before the random transforms (Olah et al. 2017) [default:
+    /// the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
+    #[arg(long, value_name = "PX")]
+    pub pad: Option<u32>,
+
+    /// σ of Gaussian noise, and half-width of uniform noise, added to every view (model units)
+    /// [default: the preset's: 0; maco 0.05].
+    #[arg(long, value_name = "σ", value_parser = parse_non_negative_f64)]
+    pub view_noise: Option<f64>,
+}
+
+/// MaCo's canvas, crops and spectrum.
+#[derive(Args, Debug)]
+pub struct MacoArgs {
+    /// Optimise a canvas this many times the model's input side (1 to 8); the class image is its
+    /// central view at the mean crop size, and the whole canvas goes to <index>_<name>_canvas.png
+    /// [default: the preset's: 1; maco 2.86].
+    #[arg(long, value_name = "X", value_parser = parse_canvas)]
+    pub canvas: Option<f64>,
+
+    /// Views are square crops of the canvas whose side is a random fraction LOW..HIGH of the
+    /// canvas side, placed around its centre (MaCo), instead of pad/jitter/scale/rotate
+    /// [default: the preset's: none; maco 0.2..0.5].
+    #[arg(long, value_name = "LOW..HIGH", value_parser = parse_crop_box)]
+    pub crop_box: Option<(f64, f64)>,
+
+    /// Also write <index>_<name>_alpha.png: the image with an alpha channel from the
+    /// accumulated |∂objective/∂image| (MaCo's attribution), so that what matters stands out.
+    #[arg(long)]
+    pub alpha: bool,
+
+    /// MaCo's natural magnitude spectrum [default: maco_magnitude.npy, found like the default model].
+    #[arg(long, value_name = "PATH")]
+    pub magnitude: Option<PathBuf>,
+}
+
+/// Where results go and how they look.
+#[derive(Args, Debug)]
+pub struct OutputArgs {
     /// Output folder; images are written to <out>/<index>_<name>.png.
-    #[arg(long, value_name = "DIR", default_value = "results", help_heading = "Output")]
+    #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
 
-    /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 128 on CUDA].
-    #[arg(long, value_name = "N", value_parser = parse_positive_usize, help_heading = "Model")]
-    pub batch: Option<usize>,
-
     /// Redo classes whose image already exists in --out (they are skipped otherwise).
-    #[arg(long, help_heading = "Output")]
+    #[arg(long)]
     pub force: bool,
 
     /// Also write <out>/grid.png: every image of the class list found in --out, labelled.
-    #[arg(long, help_heading = "Output")]
+    #[arg(long)]
     pub grid: bool,
 
     /// Also write or refresh <out>/index.html, a page to browse the folder (classviz gallery).
-    #[arg(long, help_heading = "Output")]
+    #[arg(long)]
     pub gallery: bool,
 
-    /// Run only shard K of N (0-based): the classes at list positions p with p mod N = K.
-    /// `auto` reads Slurm array or Kubernetes Indexed Job variables.
-    #[arg(long, value_name = "K/N|auto", value_parser = parse_shard, help_heading = "Scale-out")]
-    pub shard: Option<ShardSpec>,
+    /// Also write every K-th step's image to <out>/frames/<index>_<name>/<step>.png.
+    #[arg(long, value_name = "K", value_parser = parse_positive_u32)]
+    pub save_every: Option<u32>,
 
-    /// Shard count for `--shard auto` where the scheduler does not say (Kubernetes).
-    #[arg(long, value_name = "N", value_parser = parse_positive_usize, help_heading = "Scale-out")]
-    pub shards: Option<usize>,
-
-    /// Random seed (recorded in the PNG; the paper's ascent itself is deterministic).
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Preset")]
-    pub seed: u64,
+    /// Also write an animated GIF of the optimisation next to each PNG (a frame every
+    /// --save-every steps, else 50 frames in all).
+    #[arg(long)]
+    pub gif: bool,
 
     /// Stretch contrast for display (1st–99th percentile to full range); off keeps the paper's clamp to [0,1].
-    #[arg(long, help_heading = "Output")]
+    #[arg(long)]
     pub stretch: bool,
 
     /// No progress bar.
-    #[arg(long, short, help_heading = "Output")]
+    #[arg(long, short)]
     pub quiet: bool,
 
     /// Print JSON Lines on stdout, one object per class (or unit), instead of a human summary.
-    #[arg(long, help_heading = "Output")]
+    #[arg(long)]
     pub json: bool,
+}
+
+/// Batching and sharding.
+#[derive(Args, Debug)]
+pub struct ScaleOutArgs {
+    /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 256 on CUDA].
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    pub batch: Option<usize>,
+
+    /// Run only shard K of N (0-based): the classes at list positions p with p mod N = K.
+    /// `auto` reads Slurm array variables; `auto/N` also Kubernetes Indexed Jobs (N shards).
+    #[arg(long, value_name = "K/N|auto[/N]", value_parser = parse_shard)]
+    pub shard: Option<ShardSpec>,
+
+    /// The old spelling of `--shard auto/N` (works for one release).
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize, hide = true)]
+    pub shards: Option<usize>,
 }
 
 /// `classviz status`.
@@ -490,113 +583,12 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// `--diversity`'s default (README, "Facets").
+/// `--diversity`'s default.
 pub const DEFAULT_DIVERSITY: f64 = 10.0;
 /// Facets per target, at most.
 const MAX_FACETS: u32 = 16;
-
-/// Frames in a GIF when --save-every does not say.
-const GIF_FRAMES: u32 = 50;
-/// Frames kept in memory per batch for --gif / --save-every, at most.
-pub const MAX_FRAMES: u32 = 1000;
-
-impl RunArgs {
-    /// The preset's defaults, overridden by every flag given.
-    fn ascent_params(&self) -> Result<AscentParams> {
-        let preset = natural::preset(self.preset);
-        let base = preset.style;
-        let iters = self.iters.unwrap_or(preset.iters);
-        let style = Style {
-            param: self.param.unwrap_or(base.param),
-            optimizer: self.optimizer.unwrap_or(base.optimizer),
-            pad: self.pad.map_or(base.pad, i64::from),
-            jitter: self.jitter.map_or(base.jitter, i64::from),
-            scales: self.scale.as_ref().map_or(base.scales.clone(), |s| s.0.clone()),
-            rotate: self.rotate.unwrap_or(base.rotate),
-            blur_every: self.blur_every.unwrap_or(base.blur_every),
-            blur_sigma: self.blur_sigma.unwrap_or(base.blur_sigma),
-            clip_percentile: self.clip_percentile.unwrap_or(base.clip_percentile),
-            tv: self.tv.unwrap_or(base.tv),
-            colour: self.colour.unwrap_or(base.colour),
-            decay: self.decay.unwrap_or(base.decay),
-            views: self.views.unwrap_or(base.views),
-            canvas: self.canvas.unwrap_or(base.canvas),
-            crop_box: self.crop_box.or(base.crop_box),
-            view_noise: self.view_noise.unwrap_or(base.view_noise),
-        };
-        let frame_every = match (self.save_every, self.gif) {
-            (Some(every), _) => Some(every),
-            (None, true) => Some((iters / GIF_FRAMES).max(1)),
-            (None, false) => None,
-        };
-        if let Some(every) = frame_every {
-            let frames = iters / every + 1;
-            if frames > MAX_FRAMES {
-                bail!(
-                    "--save-every {every} over {iters} steps keeps {frames} frames per image in memory (at most {MAX_FRAMES}); use --save-every {} or more",
-                    iters.div_ceil(MAX_FRAMES)
-                );
-            }
-        }
-        Ok(AscentParams {
-            iters,
-            learning_rate: self.lr.unwrap_or(preset.learning_rate),
-            l2_weight: self.l2.unwrap_or(preset.l2_weight),
-            objective: self.objective.objective.clone(),
-            style,
-            init: self.init,
-            seed: self.seed,
-            frame_every,
-            precision: self.precision,
-            check_every: 1,
-            alpha: self.alpha,
-            magnitude: self.magnitude.clone(),
-            facets: self.facets.map(|count| Facets {
-                count,
-                weight: self.diversity,
-                tap: self.diversity_tap.clone().unwrap_or_default(),
-            }),
-        })
-    }
-}
-
-impl RunArgs {
-    /// A class objective needs classes; a unit objective takes channels instead.
-    fn check_targets(&self) -> Result<()> {
-        let has_classes = self.classes.given();
-        let objective = &self.objective;
-        match objective.objective.tap() {
-            None if !has_classes => bail!("the following required arguments were not provided: --class <C> (or --classes-file; or a unit --objective)"),
-            None if self.channels.is_some() => {
-                bail!("--channels needs a channel or neuron --objective (channel:TAP, neuron:TAP)")
-            }
-            Some(_) if has_classes => bail!(
-                "--objective {} shows a unit, not a class: drop --class and --classes-file",
-                objective.objective
-            ),
-            Some(_) if objective.unit.is_some() && self.channels.is_some() => bail!(
-                "--objective {}:{} names its channel already: drop --channels",
-                objective.objective,
-                objective.unit.unwrap_or_default()
-            ),
-            Some(_) if matches!(objective.objective, Objective::Layer(_)) && self.channels.is_some() => {
-                bail!("--channels does not apply to a layer objective")
-            }
-            Some(_)
-                if !matches!(objective.objective, Objective::Layer(_))
-                    && objective.unit.is_none()
-                    && self.channels.is_none() =>
-            {
-                bail!(
-                    "--objective {} needs a channel: {}:K, or --channels LIST",
-                    objective.objective,
-                    objective.objective
-                )
-            }
-            _ => Ok(()),
-        }
-    }
-}
+/// Views per step, at most (each is a full forward and backward image).
+const MAX_VIEWS: u32 = 64;
 
 impl ClassArgs {
     fn given(&self) -> bool {
@@ -609,125 +601,227 @@ impl ClassArgs {
 }
 
 impl ModelArgs {
-    fn into_config(self) -> ModelConfig {
-        ModelConfig {
+    fn into_request(self) -> ModelRequest {
+        ModelRequest {
             path: self.model,
-            overrides: InputOverrides {
-                mean: self.mean,
-                std: self.std,
-                size: self.size,
-                output: match (self.output, self.output_key) {
-                    (Some(index), _) => Some(OutputSelector::Index(index)),
-                    (None, Some(key)) => Some(OutputSelector::Key(key)),
-                    (None, None) => None,
-                },
+            overrides: InputOverrides { mean: self.mean, std: self.std, size: self.size },
+            output: match (self.output, self.output_key) {
+                (Some(index), _) => Some(OutputSelector::Index(index)),
+                (None, Some(key)) => Some(OutputSelector::Key(key)),
+                (None, None) => None,
             },
             device: self.device,
             threads: self.threads,
+            engine: self.engine,
+        }
+    }
+}
+
+impl ObjectiveArgs {
+    /// A class objective needs classes; a unit objective takes channels instead.
+    fn check_targets(&self) -> Result<()> {
+        let has_classes = self.classes.given();
+        let spec = &self.objective;
+        let objective = &spec.objective;
+        let layer = matches!(objective, Objective::Layer(_));
+        match (objective.tap(), spec.unit, &self.channels) {
+            (None, _, _) if !has_classes => bail!("the following required arguments were not provided: --class <C> (or --classes-file; or a unit --objective)"),
+            (None, _, Some(_)) => bail!("--channels needs a channel or neuron --objective (channel:TAP, neuron:TAP)"),
+            (Some(_), _, _) if has_classes => {
+                bail!("--objective {objective} shows a unit, not a class: drop --class and --classes-file")
+            }
+            (Some(_), Some(unit), Some(_)) => bail!("--objective {objective}:{unit} names its channel already: drop --channels"),
+            (Some(_), _, Some(_)) if layer => bail!("--channels does not apply to a layer objective"),
+            (Some(_), None, None) if !layer => bail!("--objective {objective} needs a channel: {objective}:K, or --channels LIST"),
+            _ => Ok(()),
+        }
+    }
+
+    fn into_request(self) -> ObjectiveRequest {
+        ObjectiveRequest {
+            classes: self.classes.into_selection(),
+            objective: self.objective,
+            channels: self.channels,
+            facets: self.facets,
+            diversity: self.diversity,
+            diversity_tap: self.diversity_tap,
+            accentuate: self.accentuate,
+            tap: self.tap,
+        }
+    }
+}
+
+impl ScaleOutArgs {
+    /// `--shard`, with the old `--shards N` folded into `auto/N`.
+    fn into_request(self) -> Result<ScaleOutRequest> {
+        let shard = match (self.shard, self.shards) {
+            (spec, None) => spec,
+            (Some(ShardSpec::Auto(None)), Some(count)) => Some(ShardSpec::Auto(Some(count))),
+            (Some(ShardSpec::Auto(Some(n))), Some(count))
+            | (Some(ShardSpec::Fixed(Shard { count: n, .. })), Some(count))
+                if n != count =>
+            {
+                bail!("--shards {count} disagrees with --shard's {n} shards")
+            }
+            (Some(spec), Some(_)) => Some(spec),
+            (None, Some(_)) => {
+                bail!("--shards N goes with --shard auto (now spelled --shard auto/N)")
+            }
+        };
+        Ok(ScaleOutRequest { batch: self.batch, shard })
+    }
+}
+
+impl RunArgs {
+    fn into_request(self) -> Result<VisualiseRequest> {
+        self.objective.check_targets()?;
+        let (p, o, t, m, out) =
+            (self.preset, self.optimiser, self.transforms, self.maco, self.output);
+        Ok(VisualiseRequest {
+            objective: self.objective.into_request(),
+            preset: PresetRequest {
+                preset: p.preset,
+                iters: p.iters,
+                lr: p.lr,
+                l2: p.l2,
+                init: p.init,
+                fit: p.fit,
+                seed: p.seed,
+            },
+            optimiser: OptimiserRequest {
+                param: o.param,
+                colour: o.colour,
+                decay: o.decay,
+                optimizer: o.optimizer,
+                blur_every: o.blur_every,
+                blur_sigma: o.blur_sigma,
+                clip_percentile: o.clip_percentile,
+                tv: o.tv,
+                precision: o.precision,
+            },
+            transforms: TransformRequest {
+                views: t.views,
+                jitter: t.jitter,
+                scale: t.scale.map(|s| s.0),
+                rotate: t.rotate,
+                pad: t.pad,
+                view_noise: t.view_noise,
+            },
+            maco: MacoRequest {
+                canvas: m.canvas,
+                crop_box: m.crop_box,
+                alpha: m.alpha,
+                magnitude: m.magnitude,
+            },
+            output: OutputRequest {
+                out_dir: out.out,
+                force: out.force,
+                grid: out.grid,
+                gallery: out.gallery,
+                save_every: out.save_every,
+                gif: out.gif,
+                stretch: out.stretch,
+                quiet: out.quiet,
+                json: out.json,
+            },
+            model: self.model.into_request(),
+            scale_out: self.scale_out.into_request()?,
+        })
+    }
+}
+
+impl SaliencyArgs {
+    fn into_request(self) -> SaliencyRequest {
+        let samples = i64::from(self.samples);
+        let steps = i64::from(self.steps);
+        let baseline = self.baseline;
+        let methods = match self.method {
+            MethodChoice::All => Method::all(samples, self.noise, steps, baseline),
+            MethodChoice::Smoothgrad => vec![Method::SmoothGrad { samples, noise: self.noise }],
+            MethodChoice::GradientXInput => vec![Method::GradientTimesInput],
+            MethodChoice::IntegratedGradients => {
+                vec![Method::IntegratedGradients { steps, baseline }]
+            }
+            MethodChoice::Gradient => vec![Method::Gradient],
+        };
+        SaliencyRequest {
+            images: self.images,
+            class: self.class,
+            methods,
+            fit: self.fit,
+            draw_box: self.draw_box,
+            model: self.model.into_request(),
+            out_dir: self.out,
+            random_orders: i64::from(self.random_orders),
+            smoothing: self.smooth,
+            seed: self.seed,
+            json: self.json,
         }
     }
 }
 
 impl Cli {
-    /// Turn validated flags into the plain configuration the library uses.
-    pub fn into_task(self) -> Result<Task> {
+    /// Turn validated flags into the typed request the commands take.
+    pub fn into_request(self) -> Result<Request> {
         Ok(match self.command {
-            Some(Command::Score(args)) => Task::Score(ScoreConfig {
+            Some(Command::Score(args)) => Request::Score(ScoreRequest {
                 images: args.images,
                 class: args.class,
                 fit: args.fit,
-                model: args.model.into_config(),
+                model: args.model.into_request(),
                 json: args.json,
             }),
-            Some(Command::Saliency(args)) => {
-                let samples = i64::from(args.samples);
-                let steps = i64::from(args.steps);
-                let baseline = args.baseline;
-                let methods = match args.method {
-                    MethodChoice::All => Method::all(samples, args.noise, steps, baseline),
-                    MethodChoice::Smoothgrad => {
-                        vec![Method::SmoothGrad { samples, noise: args.noise }]
-                    }
-                    MethodChoice::GradientXInput => vec![Method::GradientTimesInput],
-                    MethodChoice::IntegratedGradients => {
-                        vec![Method::IntegratedGradients { steps, baseline }]
-                    }
-                    MethodChoice::Gradient => vec![Method::Gradient],
-                };
-                Task::Saliency(SaliencyConfig {
-                    images: args.images,
-                    class: args.class,
-                    methods,
-                    fit: args.fit,
-                    draw_box: args.draw_box,
-                    model: args.model.into_config(),
-                    out_dir: args.out,
-                    random_orders: i64::from(args.random_orders),
-                    smoothing: args.smooth,
-                    seed: args.seed,
-                    json: args.json,
-                })
-            }
-            Some(Command::Gallery(args)) => Task::Gallery(GalleryConfig {
+            Some(Command::Saliency(args)) => Request::Saliency(args.into_request()),
+            Some(Command::Gallery(args)) => Request::Gallery(GalleryRequest {
                 dirs: args.dirs,
                 scores: args.scores,
-                out: args.out,
+                page: args.page,
                 embed: args.embed,
                 title: args.title,
             }),
             Some(Command::Info(args)) => {
-                Task::Info(InfoConfig { model: args.model.into_config(), json: args.json })
+                Request::Info(InfoRequest { model: args.model.into_request(), json: args.json })
             }
             Some(Command::Status(args)) if !args.classes.given() => {
                 bail!("the following required arguments were not provided: --class <C> (or --classes-file)")
             }
-            Some(Command::Status(args)) => Task::Status(StatusConfig {
+            Some(Command::Status(args)) => Request::Status(StatusRequest {
                 classes: args.classes.into_selection(),
-                model: args.model.into_config(),
+                model: args.model.into_request(),
                 out_dir: args.out,
                 json: args.json,
             }),
-            None => {
-                let run = self.run;
-                let ascent = run.ascent_params()?;
-                run.check_targets()?;
-                let cuda_views = if run.views.is_some() {
-                    None
-                } else {
-                    Some(natural::preset(run.preset).cuda_views)
-                };
-                Task::Visualise(Box::new(Config {
-                    cuda_views,
-                    preset_pad: run.pad.is_none(),
-                    preset_jitter: run.jitter.is_none(),
-                    channels: run.channels.clone(),
-                    unit: run.objective.unit,
-                    classes: run.classes.into_selection(),
-                    ascent,
-                    save_every: run.save_every,
-                    gif: run.gif,
-                    model: run.model.into_config(),
-                    out_dir: run.out,
-                    batch: run.batch,
-                    force: run.force,
-                    grid: run.grid,
-                    gallery: run.gallery,
-                    shard: run.shard,
-                    shards: run.shards,
-                    seed: run.seed,
-                    stretch: run.stretch,
-                    quiet: run.quiet,
-                    json: run.json,
-                }))
-            }
+            Some(Command::Completions(args)) => Request::Text(completions(args.shell)),
+            Some(Command::Man) => Request::Text(man_page()?),
+            None => Request::Visualise(Box::new(self.run.into_request()?)),
         })
     }
+}
+
+/// A completion script for `shell`, from the flags' definition.
+fn completions(shell: clap_complete::Shell) -> Generated {
+    let mut bytes = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "classviz", &mut bytes);
+    Generated { bytes }
+}
+
+/// The man page (roff), from the flags' definition: classviz's page (which
+/// lists the subcommands), then one page per subcommand.
+fn man_page() -> Result<Generated> {
+    let command = Cli::command();
+    let mut bytes = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut bytes)?;
+    for sub in command.get_subcommands() {
+        let named = sub.clone().name(format!("classviz-{}", sub.get_name()));
+        clap_mangen::Man::new(named).render(&mut bytes)?;
+    }
+    Ok(Generated { bytes })
 }
 
 /// What parsing the command line decided.
 #[derive(Debug)]
 pub enum Parsed {
-    Run(Box<Task>),
+    Run(Box<Request>),
     /// `--help` or `--version` was printed; exit with this status.
     Exit(Status),
 }
@@ -739,7 +833,7 @@ where
     T: Into<OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
-        Ok(cli) => Ok(Parsed::Run(Box::new(cli.into_task()?))),
+        Ok(cli) => Ok(Parsed::Run(Box::new(cli.into_request()?))),
         Err(err) => match err.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                 let _ = err.print();
@@ -766,10 +860,8 @@ pub fn one_line(message: &str) -> String {
 /// libtorch causes keep only their first line (they carry a C++ backtrace),
 /// and running out of memory gets advice.
 pub fn error_line(err: &anyhow::Error) -> String {
-    let causes: Vec<String> = err
-        .chain()
-        .map(|cause| one_line(model::first_line_of_torch_error(&cause.to_string())))
-        .collect();
+    let causes: Vec<String> =
+        err.chain().map(|cause| one_line(first_line_of_torch_error(&cause.to_string()))).collect();
     let mut line = causes.join(": ");
     let lower = line.to_lowercase();
     if lower.contains("out of memory") || lower.contains("can't allocate memory") {
@@ -812,8 +904,6 @@ fn parse_views(text: &str) -> Result<u32, String> {
     }
 }
 
-const MAX_VIEWS: u32 = 64;
-
 fn parse_canvas(text: &str) -> Result<f64, String> {
     match parse_finite(text)? {
         x if (1.0..=8.0).contains(&x) => Ok(x),
@@ -842,7 +932,7 @@ fn parse_scales(text: &str) -> Result<ChannelValues, String> {
             if low > high {
                 return Err(format!("the range {low}..{high} is empty"));
             }
-            natural::scale_range(low, high)
+            views::scale_range(low, high)
         }
         None => text.split(',').map(parse_positive_f64).collect::<Result<Vec<_>, _>>()?,
     };
@@ -857,11 +947,7 @@ fn parse_random_orders(text: &str) -> Result<u32, String> {
     }
 }
 
-fn parse_precision(text: &str) -> Result<Precision, String> {
-    text.parse()
-}
-
-fn parse_init(text: &str) -> Result<Init, String> {
+fn parse_init(text: &str) -> Result<InitSpec, String> {
     text.parse()
 }
 
@@ -946,46 +1032,54 @@ fn parse_shard(text: &str) -> Result<ShardSpec, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
-    fn task(args: &[&str]) -> Result<Task> {
+    fn request(args: &[&str]) -> Result<Request> {
         let argv = std::iter::once("classviz").chain(args.iter().copied());
         match parse_args(argv)? {
-            Parsed::Run(task) => Ok(*task),
+            Parsed::Run(request) => Ok(*request),
             Parsed::Exit(status) => Err(anyhow!("exited with {status:?}")),
         }
     }
 
-    fn run_config(args: &[&str]) -> Result<Config> {
-        match task(args)? {
-            Task::Visualise(config) => Ok(*config),
-            other => Err(anyhow!("not a visualise task: {other:?}")),
+    fn run_request(args: &[&str]) -> Result<VisualiseRequest> {
+        match request(args)? {
+            Request::Visualise(request) => Ok(*request),
+            other => Err(anyhow!("not a visualise request: {other:?}")),
         }
     }
 
     #[test]
     fn status_is_a_subcommand_with_its_own_requirements() {
-        let Task::Status(status) =
-            task(&["status", "--out", "x", "--class", "0-31", "--json"]).unwrap()
+        let Request::Status(status) =
+            request(&["status", "--out", "x", "--class", "0-31", "--json"]).unwrap()
         else {
-            panic!("expected a status task");
+            panic!("expected a status request");
         };
         assert_eq!(status.out_dir, PathBuf::from("x"));
         assert_eq!(status.classes.list.as_deref(), Some("0-31"));
         assert!(status.json);
-        assert!(task(&["status", "--out", "x"]).is_err(), "status needs a class list");
+        assert!(request(&["status", "--out", "x"]).is_err(), "status needs a class list");
     }
 
     #[test]
-    fn shards_parse() {
-        let config = run_config(&["--class", "all", "--shard", "1/4"]).unwrap();
+    fn shards_parse_and_the_old_spelling_still_works() {
+        let shard = |args: &[&str]| run_request(args).map(|r| r.scale_out.shard);
         assert_eq!(
-            config.shard,
-            Some(ShardSpec::Fixed(crate::shard::Shard { index: 1, count: 4 }))
+            shard(&["--class", "all", "--shard", "1/4"]).unwrap(),
+            Some(ShardSpec::Fixed(Shard { index: 1, count: 4 }))
         );
-        let config = run_config(&["--class", "all", "--shard", "auto", "--shards", "8"]).unwrap();
-        assert_eq!((config.shard, config.shards), (Some(ShardSpec::Auto), Some(8)));
-        assert!(run_config(&["--class", "all", "--shard", "4/4"]).is_err());
+        assert_eq!(
+            shard(&["--class", "all", "--shard", "auto/8"]).unwrap(),
+            Some(ShardSpec::Auto(Some(8)))
+        );
+        assert_eq!(
+            shard(&["--class", "all", "--shard", "auto", "--shards", "8"]).unwrap(),
+            Some(ShardSpec::Auto(Some(8))),
+            "--shards N is the old auto/N"
+        );
+        assert!(shard(&["--class", "all", "--shard", "4/4"]).is_err());
+        assert!(shard(&["--class", "all", "--shard", "1/4", "--shards", "8"]).is_err());
+        assert!(shard(&["--class", "all", "--shards", "8"]).is_err());
     }
 
     #[test]
@@ -994,22 +1088,29 @@ mod tests {
     }
 
     #[test]
-    fn defaults_match_the_paper_settings() {
-        let config = run_config(&["--class", "100"]).unwrap();
+    fn nothing_is_resolved_at_parse_time() {
+        let request = run_request(&["--class", "100"]).unwrap();
+        assert_eq!(request.preset.preset, PresetName::Simonyan);
         assert_eq!(
-            config.ascent,
-            AscentParams { precision: Precision::Auto, ..AscentParams::new(150, 1.0, 1e-4) }
+            (request.preset.iters, request.preset.lr, request.preset.l2),
+            (None, None, None)
         );
-        assert_eq!(config.model.path, PathBuf::from("weights/efficientnet_lite0.pt"));
-        assert_eq!(config.out_dir, PathBuf::from("results"));
-        assert_eq!(config.model.device, DeviceChoice::Auto);
-        assert!(!config.stretch && !config.quiet && !config.json && !config.force && !config.grid);
-        assert_eq!(config.batch, None);
-        assert_eq!(config.classes, ClassSelection { list: Some("100".into()), file: None });
+        assert_eq!(request.model.path, None, "the default model is found at run time");
+        assert_eq!(request.output.out_dir, PathBuf::from("results"));
+        assert_eq!(request.model.device, DeviceChoice::Auto);
+        assert_eq!(request.model.engine, EngineChoice::Auto);
+        assert_eq!(request.optimiser.precision, Precision::Auto);
+        let out = &request.output;
+        assert!(!out.stretch && !out.quiet && !out.json && !out.force && !out.grid);
+        assert_eq!(request.scale_out.batch, None);
+        assert_eq!(
+            request.objective.classes,
+            ClassSelection { list: Some("100".into()), file: None }
+        );
     }
 
     #[test]
-    fn bad_numbers_are_rejected_with_the_flag_named() {
+    fn bad_numbers_and_choices_are_rejected_with_the_flag_named() {
         for (args, expected) in [
             (vec!["--iters", "0"], "--iters"),
             (vec!["--iters", "-3"], "--iters"),
@@ -1023,7 +1124,9 @@ mod tests {
             (vec!["--size", "1,2,3"], "--size"),
             (vec!["--device", "tpu"], "--device"),
             (vec!["--precision", "fp16"], "--precision"),
+            (vec!["--engine", "tensorrt"], "--engine"),
             (vec!["--init", "noise:0"], "--init"),
+            (vec!["--init", "image:"], "--init"),
             (vec!["--threads", "100000"], "--threads"),
             (vec!["--clip-percentile", "101"], "--clip-percentile"),
             (vec!["--views", "0"], "--views"),
@@ -1039,35 +1142,57 @@ mod tests {
             (vec!["--scale", "0,1"], "--scale"),
             (vec!["--colour", "cmyk"], "--colour"),
             (vec!["--preset", "dream"], "--preset"),
+            (vec!["--accentuate", "-1"], "--accentuate"),
+            (vec!["--fit", "squash"], "--fit"),
         ] {
             let mut argv = vec!["--class", "1"];
             argv.extend(args.iter().copied());
-            let message = format!("{:#}", run_config(&argv).unwrap_err());
+            let message = format!("{:#}", run_request(&argv).unwrap_err());
             assert!(message.contains(expected), "{argv:?}: {message}");
             assert!(!message.contains('\n'), "{argv:?}: multi-line message {message:?}");
         }
     }
 
     #[test]
+    fn a_bad_choice_names_the_allowed_values() {
+        let message = format!("{:#}", run_request(&["--class", "1", "--engine", "x"]).unwrap_err());
+        for value in ["auto", "compiled", "torchscript"] {
+            assert!(message.contains(value), "{message}");
+        }
+    }
+
+    #[test]
     fn a_class_list_or_file_is_required() {
-        let message = format!("{:#}", run_config(&[]).unwrap_err());
+        let message = format!("{:#}", run_request(&[]).unwrap_err());
         assert!(message.contains("--class"), "{message}");
-        let config = run_config(&["--classes-file", "list.txt", "--batch", "8"]).unwrap();
-        assert_eq!(config.classes.file, Some(PathBuf::from("list.txt")));
-        assert_eq!(config.batch, Some(8));
-        assert!(run_config(&["--class", "1", "--batch", "0"]).is_err());
+        let request = run_request(&["--classes-file", "list.txt", "--batch", "8"]).unwrap();
+        assert_eq!(request.objective.classes.file, Some(PathBuf::from("list.txt")));
+        assert_eq!(request.scale_out.batch, Some(8));
+        assert!(run_request(&["--class", "1", "--batch", "0"]).is_err());
     }
 
     #[test]
     fn sizes_and_channel_lists_parse() {
-        let config =
-            run_config(&["--class", "1", "--size", "32,48", "--mean", "0.5,0.25,0", "--l2", "0"])
+        let request =
+            run_request(&["--class", "1", "--size", "32,48", "--mean", "0.5,0.25,0", "--l2", "0"])
                 .unwrap();
-        assert_eq!(config.model.overrides.size, Some(InputSize { height: 32, width: 48 }));
-        assert_eq!(config.model.overrides.mean, Some(ChannelValues(vec![0.5, 0.25, 0.0])));
-        assert_eq!(config.ascent.l2_weight, 0.0);
-        let square = run_config(&["--class", "1", "--size", "64"]).unwrap();
+        assert_eq!(request.model.overrides.size, Some(InputSize { height: 32, width: 48 }));
+        assert_eq!(request.model.overrides.mean, Some(ChannelValues(vec![0.5, 0.25, 0.0])));
+        assert_eq!(request.preset.l2, Some(0.0));
+        let square = run_request(&["--class", "1", "--size", "64"]).unwrap();
         assert_eq!(square.model.overrides.size, Some(InputSize { height: 64, width: 64 }));
+    }
+
+    #[test]
+    fn completions_and_the_man_page_are_generated() {
+        let Request::Text(script) = request(&["completions", "bash"]).unwrap() else { panic!() };
+        let script = String::from_utf8(script.bytes).unwrap();
+        assert!(script.contains("complete") && script.contains("--preset"), "{script:.200}");
+        let Request::Text(page) = request(&["man"]).unwrap() else { panic!() };
+        let page = String::from_utf8(page.bytes).unwrap();
+        for sub in ["status", "info", "saliency", "score", "gallery", "completions"] {
+            assert!(page.contains(&format!("classviz\\-{sub}")), "the man page lacks {sub}");
+        }
     }
 
     #[test]

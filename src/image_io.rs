@@ -77,10 +77,23 @@ pub fn pixels_to_tensor(pixels: &Pixels, device: Device) -> Result<Tensor> {
     Ok(tensor.f_to_kind(Kind::Float)?.f_div_scalar(255.0)?.f_to_device(device)?)
 }
 
+/// 8-bit images as the model's normalised input batch `[N, C, H, W]` on
+/// `device`, each fitted to the input size first (`fit`). Scoring photos and
+/// re-scoring saved images go through here alike.
+pub fn to_batch(images: &[Pixels], spec: &InputSpec, fit: Fit, device: Device) -> Result<Tensor> {
+    let mut batch = images
+        .iter()
+        .map(|p| pixels_to_tensor(&fit_pixels(p, spec, fit)?, device))
+        .collect::<Result<Vec<_>>>()?;
+    // One image keeps its layout (channels-last, as decoded): no copy.
+    let batch = if batch.len() == 1 { batch.remove(0) } else { Tensor::f_cat(&batch, 0)? };
+    spec.normalise(&batch)
+}
+
 /// `--fit`: how a photo becomes the model's input size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fit {
-    /// Resize the shorter side, then centre-crop.
+    /// Resize the shorter side, then centre-crop (how ImageNet classifiers are evaluated).
     Crop,
     /// Resize to the exact size, ignoring the aspect ratio.
     Stretch,

@@ -1,6 +1,6 @@
 //! Settings read from the environment: switches for benchmarking the GPU path
 //! (`bench/gpu.sh` sweeps them) and a timing trace. Users need none of them;
-//! the defaults are the measured best (README, "GPU").
+//! the defaults are the measured best (docs/gpu.md).
 //!
 //! - `CLASSVIZ_TRACE=1`: one stderr line per phase with the seconds since start;
 //! - `CLASSVIZ_JIT=profiling|simple`: TorchScript's profiling executor with its
@@ -11,10 +11,7 @@
 //! - `CLASSVIZ_SAMPLE_BATCH=N`: saliency's samples, steps and metric curves
 //!   per forward pass;
 //! - `CLASSVIZ_MALLOC=system`: glibc's allocator defaults instead of the
-//!   policy `allocator` sets (read there, before anything else runs);
-//! - `CLASSVIZ_SCORER=twin|same`: re-score saved images with a second
-//!   instance of the module (so that the optimising one never switches out of
-//!   gradient mode) or with the same one (the default, measured faster).
+//!   policy `allocator` sets (read there, before anything else runs).
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -69,9 +66,8 @@ pub fn jit(cuda: bool) -> Jit {
     }
 }
 
-/// The default executor on CUDA: the simple interpreter. On an H200 it ran
-/// 256 classes × 150 steps in 12.3 s against the profiling executor's 20.5 s
-/// (README, "GPU"; `bench/gpu.sh`).
+/// The default executor on CUDA: the simple interpreter, measured faster on
+/// an H200 than the profiling executor (docs/gpu.md; `bench/gpu.sh`).
 const DEFAULT_CUDA_JIT: Jit = Jit::Simple;
 
 /// `CLASSVIZ_CUDA_CHANNELS_LAST`, else the default.
@@ -89,14 +85,6 @@ pub fn sample_batch() -> Option<i64> {
     std::env::var("CLASSVIZ_SAMPLE_BATCH").ok()?.trim().parse().ok().filter(|&n: &i64| n > 0)
 }
 
-/// `CLASSVIZ_SCORER=twin`: re-score with a second module instance. Off by
-/// default: on an H200 the run with one instance took 14.4 s against 20.5 s
-/// with a twin (README, "GPU"), and with the simple executor there is no
-/// graph to re-specialise.
-pub fn twin_scorer() -> bool {
-    matches!(std::env::var("CLASSVIZ_SCORER").ok().as_deref().map(str::trim), Some("twin"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,7 +96,6 @@ mod tests {
         }
         assert_eq!(jit(false), Jit::Profiling);
         assert!(!cudnn_benchmark(1) && cudnn_benchmark(2));
-        assert!(!twin_scorer());
         assert_eq!(jit(true), Jit::Simple);
         assert!(!cuda_channels_last());
     }

@@ -1,4 +1,5 @@
-//! The `classviz` binary: parse flags, build a `Config`, run, report.
+//! The `classviz` binary: parse flags into a request, run it, map the result
+//! to one stderr line and an exit status.
 
 use std::process::ExitCode;
 
@@ -17,19 +18,19 @@ fn main() -> ExitCode {
     if std::env::var_os(PANIC_TEST_VARIABLE).is_some() {
         panic!("{PANIC_TEST_VARIABLE} is set");
     }
-    let task = match cli::parse_args(std::env::args_os()) {
-        Ok(Parsed::Run(task)) => task,
+    let request = match cli::parse_args(std::env::args_os()) {
+        Ok(Parsed::Run(request)) => request,
         Ok(Parsed::Exit(status)) => return status.into(),
         Err(err) => {
             eprintln!("classviz: {}", cli::error_line(&err));
             return Status::Usage.into();
         }
     };
-    match classviz::execute(&task) {
+    match classviz::execute(&request) {
         Ok(status) => status.into(),
         Err(err) => {
             eprintln!("classviz: {}", cli::error_line(&err));
-            Status::Failure.into()
+            classviz::exit::status_of(&err).into()
         }
     }
 }
@@ -48,7 +49,7 @@ fn install_panic_hook() {
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
         eprintln!(
             "classviz: internal error: {}{}; this is a bug, please report it with the command line that caused it",
-            cli::one_line(classviz::model::first_line_of_torch_error(&message)),
+            cli::one_line(classviz::network::first_line_of_torch_error(&message)),
             place.unwrap_or_default()
         );
         if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {

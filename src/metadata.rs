@@ -61,6 +61,34 @@ pub struct Sidecar {
     /// and checked at load: PyTorch's reader does not notice damaged weights.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// AOTInductor packages of the model's ascent step (`export.py --compile`).
+    #[serde(default)]
+    pub compiled: Option<Vec<CompiledPackage>>,
+}
+
+/// An AOTInductor package of one step of the model (its scores and taps, and
+/// the input's gradient of weighted outputs), compiled for one device.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CompiledPackage {
+    /// The `.pt2` file, relative to the sidecar.
+    pub file: PathBuf,
+    /// "cpu" or "cuda".
+    pub device: String,
+    /// The batch it was compiled for; `None`: any batch (a dynamic dimension).
+    #[serde(default)]
+    pub batch: Option<i64>,
+    /// `[C, H, W]`.
+    pub input_shape: Vec<i64>,
+    /// The taps it returns after the scores, in this order.
+    #[serde(default)]
+    pub taps: Vec<String>,
+    /// The package file's SHA-256.
+    pub sha256: String,
+    /// The SHA-256 of the model file it was compiled from.
+    pub model_sha256: String,
+    /// The PyTorch version that compiled it (a package runs only on that version).
+    pub torch: String,
 }
 
 /// What the sidecar's hash says of the model file.
@@ -78,8 +106,39 @@ pub enum Integrity {
 pub struct Tap {
     /// The module's name (`named_modules()`), also its key in the output dict.
     pub name: String,
-    /// `[C, H, W]` at the sidecar's input size.
+    /// `[C, H, W]` at the sidecar's input size, or `[T, C]` for a
+    /// transformer's tokens (a class token and a square grid of patches).
     pub shape: Vec<i64>,
+}
+
+impl Tap {
+    /// The shape classviz sees, `[C, H, W]`: tokens `[T, C]` with T − 1 a
+    /// square s² become a grid `[C, s, s]` (the class token dropped).
+    pub fn grid_shape(&self) -> Result<[i64; 3]> {
+        match self.shape[..] {
+            [c, h, w] => Ok([c, h, w]),
+            [tokens, c] => match token_grid_side(tokens) {
+                Some(side) => Ok([c, side, side]),
+                None => bail!(
+                    "tap {} has {tokens} tokens: a grid needs one class token and a square number of patches",
+                    self.name
+                ),
+            },
+            _ => bail!("tap {} must have a [C, H, W] or [T, C] shape, got {:?}", self.name, self.shape),
+        }
+    }
+
+    /// Whether the tap holds tokens (reshaped to a grid).
+    pub fn is_tokens(&self) -> bool {
+        self.shape.len() == 2
+    }
+}
+
+/// The side s of the patch grid of `tokens` tokens (one class token and s² patches).
+pub fn token_grid_side(tokens: i64) -> Option<i64> {
+    let patches = tokens - 1;
+    let side = (patches.max(0) as f64).sqrt().round() as i64;
+    (side > 0 && side * side == patches).then_some(side)
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -130,17 +189,25 @@ impl Sidecar {
         check_channel_values("mean", &self.mean, channels)?;
         check_channel_values("std", &self.std, channels)?;
         for tap in self.taps.iter().flatten() {
-            if tap.shape.len() != 3 || tap.shape.iter().any(|&d| d < 1) {
-                bail!("tap {} must have a positive [C, H, W] shape, got {:?}", tap.name, tap.shape);
+            if tap.shape.iter().any(|&d| d < 1) {
+                bail!(
+                    "tap {} must have a positive [C, H, W] or [T, C] shape, got {:?}",
+                    tap.name,
+                    tap.shape
+                );
+            }
+            tap.grid_shape()?;
+        }
+        for package in self.compiled.iter().flatten() {
+            for hash in [&package.sha256, &package.model_sha256] {
+                check_sha256(hash)?;
             }
         }
         if self.std.iter().any(|&s| s <= 0.0) {
             bail!("std must be positive, got {:?}", self.std);
         }
         if let Some(hash) = &self.sha256 {
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                bail!("sha256 must be 64 hex digits, got '{hash}'");
-            }
+            check_sha256(hash)?;
         }
         Ok(())
     }
@@ -202,6 +269,18 @@ impl Sidecar {
     }
 }
 
+fn check_sha256(hash: &str) -> Result<()> {
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("sha256 must be 64 hex digits, got '{hash}'");
+    }
+    Ok(())
+}
+
+/// A file named in the sidecar, relative to the sidecar's folder.
+pub fn beside_sidecar(model_path: &Path, file: &Path) -> PathBuf {
+    labels_path(model_path, file)
+}
+
 /// A labels file named in the sidecar, relative to the sidecar's folder.
 fn labels_path(model_path: &Path, file: &Path) -> PathBuf {
     sidecar_path(model_path).parent().unwrap_or(Path::new(".")).join(file)
@@ -219,6 +298,18 @@ mod tests {
         let sidecar = Sidecar::parse(LITE0).unwrap();
         assert_eq!(sidecar.input_shape, vec![3, 224, 224]);
         assert_eq!(sidecar.labels, Some(LabelSource::File("classes.txt".into())));
+    }
+
+    #[test]
+    fn token_taps_become_grids() {
+        let tap = Tap { name: "blocks.11".into(), shape: vec![197, 768] };
+        assert_eq!(tap.grid_shape().unwrap(), [768, 14, 14]);
+        assert!(tap.is_tokens());
+        assert_eq!(token_grid_side(50), Some(7));
+        assert_eq!(token_grid_side(10), Some(3));
+        assert_eq!(token_grid_side(11), None);
+        let image = Tap { name: "x".into(), shape: vec![16, 7, 7] };
+        assert_eq!(image.grid_shape().unwrap(), [16, 7, 7]);
     }
 
     #[test]
@@ -246,6 +337,10 @@ mod tests {
             ),
             (r#"{"input_shape": [8, 8], "mean": [0.5], "std": [1]}"#, "[C, H, W]"),
             (r#"{"mean": [0.5], "std": [1]}"#, "missing field"),
+            (
+                r#"{"input_shape": [3, 8, 8], "mean": [0.5, 0.5, 0.5], "std": [1, 1, 1], "taps": [{"name": "t", "shape": [11, 4]}]}"#,
+                "square number of patches",
+            ),
         ] {
             let message = format!("{:#}", Sidecar::parse(text).unwrap_err());
             assert!(message.contains(expected), "{text}: {message}");

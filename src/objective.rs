@@ -7,10 +7,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
-use tch::{Kind, Tensor};
+use anyhow::{bail, Context, Result};
+use tch::{Device, Kind, Tensor};
 
-use crate::model::Classifier;
+use crate::network::{Outputs, Weights};
 
 /// `--objective`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -118,49 +118,188 @@ impl Objective {
     }
 }
 
-/// The objective of each image `i` for its target `indices[i]` (a class, or a
-/// channel of the tap), and with `extra` the activations of that tap too
-/// (from the same forward pass): `([N], Option<[N, C, H, W]>)`.
-pub fn scores(
-    model: &Classifier,
-    x: &Tensor,
-    objective: &Objective,
-    indices: &Tensor,
-    extra: Option<&str>,
-) -> Result<(Tensor, Option<Tensor>)> {
-    // The objective's tap and the extra one may be the same: read it once;
-    // the extra activations are then the last tap read.
-    let wants_extra = extra.is_some();
-    let distinct = extra.filter(|name| Some(*name) != objective.tap());
-    let wanted: Vec<&str> = objective.tap().into_iter().chain(distinct).collect();
-    let (logits, taps) = model.forward_with_taps(x, &wanted)?;
-    let extra_activations = if wants_extra { taps.last().map(Tensor::shallow_clone) } else { None };
-    let targets = indices.f_view([-1, 1])?;
-    let per_row = match objective {
-        Objective::Logit | Objective::LogProb | Objective::Prob => {
-            class_objective(&logits, &targets, objective, model.outputs_probabilities)?
+/// `--facets`' diversity term: `weight` × the mean pairwise similarity of
+/// each target's `count` facets' Gram matrices at one tap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Diversity {
+    pub weight: f64,
+    pub count: i64,
+    /// The tap's position among the taps the goal asks for.
+    pub tap: usize,
+}
+
+/// What one batch maximises: each row's objective for its target (a class, or
+/// a channel of the tap), averaged over the views, less the facets' diversity
+/// penalty. Rows are view-major: view k of image i is row k·N + i.
+pub struct Goal {
+    objective: Objective,
+    /// `[K·N, 1]`: each row's class or channel.
+    targets: Tensor,
+    views: i64,
+    /// The model's outputs are probabilities already (a softmax-ended model).
+    probabilities: bool,
+    diversity: Option<Diversity>,
+    anchor: Option<Anchor>,
+    /// The model's taps to ask for: the objective's first, then the facets'
+    /// and the anchor's.
+    pub taps: Vec<usize>,
+}
+
+/// Feature accentuation's penalty: `weight` × ‖f(x) − f(x₀)‖² at one tap,
+/// per image, averaged over the views.
+struct Anchor {
+    /// The tap's position among the taps the goal asks for.
+    tap: usize,
+    /// f(x₀) `[N, C, H, W]`, one row per image.
+    reference: Tensor,
+    weight: f64,
+}
+
+impl Goal {
+    /// The goal of `objective` for rows whose targets are `targets` (`K·N`
+    /// of them, view-major). `objective_tap` is the model's index of the
+    /// objective's tap, `diversity_tap` that of the facets' tap.
+    pub fn new(
+        objective: &Objective,
+        targets: &[i64],
+        views: i64,
+        probabilities: bool,
+        objective_tap: Option<usize>,
+        diversity: Option<(f64, i64, usize)>,
+        device: Device,
+    ) -> Result<Goal> {
+        let mut taps: Vec<usize> = objective_tap.into_iter().collect();
+        let diversity = diversity.map(|(weight, count, model_tap)| {
+            let tap = taps.iter().position(|&t| t == model_tap).unwrap_or_else(|| {
+                taps.push(model_tap);
+                taps.len() - 1
+            });
+            Diversity { weight, count, tap }
+        });
+        let targets = Tensor::f_from_slice(targets)?.f_to_device(device)?.f_view([-1, 1])?;
+        Ok(Goal {
+            objective: objective.clone(),
+            targets,
+            views,
+            probabilities,
+            diversity,
+            anchor: None,
+            taps,
+        })
+    }
+
+    /// Add feature accentuation's penalty at the model's tap `model_tap`:
+    /// `weight` × ‖f(x) − reference‖² per image, `reference` being `[N, C, H, W]`.
+    pub fn anchor(&mut self, model_tap: usize, reference: Tensor, weight: f64) -> Result<()> {
+        let tap = self.taps.iter().position(|&t| t == model_tap).unwrap_or_else(|| {
+            self.taps.push(model_tap);
+            self.taps.len() - 1
+        });
+        let reference = reference.f_detach()?.f_repeat([self.views, 1, 1, 1])?;
+        self.anchor = Some(Anchor { tap, reference, weight });
+        Ok(())
+    }
+
+    /// Rows of the batch the network sees: images × views.
+    pub fn rows(&self) -> i64 {
+        self.targets.size()[0]
+    }
+
+    /// Each row's objective `[K·N]` for its target.
+    pub fn per_row(&self, outputs: &Outputs) -> Result<Tensor> {
+        let targets = &self.targets;
+        let tap = || {
+            outputs
+                .taps
+                .first()
+                .map(|t| t.f_to_kind(Kind::Float))
+                .context("the objective's tap is missing")
+        };
+        Ok(match &self.objective {
+            Objective::Logit | Objective::LogProb | Objective::Prob => {
+                class_objective(&outputs.scores, targets, &self.objective, self.probabilities)?
+            }
+            Objective::Channel(_) => tap()??
+                .f_mean_dim([2, 3].as_slice(), false, Kind::Float)?
+                .f_gather(1, targets, false)?
+                .f_view(-1)?,
+            Objective::Neuron(_) => {
+                let tap = tap()??;
+                let size = tap.size();
+                tap.f_select(2, size[2] / 2)?
+                    .f_select(2, size[3] / 2)?
+                    .f_gather(1, targets, false)?
+                    .f_view(-1)?
+            }
+            Objective::Layer(_) => {
+                tap()??.f_square()?.f_mean_dim([1, 2, 3].as_slice(), false, Kind::Float)?
+            }
+        })
+    }
+
+    /// The scalar ascended: the rows' sum over the views, less the diversity penalty.
+    pub fn total(&self, outputs: &Outputs) -> Result<Tensor> {
+        let mut total = self.per_row(outputs)?.f_sum(Kind::Float)?;
+        if self.views > 1 {
+            total = total.f_div_scalar(self.views as f64)?;
         }
-        Objective::Channel(_) => taps[0]
-            .f_to_kind(Kind::Float)?
-            .f_mean_dim([2, 3].as_slice(), false, Kind::Float)?
-            .f_gather(1, &targets, false)?
-            .f_view(-1)?,
-        Objective::Neuron(_) => {
-            let size = taps[0].size();
-            taps[0]
-                .f_to_kind(Kind::Float)?
-                .f_select(2, size[2] / 2)?
-                .f_select(2, size[3] / 2)?
-                .f_gather(1, &targets, false)?
-                .f_view(-1)?
+        if let Some(anchor) = &self.anchor {
+            let distance = outputs.taps[anchor.tap]
+                .f_sub(&anchor.reference)?
+                .f_square()?
+                .f_sum(Kind::Float)?;
+            total = total.f_sub(&distance.f_mul_scalar(anchor.weight / self.views as f64)?)?;
         }
-        Objective::Layer(_) => taps[0].f_to_kind(Kind::Float)?.f_square()?.f_mean_dim(
-            [1, 2, 3].as_slice(),
-            false,
-            Kind::Float,
-        )?,
-    };
-    Ok((per_row, extra_activations))
+        let Some(diversity) = self.diversity.filter(|d| d.weight != 0.0) else { return Ok(total) };
+        let activations = &outputs.taps[diversity.tap];
+        let per_view = activations.size()[0] / self.views;
+        let mut similarity = Tensor::f_zeros([], (Kind::Float, activations.device()))?;
+        for view in 0..self.views {
+            let rows = activations.f_narrow(0, view * per_view, per_view)?;
+            let groups = gram_similarity(&rows, diversity.count)?;
+            similarity = similarity.f_add(&groups.f_sum(Kind::Float)?)?;
+        }
+        Ok(total.f_sub(&similarity.f_mul_scalar(diversity.weight / self.views as f64)?)?)
+    }
+
+    /// Whether the total is linear in the outputs, so that its weights do not
+    /// depend on them (a class score or a channel's mean, without facets).
+    pub fn is_linear(&self) -> bool {
+        let linear_objective = match self.objective {
+            Objective::Logit | Objective::Channel(_) | Objective::Neuron(_) => true,
+            Objective::LogProb | Objective::Prob => {
+                self.probabilities && self.objective == Objective::Prob
+            }
+            Objective::Layer(_) => false,
+        };
+        linear_objective && self.diversity.is_none_or(|d| d.weight == 0.0) && self.anchor.is_none()
+    }
+
+    /// The weights of the total on the outputs: ∂total/∂outputs, by autograd
+    /// on a detached copy.
+    pub fn weights(&self, outputs: &Outputs) -> Result<Weights> {
+        let scores = outputs.scores.f_detach()?.f_set_requires_grad(true)?;
+        let taps: Vec<Tensor> = outputs
+            .taps
+            .iter()
+            .map(|t| t.f_detach()?.f_set_requires_grad(true))
+            .collect::<Result<_, _>>()?;
+        let copy = Outputs {
+            scores: scores.shallow_clone(),
+            taps: taps.iter().map(Tensor::shallow_clone).collect(),
+        };
+        let total = self.total(&copy)?;
+        let mut leaves = vec![&scores];
+        leaves.extend(taps.iter());
+        // An output the total does not use gets no gradient (an undefined
+        // tensor): it weighs nothing.
+        let mut gradients = Tensor::f_run_backward(&[&total], &leaves, false, false)
+            .map_err(crate::network::torch_error)?
+            .into_iter()
+            .map(|gradient| gradient.defined().then_some(gradient));
+        let scores = gradients.next().flatten();
+        Ok(Weights { scores, taps: gradients.collect() })
+    }
 }
 
 /// A class objective from the scores `[N, classes]` for each image's target
@@ -208,7 +347,6 @@ pub fn gram_similarity(activations: &Tensor, group: i64) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
 
     #[test]
     fn objectives_parse() {
@@ -248,5 +386,54 @@ mod tests {
         let orthogonal = gram_similarity(&channels, 2).unwrap().double_value(&[0]);
         assert!(orthogonal.abs() < 1e-6, "different channels: {orthogonal}");
         assert!(gram_similarity(&copies, 2).is_err());
+    }
+}
+
+#[cfg(test)]
+mod goal_tests {
+    use super::*;
+
+    fn outputs(scores: &[f32], classes: i64) -> Outputs {
+        let rows = scores.len() as i64 / classes;
+        Outputs { scores: Tensor::from_slice(scores).view([rows, classes]), taps: Vec::new() }
+    }
+
+    #[test]
+    fn the_logit_goal_weighs_each_rows_target_over_the_views() {
+        let goal =
+            Goal::new(&Objective::Logit, &[1, 0, 1, 0], 2, false, None, None, Device::Cpu).unwrap();
+        let out = outputs(&[0.0, 3.0, 5.0, 0.0, 0.0, 1.0, 7.0, 0.0], 2);
+        assert_eq!(
+            f64::try_from(goal.total(&out).unwrap()).unwrap(),
+            (3.0 + 5.0 + 1.0 + 7.0) / 2.0
+        );
+        assert!(goal.is_linear());
+        let weights = goal.weights(&out).unwrap().scores.unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(weights.reshape([-1])).unwrap(),
+            vec![0.0, 0.5, 0.5, 0.0, 0.0, 0.5, 0.5, 0.0]
+        );
+    }
+
+    #[test]
+    fn log_prob_weights_depend_on_the_scores() {
+        let goal = Goal::new(&Objective::LogProb, &[0], 1, false, None, None, Device::Cpu).unwrap();
+        assert!(!goal.is_linear());
+        let weights = goal.weights(&outputs(&[0.0, 0.0], 2)).unwrap().scores.unwrap();
+        // ∂ log softmax_0 / ∂ s = e_0 − softmax = (0.5, −0.5).
+        let weights = Vec::<f32>::try_from(weights.reshape([-1])).unwrap();
+        assert!((weights[0] - 0.5).abs() < 1e-6 && (weights[1] + 0.5).abs() < 1e-6, "{weights:?}");
+    }
+
+    #[test]
+    fn a_channel_goal_reads_its_tap() {
+        let goal =
+            Goal::new(&Objective::Channel("t".into()), &[1], 1, false, Some(3), None, Device::Cpu)
+                .unwrap();
+        assert_eq!(goal.taps, vec![3]);
+        let tap = Tensor::from_slice(&[1.0f32, 1.0, 2.0, 4.0]).view([1, 2, 1, 2]);
+        let out =
+            Outputs { scores: Tensor::zeros([1, 2], (Kind::Float, Device::Cpu)), taps: vec![tap] };
+        assert_eq!(f64::try_from(goal.per_row(&out).unwrap().get(0)).unwrap(), 3.0);
     }
 }

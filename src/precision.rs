@@ -19,16 +19,20 @@ extern "C" {
 }
 
 /// `--precision`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Precision {
-    /// bf16 on CUDA for batches of `AUTO_BF16_BATCH` images or more, fp32
-    /// otherwise and on the CPU (README, "GPU"): on an H200 bf16 took all 1000
-    /// classes to top-1 (fp32: 948) and ran batches of 128 as fast or faster,
-    /// but one image at a time its casts made a class take 12.3 s against
-    /// fp32's 7.2 s; on this project's CPU bf16 is slower.
+    /// bf16 on CUDA for batches of 8 images or more, fp32 otherwise and on the CPU.
+    // Measured on an H200 (docs/gpu.md): bf16 took all 1000 classes to top-1
+    // (fp32: 948) and ran large batches as fast or faster, but one image at a
+    // time its casts made a class take 12.3 s against fp32's 7.2 s; on the
+    // CPU bf16 is slower.
     #[default]
     Auto,
+    /// Single precision throughout.
+    #[value(alias = "float32")]
     Fp32,
+    /// The network's convolutions and matrix products in bfloat16 (autocast).
+    #[value(alias = "bfloat16")]
     Bf16,
 }
 

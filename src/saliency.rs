@@ -11,8 +11,12 @@ use tch::{Device, Kind, Tensor};
 
 use crate::image_io::Pixels;
 use crate::knobs;
-use crate::model::{torch_error, Classifier};
-use crate::natural;
+use crate::model::Model;
+use crate::network::{Cotangent, Pass, Weights, Wrt};
+use crate::precision::Precision;
+use crate::priors;
+use crate::rng::Rng;
+
 /// Deletion and insertion change this fraction of the pixels per step (Petsiuk et al.: 5%).
 const CURVE_STEP: f64 = 0.05;
 /// Seed of the random pixel orders the metrics are compared with (plus `--seed`).
@@ -102,7 +106,7 @@ pub enum Baseline {
 /// Attributions `[C, H, W]` for `class` at the normalised image `x` (`[1, C, H, W]`),
 /// and the saliency map `[H, W]`.
 pub fn attribute(
-    model: &Classifier,
+    model: &Model,
     x: &Tensor,
     class: i64,
     method: Method,
@@ -130,7 +134,7 @@ pub fn attribute(
         Method::IntegratedGradients { steps, baseline } => {
             let reference = match baseline {
                 Baseline::Mean => x.f_zeros_like()?,
-                Baseline::Black => model.input.normalise(&x.f_zeros_like()?)?,
+                Baseline::Black => model.input().normalise(&x.f_zeros_like()?)?,
                 Baseline::Blur => insertion_start(x)?,
             };
             let delta = x.f_sub(&reference)?;
@@ -175,7 +179,7 @@ pub const CONTRIBUTION_SMOOTHING: f64 = 1.0;
 pub fn smooth_map(map: &Tensor, sigma: f64) -> Result<Tensor> {
     let size = map.size();
     let (height, width) = (size[0], size[1]);
-    Ok(natural::gaussian_blur(&map.f_view([1, 1, height, width])?, sigma)?
+    Ok(priors::gaussian_blur(&map.f_view([1, 1, height, width])?, sigma)?
         .f_view([height, width])?)
 }
 
@@ -185,10 +189,24 @@ fn chunks(total: i64, size: i64) -> impl Iterator<Item = i64> {
 }
 
 /// ∂S_c/∂x for each image of the batch `x`.
-fn gradients(model: &Classifier, x: &Tensor, class: i64) -> Result<Tensor> {
-    let input = x.f_detach()?.f_set_requires_grad(true)?;
-    let score = model.logits(&input)?.f_select(1, class)?.f_sum(Kind::Float)?;
-    Ok(Tensor::f_run_backward(&[&score], &[&input], false, false).map_err(torch_error)?.remove(0))
+fn gradients(model: &Model, x: &Tensor, class: i64) -> Result<Tensor> {
+    let weights = class_weights(model, x.size()[0], class)?;
+    let pass = Pass {
+        taps: &[],
+        cotangent: Cotangent::Fixed(&weights),
+        wrt: Wrt::Input,
+        precision: Precision::Fp32,
+    };
+    Ok(model.network.vjp(x, pass)?.1)
+}
+
+/// Weights on the scores that pick class `class` in each of `rows` rows.
+pub fn class_weights(model: &Model, rows: i64, class: i64) -> Result<Weights> {
+    let classes = model.info.labels.len() as i64;
+    let column = Tensor::f_from_slice(&[class])?.f_to_device(model.device())?;
+    let scores = Tensor::f_zeros([rows, classes], (Kind::Float, model.device()))?
+        .f_index_fill(1, &column, 1.0)?;
+    Ok(Weights { scores: Some(scores), taps: Vec::new() })
 }
 
 /// How faithful a pixel order is to the model, by Petsiuk et al.'s two curves
@@ -206,7 +224,7 @@ pub struct Faithfulness {
 /// first) for `class` at the photo `x` (`[1, C, H, W]`, model space). All the
 /// curves' images go through the network together, in batches.
 pub fn faithfulness(
-    model: &Classifier,
+    model: &Model,
     x: &Tensor,
     class: i64,
     orders: &[Tensor],
@@ -246,8 +264,8 @@ pub fn faithfulness(
 
 /// The image insertion starts from (and the `blur` baseline of integrated
 /// gradients): the photo `x` blurred with `INSERTION_BLUR_SIGMA`.
-fn insertion_start(x: &Tensor) -> Result<Tensor> {
-    natural::gaussian_blur(x, INSERTION_BLUR_SIGMA)
+pub fn insertion_start(x: &Tensor) -> Result<Tensor> {
+    priors::gaussian_blur(x, INSERTION_BLUR_SIGMA)
 }
 
 /// Pixel orders whose curves go through the network in one group.
@@ -344,7 +362,7 @@ pub fn random_orders(
     seed: u64,
     device: Device,
 ) -> Result<Vec<Tensor>> {
-    let mut rng = natural::Rng::new(seed);
+    let mut rng = Rng::new(seed);
     (0..count)
         .map(|_| {
             let order = stratified_order(height as usize, width as usize, &mut rng);
@@ -353,7 +371,7 @@ pub fn random_orders(
         .collect()
 }
 
-fn stratified_order(height: usize, width: usize, rng: &mut natural::Rng) -> Vec<i64> {
+fn stratified_order(height: usize, width: usize, rng: &mut Rng) -> Vec<i64> {
     let (rows, columns) = (height.div_ceil(STRATUM), width.div_ceil(STRATUM));
     let mut blocks: Vec<Vec<usize>> = vec![Vec::new(); rows * columns];
     for y in 0..height {
@@ -555,7 +573,7 @@ mod tests {
 
     #[test]
     fn stratified_orders_are_permutations_that_spread_evenly() {
-        let mut rng = natural::Rng::new(3);
+        let mut rng = Rng::new(3);
         let order = stratified_order(10, 8, &mut rng);
         let mut sorted = order.clone();
         sorted.sort();

@@ -7,11 +7,12 @@ use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 
-/// `--shard`: a fixed `K/N`, or `auto` from the scheduler's environment.
+/// `--shard`: a fixed `K/N`, or `auto` from the scheduler's environment,
+/// with the shard count `N` where the scheduler does not say (`auto/N`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShardSpec {
     Fixed(Shard),
-    Auto,
+    Auto(Option<usize>),
 }
 
 /// Shard `index` (0-based) of `count`.
@@ -31,8 +32,15 @@ impl FromStr for ShardSpec {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text.trim().eq_ignore_ascii_case("auto") {
-            return Ok(ShardSpec::Auto);
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(ShardSpec::Auto(None));
+        }
+        if let Some(count) = text.strip_prefix("auto/") {
+            return match count.trim().parse::<usize>() {
+                Ok(count) if count > 0 => Ok(ShardSpec::Auto(Some(count))),
+                _ => Err(format!("'{text}': auto/N needs a shard count N of 1 or more")),
+            };
         }
         let parsed = text
             .split_once('/')
@@ -42,7 +50,7 @@ impl FromStr for ShardSpec {
                 Ok(ShardSpec::Fixed(Shard { index, count }))
             }
             Some((index, count)) => Err(format!("shard {index}/{count}: need 0 ≤ K < N")),
-            None => Err(format!("'{text}' is not K/N (0-based K) or auto")),
+            None => Err(format!("'{text}' is not K/N (0-based K), auto or auto/N")),
         }
     }
 }
@@ -50,62 +58,60 @@ impl FromStr for ShardSpec {
 impl ShardSpec {
     /// The concrete shard. `auto` reads Slurm job arrays
     /// (`SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN` of `SLURM_ARRAY_TASK_COUNT`)
-    /// or Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX` of `--shards N`).
-    pub fn resolve(
-        self,
-        shards: Option<usize>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Shard> {
-        let shard = match self {
-            ShardSpec::Fixed(shard) => shard,
-            ShardSpec::Auto => {
-                let number = |name: &str| -> Result<Option<usize>> {
-                    env(name)
-                        .map(|v| {
-                            v.trim()
-                                .parse::<usize>()
-                                .with_context(|| format!("{name}={v} is not a number"))
-                        })
-                        .transpose()
-                };
-                if let Some(task) = number("SLURM_ARRAY_TASK_ID")? {
-                    let first = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-                    let count = match (number("SLURM_ARRAY_TASK_COUNT")?, shards) {
-                        (Some(count), _) | (None, Some(count)) => count,
-                        (None, None) => bail!(
-                            "--shard auto: SLURM_ARRAY_TASK_COUNT is not set; pass --shards N"
-                        ),
-                    };
-                    let index = task.checked_sub(first).with_context(|| {
-                        format!("--shard auto: SLURM_ARRAY_TASK_ID {task} is below SLURM_ARRAY_TASK_MIN {first}")
-                    })?;
-                    Shard { index, count }
-                } else if let Some(index) = number("JOB_COMPLETION_INDEX")? {
-                    let Some(count) = shards else {
-                        bail!("--shard auto: JOB_COMPLETION_INDEX is set; pass --shards N (the Job's completions)");
-                    };
-                    Shard { index, count }
-                } else {
-                    bail!(
-                        "--shard auto: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set"
-                    );
-                }
-            }
+    /// or Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX` of `auto/N`).
+    pub fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<Shard> {
+        let (shard, shards) = match self {
+            ShardSpec::Fixed(shard) => (shard, None),
+            ShardSpec::Auto(shards) => (Self::from_scheduler(shards, &env)?, shards),
         };
         if shard.count == 0 || shard.index >= shard.count {
             bail!("shard {shard} is out of range: need 0 ≤ K < N");
         }
         if let Some(shards) = shards {
             if shards != shard.count {
-                bail!("--shards {shards} disagrees with shard {shard}");
+                bail!("--shard auto/{shards} disagrees with the scheduler's shard {shard}");
             }
         }
         Ok(shard)
     }
 
+    /// The shard the scheduler's variables name.
+    fn from_scheduler(
+        shards: Option<usize>,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Shard> {
+        let number = |name: &str| -> Result<Option<usize>> {
+            env(name)
+                .map(|v| {
+                    v.trim().parse::<usize>().with_context(|| format!("{name}={v} is not a number"))
+                })
+                .transpose()
+        };
+        if let Some(task) = number("SLURM_ARRAY_TASK_ID")? {
+            let first = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            let count = match (number("SLURM_ARRAY_TASK_COUNT")?, shards) {
+                (Some(count), _) | (None, Some(count)) => count,
+                (None, None) => {
+                    bail!("--shard auto: SLURM_ARRAY_TASK_COUNT is not set; pass --shard auto/N")
+                }
+            };
+            let index = task.checked_sub(first).with_context(|| {
+                format!("--shard auto: SLURM_ARRAY_TASK_ID {task} is below SLURM_ARRAY_TASK_MIN {first}")
+            })?;
+            return Ok(Shard { index, count });
+        }
+        if let Some(index) = number("JOB_COMPLETION_INDEX")? {
+            let Some(count) = shards else {
+                bail!("--shard auto: JOB_COMPLETION_INDEX is set; pass --shard auto/N (N: the Job's completions)");
+            };
+            return Ok(Shard { index, count });
+        }
+        bail!("--shard auto: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set")
+    }
+
     /// The concrete shard, from the process environment.
-    pub fn resolve_from_env(self, shards: Option<usize>) -> Result<Shard> {
-        self.resolve(shards, |name| std::env::var(name).ok())
+    pub fn resolve_from_env(self) -> Result<Shard> {
+        self.resolve(|name| std::env::var(name).ok())
     }
 }
 
@@ -135,7 +141,9 @@ mod tests {
     #[test]
     fn parses_fixed_and_auto() {
         assert_eq!("2/4".parse(), Ok(ShardSpec::Fixed(Shard { index: 2, count: 4 })));
-        assert_eq!("auto".parse(), Ok(ShardSpec::Auto));
+        assert_eq!("auto".parse(), Ok(ShardSpec::Auto(None)));
+        assert_eq!("auto/8".parse(), Ok(ShardSpec::Auto(Some(8))));
+        assert!("auto/0".parse::<ShardSpec>().is_err());
         assert!("4/4".parse::<ShardSpec>().is_err());
         assert!("1/0".parse::<ShardSpec>().is_err());
         assert!("x".parse::<ShardSpec>().is_err());
@@ -156,42 +164,42 @@ mod tests {
     #[test]
     fn auto_reads_slurm_arrays() {
         let slurm = env(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_COUNT", "4")]);
-        assert_eq!(ShardSpec::Auto.resolve(None, slurm).unwrap(), Shard { index: 3, count: 4 });
+        assert_eq!(ShardSpec::Auto(None).resolve(slurm).unwrap(), Shard { index: 3, count: 4 });
         // --array=1-4 numbers tasks from 1.
         let one_based = env(&[
             ("SLURM_ARRAY_TASK_ID", "1"),
             ("SLURM_ARRAY_TASK_MIN", "1"),
             ("SLURM_ARRAY_TASK_COUNT", "4"),
         ]);
-        assert_eq!(ShardSpec::Auto.resolve(None, one_based).unwrap(), Shard { index: 0, count: 4 });
+        assert_eq!(ShardSpec::Auto(None).resolve(one_based).unwrap(), Shard { index: 0, count: 4 });
     }
 
     #[test]
     fn auto_reads_kubernetes_indexed_jobs() {
         let k8s = env(&[("JOB_COMPLETION_INDEX", "2")]);
-        assert_eq!(ShardSpec::Auto.resolve(Some(5), k8s).unwrap(), Shard { index: 2, count: 5 });
-        let message = ShardSpec::Auto
-            .resolve(None, env(&[("JOB_COMPLETION_INDEX", "2")]))
+        assert_eq!(ShardSpec::Auto(Some(5)).resolve(k8s).unwrap(), Shard { index: 2, count: 5 });
+        let message = ShardSpec::Auto(None)
+            .resolve(env(&[("JOB_COMPLETION_INDEX", "2")]))
             .unwrap_err()
             .to_string();
-        assert!(message.contains("pass --shards N"), "{message}");
+        assert!(message.contains("pass --shard auto/N"), "{message}");
     }
 
     #[test]
     fn auto_without_a_scheduler_or_out_of_range_fails() {
-        assert!(ShardSpec::Auto
-            .resolve(Some(4), env(&[]))
+        assert!(ShardSpec::Auto(Some(4))
+            .resolve(env(&[]))
             .unwrap_err()
             .to_string()
             .contains("neither"));
-        let message = ShardSpec::Auto
-            .resolve(Some(2), env(&[("JOB_COMPLETION_INDEX", "2")]))
+        let message = ShardSpec::Auto(Some(2))
+            .resolve(env(&[("JOB_COMPLETION_INDEX", "2")]))
             .unwrap_err()
             .to_string();
         assert!(message.contains("out of range"), "{message}");
         let bad = env(&[("SLURM_ARRAY_TASK_ID", "x"), ("SLURM_ARRAY_TASK_COUNT", "4")]);
-        assert!(ShardSpec::Auto
-            .resolve(None, bad)
+        assert!(ShardSpec::Auto(None)
+            .resolve(bad)
             .unwrap_err()
             .to_string()
             .contains("not a number"));

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use classviz::image_io::{self, Pixels};
-use classviz::model::{Classifier, InputOverrides};
+use classviz::model::Model;
 use common::{classviz, classviz_raw, listing, scratch, stderr, stdout, test_model};
 use tch::Device;
 
@@ -76,9 +76,7 @@ fn a_second_digits_network_recognises_most_visualisations() {
         "--json",
     ]);
     tch::set_num_threads(1);
-    let judge =
-        Classifier::load(&test_model("digits_b.pt"), Device::Cpu, &InputOverrides::default())
-            .unwrap();
+    let judge = Model::open(&test_model("digits_b.pt"), Device::Cpu).unwrap();
     let classes: Vec<i64> = (0..10).collect();
     let images: Vec<Pixels> = classes
         .iter()
@@ -92,7 +90,9 @@ fn a_second_digits_network_recognises_most_visualisations() {
             }
         })
         .collect();
-    let scores = judge.score_images(&images, &classes).unwrap();
+    let x =
+        image_io::to_batch(&images, judge.input(), image_io::Fit::Stretch, Device::Cpu).unwrap();
+    let scores = judge.classify(&x, &classes).unwrap();
     let recognised = scores.iter().zip(&classes).filter(|(s, &c)| s.top[0].0 == c).count();
     eprintln!("digits_b recognises {recognised} of 10 simonyan digit visualisations");
     assert!(recognised >= 3, "only {recognised} of 10");

@@ -9,14 +9,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use classviz::ascent::{class_models, AscentParams};
-use classviz::model::{Classifier, InputOverrides};
+use classviz::model::Model;
 use common::{classviz, listing, pngs, scratch, stderr, summary, test_model};
 use tch::Device;
 
 /// Max |batched − alone| / max |alone| over each row of `classes`.
 fn batch_distances(model: &Path, classes: &[i64], params: &AscentParams) -> Vec<f64> {
     common::use_torch_threads();
-    let model = Classifier::load(model, Device::Cpu, &InputOverrides::default()).unwrap();
+    let model = Model::open(model, Device::Cpu).unwrap();
     let together = class_models(&model, classes, params, |_| ControlFlow::Continue(())).unwrap();
     let distances: Vec<f64> = classes
         .iter()

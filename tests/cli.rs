@@ -263,7 +263,7 @@ fn help_lists_every_flag_with_its_default() {
         "[default: 150]",
         "[default: 1]",
         "[default: 0.0001]",
-        "[default: weights/efficientnet_lite0.pt]",
+        "efficientnet_lite0.pt from $CLASSVIZ_HOME",
     ] {
         assert!(help.contains(default), "--help lacks {default}");
     }

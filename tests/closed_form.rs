@@ -7,17 +7,16 @@ mod common;
 use std::ops::ControlFlow;
 
 use classviz::ascent::{class_models, AscentParams, Step};
-use classviz::model::{Classifier, InputOverrides};
+use classviz::model::Model;
 use tch::{Device, Tensor};
 
-fn linear() -> Classifier {
+fn linear() -> Model {
     common::use_torch_threads();
-    Classifier::load(&common::test_model("linear.pt"), Device::Cpu, &InputOverrides::default())
-        .unwrap()
+    Model::open(&common::test_model("linear.pt"), Device::Cpu).unwrap()
 }
 
 /// One class alone, no progress callback.
-fn ascend(model: &Classifier, class: i64, params: &AscentParams) -> Tensor {
+fn ascend(model: &Model, class: i64, params: &AscentParams) -> Tensor {
     class_models(model, &[class], params, |_| ControlFlow::Continue(())).unwrap()
 }
 
@@ -98,7 +97,7 @@ fn a_callback_break_stops_the_ascent() {
     let model = linear();
     let params = AscentParams::new(100, 1.0, 0.1);
     let mut seen = 0;
-    let err = class_models(&model, &[1], &params, |step: &Step| {
+    let ended = classviz::ascent::optimise(&model, &[1], &params, |step: &Step| {
         seen = step.step;
         if step.step == 5 {
             ControlFlow::Break(())
@@ -106,8 +105,11 @@ fn a_callback_break_stops_the_ascent() {
             ControlFlow::Continue(())
         }
     })
-    .unwrap_err();
-    assert!(err.is::<classviz::ascent::Stopped>());
+    .unwrap();
+    assert!(
+        matches!(ended, classviz::ascent::Ended::Stopped),
+        "a stop is a return value, not an error"
+    );
     assert_eq!(seen, 5);
 }
 

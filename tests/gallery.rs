@@ -237,6 +237,10 @@ fn gallery_errors_are_one_line() {
     let output =
         classviz_raw(&["gallery", dir.to_str().unwrap(), "--scores", bad.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("has no \"images\""), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not the JSON of `classviz score --json`"),
+        "{}",
+        stderr(&output)
+    );
     assert_eq!(stderr(&output).trim_end().lines().count(), 1);
 }

@@ -31,8 +31,9 @@ use std::path::Path;
 
 use classviz::ascent::{class_models, AscentParams, Step};
 use classviz::cli::{parse_args, Parsed};
-use classviz::model::{Classifier, InputOverrides};
-use classviz::Task;
+use classviz::commands::visualise::Plan;
+use classviz::model::Model;
+use classviz::Request;
 use common::{classviz, scratch, stderr};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
@@ -69,19 +70,20 @@ fn floats(value: &Value) -> Vec<f64> {
     value.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
 }
 
-/// The settings the command line gives the default preset for `class`.
-fn preset_params(class: &str) -> AscentParams {
-    let Parsed::Run(task) = parse_args(["classviz", "--class", class]).unwrap() else {
+/// The settings the command line's plan gives the default preset for `class` on `model`.
+fn preset_params(model: &Path, class: &str) -> AscentParams {
+    let Parsed::Run(request) = parse_args(["classviz", "--class", class]).unwrap() else {
         panic!("parse_args printed help")
     };
-    let Task::Visualise(config) = *task else { panic!("not a visualise task") };
-    config.ascent
+    let Request::Visualise(request) = *request else { panic!("not a visualise request") };
+    let model = Model::open(model, Device::Cpu).unwrap();
+    Plan::resolve(&request, &model.info, Device::Cpu).unwrap().ascent
 }
 
 /// One image of the paper's ascent through the library: the scores before
 /// each update, and the final image in the model's space (flattened).
 fn ascend(model: &Path, class: i64, params: &AscentParams) -> (Vec<f64>, Vec<f64>) {
-    let model = Classifier::load(model, Device::Cpu, &InputOverrides::default()).unwrap();
+    let model = Model::open(model, Device::Cpu).unwrap();
     let mut scores = Vec::new();
     let image = class_models(&model, &[class], params, |step: &Step| {
         scores.push(step.class_scores.as_ref().unwrap()[0]);
@@ -116,7 +118,7 @@ fn score_distance(made: &[f64], golden: &[f64]) -> f64 {
 #[test]
 fn the_paper_preset_matches_the_reference_on_a_smooth_model() {
     let golden = read_json(&golden_dir().join("smooth_golden.json"));
-    let params = preset_params("3");
+    let params = preset_params(&golden_dir().join("smooth.pt"), "3");
     assert_eq!(
         (params.iters, params.learning_rate, params.l2_weight),
         (
@@ -140,7 +142,10 @@ fn the_first_steps_on_lite0_match_the_reference() {
     let golden = read_json(&golden_dir().join("lite0_first_steps.json"));
     assert_eq!(golden["steps"].as_u64(), Some(u64::from(LITE0_STEPS)));
     let class = golden["class"].as_i64().unwrap();
-    let params = AscentParams { iters: LITE0_STEPS, ..preset_params(&class.to_string()) };
+    let params = AscentParams {
+        iters: LITE0_STEPS,
+        ..preset_params(&common::default_model(), &class.to_string())
+    };
     let (scores, image) = ascend(&common::default_model(), class, &params);
     let stride = golden["stride"].as_i64().unwrap();
     let sampled = Tensor::from_slice(&image)

@@ -1,8 +1,8 @@
 //! The module graph of `src/` is layered: each module uses only modules of
 //! lower layers, so there is no import cycle, and the foundations (model,
 //! image_io, classes, …) know nothing of the ascent, the commands or the
-//! report. The table below is the README's ARCHITECTURE section; a new module
-//! must be placed in it.
+//! report. The table below is docs/architecture.md's; a new module must be
+//! placed in it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,16 +11,39 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "foundations",
-        &["allocator", "exit", "files", "memory", "input", "knobs", "precision", "shard"],
+        &[
+            "allocator",
+            "exit",
+            "files",
+            "home",
+            "input",
+            "knobs",
+            "memory",
+            "precision",
+            "rng",
+            "shard",
+        ],
     ),
-    ("names, files and formats", &["classes", "metadata", "image_io"]),
-    ("the network", &["model"]),
-    ("building blocks", &["natural", "objective"]),
+    ("names and files", &["classes", "image_io", "metadata"]),
+    ("records", &["formats"]),
+    ("the network's seam", &["network::seam"]),
+    ("engines", &["network::torchscript"]),
+    ("the network", &["network"]),
+    ("probing", &["probe"]),
+    ("the model", &["model"]),
+    ("building blocks", &["objective", "optim", "priors", "spectrum", "views"]),
+    ("parameterisations", &["param"]),
+    ("presets", &["presets"]),
     ("optimisation and attribution", &["ascent", "saliency"]),
-    ("presentation", &["report", "grid", "gallery"]),
+    ("presentation", &["gallery", "grid", "report"]),
+    ("a run's request", &["commands::visualise::request"]),
+    ("a run's plan", &["commands::visualise::plan"]),
+    ("a run's writer", &["commands::visualise::writer"]),
+    ("a run's batches", &["commands::visualise::runner"]),
     (
         "subcommands",
         &[
+            "commands::completions",
             "commands::gallery",
             "commands::info",
             "commands::saliency",
@@ -113,12 +136,12 @@ fn references(code: &str, own: &str, modules: &BTreeSet<String>) -> BTreeSet<Str
                 .split("::")
                 .map(|s| s.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or(""))
                 .collect();
-            let two = segments.iter().take(2).copied().collect::<Vec<_>>().join("::");
-            if modules.contains(&two) {
-                two
-            } else {
-                segments[0].to_string()
-            }
+            // The longest module path the reference names: `a::b::c`, `a::b` or `a`.
+            (1..=segments.len().min(3))
+                .rev()
+                .map(|n| segments[..n].join("::"))
+                .find(|prefix| modules.contains(prefix))
+                .unwrap_or_else(|| segments[0].to_string())
         })
         .filter(|name| name != own)
         .collect()
@@ -231,4 +254,9 @@ fn the_parser_sees_grouped_and_nested_imports() {
     let children: BTreeSet<String> =
         ["commands::x", "commands::y"].iter().map(|s| s.to_string()).collect();
     assert_eq!(parent, children);
+    let deep: BTreeSet<String> =
+        ["commands", "commands::v", "commands::v::plan"].iter().map(|s| s.to_string()).collect();
+    let uses =
+        references("use crate::commands::v::plan::{Job, Plan};", "commands::v::writer", &deep);
+    assert_eq!(uses, ["commands::v::plan".to_string()].into_iter().collect(), "a three-level path");
 }

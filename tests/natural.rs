@@ -148,7 +148,7 @@ fn natural_machinery_runs_on_any_model() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2), "a conflict between flags is a usage error");
     assert!(stderr(&output).contains("use them with --param pixel"), "{}", stderr(&output));
 }
 

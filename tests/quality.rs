@@ -171,7 +171,7 @@ fn every_new_flag_refuses_bad_values_in_one_line() {
         ("--colour", "cmyk", "invalid value"),
         ("--scale", "1.2..0.8", "is empty"),
         ("--scale", "0..1", "must be greater than 0"),
-        ("--precision", "fp16", "is not auto, fp32 or bf16"),
+        ("--precision", "fp16", "possible values: auto, fp32, bf16"),
         ("--init", "noise:-2", "must be a finite number greater than 0"),
         ("--preset", "dream", "invalid value"),
         ("--param", "wavelet", "invalid value"),

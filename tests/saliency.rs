@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use classviz::model::{Classifier, InputOverrides};
+use classviz::model::Model;
 use classviz::saliency::{
     attribute, faithfulness, random_orders, saliency_order, Baseline, Method, RandomBaseline,
 };
@@ -26,9 +26,9 @@ fn saliency(args: &[&str]) -> std::process::Output {
     classviz_raw(&all)
 }
 
-fn linear() -> Classifier {
+fn linear() -> Model {
     common::use_torch_threads();
-    Classifier::load(&test_model("linear.pt"), Device::Cpu, &InputOverrides::default()).unwrap()
+    Model::open(&test_model("linear.pt"), Device::Cpu).unwrap()
 }
 
 #[test]
@@ -135,16 +135,16 @@ fn integrated_gradients_are_complete() {
     for baseline in [Baseline::Black, Baseline::Mean, Baseline::Blur] {
         let reference = match baseline {
             Baseline::Mean => x.zeros_like(),
-            Baseline::Black => model.input.normalise(&x.zeros_like()).unwrap(),
+            Baseline::Black => model.input().normalise(&x.zeros_like()).unwrap(),
             Baseline::Blur => {
-                classviz::natural::gaussian_blur(&x, classviz::saliency::INSERTION_BLUR_SIGMA)
+                classviz::priors::gaussian_blur(&x, classviz::saliency::INSERTION_BLUR_SIGMA)
                     .unwrap()
             }
         };
         let (attribution, _) =
             attribute(&model, &x, 4, Method::IntegratedGradients { steps: 20, baseline }).unwrap();
         let total = f64::try_from(attribution.sum(Kind::Double)).unwrap();
-        let score = |t: &Tensor| model.logits(t).unwrap().double_value(&[0, 4]);
+        let score = |t: &Tensor| model.forward(t, &[]).unwrap().scores.double_value(&[0, 4]);
         let expected = score(&x) - score(&reference);
         assert!(
             (total - expected).abs() <= 0.01 * expected.abs(),

@@ -10,28 +10,28 @@ use crate::report;
 
 /// `classviz gallery`.
 #[derive(Debug, Clone)]
-pub struct GalleryConfig {
+pub struct GalleryRequest {
     pub dirs: Vec<PathBuf>,
     pub scores: Vec<PathBuf>,
     /// The page; `None` writes `index.html` in the first folder.
-    pub out: Option<PathBuf>,
+    pub page: Option<PathBuf>,
     pub embed: bool,
     pub title: Option<String>,
 }
 
-/// Write the page and say what it holds; skipped lines are warnings.
-pub fn run(config: &GalleryConfig) -> Result<Status> {
-    let Some(first) = config.dirs.first() else { bail!("give at least one folder") };
-    let out = config.out.clone().unwrap_or_else(|| first.join(gallery::GALLERY_FILE));
-    let title = config.title.clone().unwrap_or_else(|| {
-        let names: Vec<String> = config.dirs.iter().map(|d| d.display().to_string()).collect();
+/// Write the page and say what it holds; skipped files and lines are warnings.
+pub fn run(request: &GalleryRequest) -> Result<Status> {
+    let Some(first) = request.dirs.first() else { bail!("give at least one folder") };
+    let out = request.page.clone().unwrap_or_else(|| first.join(gallery::GALLERY_FILE));
+    let title = request.title.clone().unwrap_or_else(|| {
+        let names: Vec<String> = request.dirs.iter().map(|d| gallery::column_name(d)).collect();
         format!("classviz: {}", names.join(" | "))
     });
     let spec = GallerySpec {
-        dirs: config.dirs.clone(),
-        scores: config.scores.clone(),
+        dirs: request.dirs.clone(),
+        scores: request.scores.clone(),
         out,
-        embed: config.embed,
+        embed: request.embed,
         title,
     };
     let written = gallery::write_gallery(&spec)?;
@@ -43,7 +43,7 @@ pub fn run(config: &GalleryConfig) -> Result<Status> {
         written.path.display(),
         written.rows,
         written.images,
-        config.dirs.len()
+        request.dirs.len()
     ))?;
     Ok(Status::Success)
 }

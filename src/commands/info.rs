@@ -7,13 +7,14 @@ use anyhow::Result;
 
 use crate::ascent::{self, AscentParams};
 use crate::exit::Status;
-use crate::model::ModelConfig;
+use crate::formats::InfoReport;
+use crate::model::ModelRequest;
 use crate::report;
 
 /// `classviz info`.
 #[derive(Debug, Clone)]
-pub struct InfoConfig {
-    pub model: ModelConfig,
+pub struct InfoRequest {
+    pub model: ModelRequest,
     pub json: bool,
 }
 
@@ -21,8 +22,8 @@ pub struct InfoConfig {
 const TIMING_RUNS: usize = 5;
 
 /// Describe the model as classviz will use it.
-pub fn run(config: &InfoConfig) -> Result<Status> {
-    let model = report::with_warnings(config.model.load()?);
+pub fn run(request: &InfoRequest) -> Result<Status> {
+    let model = report::with_warnings(request.model.load()?);
     let mut times = Vec::with_capacity(TIMING_RUNS);
     let params = AscentParams::new(1, 1.0, 0.0);
     for run in 0..=TIMING_RUNS {
@@ -33,24 +34,26 @@ pub fn run(config: &InfoConfig) -> Result<Status> {
         }
     }
     times.sort_by(f64::total_cmp);
-    let input = &model.input;
-    let report = report::ModelInfo {
-        model: config.model.path.display().to_string(),
+    let info = &model.info;
+    let input = &info.input;
+    let report = InfoReport {
+        model: info.path.display().to_string(),
         input_shape: vec![input.channels, input.height, input.width],
-        input_source: model.shape_source.to_string(),
-        classes: model.labels.len(),
-        labels: model.labels_source.clone(),
+        input_source: info.shape_source.to_string(),
+        classes: info.labels.len(),
+        labels: info.labels_source.clone(),
         mean: input.mean.clone(),
         std: input.std.clone(),
-        output: model.output.as_ref().map(ToString::to_string),
-        outputs_probabilities: model.outputs_probabilities,
-        parameters: model.parameter_count,
-        device: format!("{:?}", model.device).to_lowercase(),
-        dtype: format!("{:?}", model.output_kind).to_lowercase(),
+        output: info.output.as_ref().map(ToString::to_string),
+        outputs_probabilities: info.outputs_probabilities,
+        parameters: info.parameter_count,
+        device: format!("{:?}", model.device()).to_lowercase(),
+        dtype: format!("{:?}", info.score_kind).to_lowercase(),
         forward_backward_ms: times[times.len() / 2],
         timing_runs: TIMING_RUNS,
-        taps: model.taps.clone(),
+        taps: info.taps.clone(),
+        engine: model.network.engine(),
     };
-    report::print_info(&report, config.json)?;
+    report::print_info(&report, request.json)?;
     Ok(Status::Success)
 }

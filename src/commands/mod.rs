@@ -1,6 +1,8 @@
-//! The subcommands, one module each with its own configuration. A `Task` is
-//! what the command line asked for; [`execute`] runs it and returns the exit status.
+//! The subcommands, one module each with its own typed request. A [`Request`]
+//! is what the command line asked for; [`execute`] runs it and returns the
+//! exit status.
 
+pub mod completions;
 pub mod gallery;
 pub mod info;
 pub mod saliency;
@@ -14,29 +16,32 @@ use crate::exit::Status;
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
-pub enum Task {
-    /// The main job: visualise classes.
-    Visualise(Box<visualise::Config>),
+pub enum Request {
+    /// The main job: visualise classes or units.
+    Visualise(Box<visualise::Request>),
     /// `classviz status`: which classes of a list are done in a folder.
-    Status(status::StatusConfig),
+    Status(status::StatusRequest),
     /// `classviz info`: what classviz makes of a model.
-    Info(info::InfoConfig),
+    Info(info::InfoRequest),
     /// `classviz saliency`: saliency maps of photos.
-    Saliency(saliency::SaliencyConfig),
+    Saliency(saliency::SaliencyRequest),
     /// `classviz score`: does a model see the intended class in images?
-    Score(score::ScoreConfig),
+    Score(score::ScoreRequest),
     /// `classviz gallery`: an HTML page to browse runs.
-    Gallery(gallery::GalleryConfig),
+    Gallery(gallery::GalleryRequest),
+    /// `classviz completions SHELL` and `classviz man`: text generated from the flags.
+    Text(completions::Generated),
 }
 
-/// Run a task; the status is the process's exit status.
-pub fn execute(task: &Task) -> Result<Status> {
-    match task {
-        Task::Visualise(config) => visualise::run(config),
-        Task::Status(config) => status::run(config),
-        Task::Info(config) => info::run(config),
-        Task::Saliency(config) => saliency::run(config),
-        Task::Score(config) => score::run(config),
-        Task::Gallery(config) => gallery::run(config),
+/// Run a request; the status is the process's exit status.
+pub fn execute(request: &Request) -> Result<Status> {
+    match request {
+        Request::Visualise(request) => visualise::run(request),
+        Request::Status(request) => status::run(request),
+        Request::Info(request) => info::run(request),
+        Request::Saliency(request) => saliency::run(request),
+        Request::Score(request) => score::run(request),
+        Request::Gallery(request) => gallery::run(request),
+        Request::Text(generated) => completions::run(generated),
     }
 }

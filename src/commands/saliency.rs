@@ -1,7 +1,7 @@
 //! `classviz saliency`: which pixels of a photo decide the class (Simonyan et
 //! al. §3), with maps, overlays and faithfulness scores against random orders.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use image::RgbImage;
@@ -9,15 +9,16 @@ use image::RgbImage;
 use crate::classes;
 use crate::exit::Status;
 use crate::files;
+use crate::formats::{BoxCoordinates, SaliencyResult};
 use crate::grid;
 use crate::image_io::{self, Fit, Photo, Pixels};
-use crate::model::ModelConfig;
+use crate::model::{Model, ModelRequest};
 use crate::report;
 use crate::saliency::{self, Faithfulness, Method, RandomBaseline};
 
 /// `classviz saliency`.
 #[derive(Debug, Clone)]
-pub struct SaliencyConfig {
+pub struct SaliencyRequest {
     pub images: Vec<PathBuf>,
     /// The class as written; `None` explains each photo's top-1.
     pub class: Option<String>,
@@ -25,7 +26,7 @@ pub struct SaliencyConfig {
     pub methods: Vec<Method>,
     pub fit: Fit,
     pub draw_box: bool,
-    pub model: ModelConfig,
+    pub model: ModelRequest,
     pub out_dir: PathBuf,
     /// Random pixel orders averaged for the baseline.
     pub random_orders: i64,
@@ -38,79 +39,141 @@ pub struct SaliencyConfig {
 /// For each photo and method: the map, its overlay, the raw 16-bit map, and
 /// the deletion and insertion scores against the random baseline; with
 /// several methods also a sheet comparing them.
-pub fn run(config: &SaliencyConfig) -> Result<Status> {
+pub fn run(config: &SaliencyRequest) -> Result<Status> {
     let model = report::with_warnings(config.model.load()?);
     files::ensure_writable_dir(&config.out_dir)?;
-    let fixed_class = config.class.as_deref().map(|spec| model.labels.resolve(spec)).transpose()?;
+    let labels = &model.info.labels;
+    let fixed_class = config.class.as_deref().map(|spec| labels.resolve(spec)).transpose()?;
     for path in &config.images {
-        let photo = image_io::load_photo(path, &model.input, config.fit)?;
-        let x = model.input.normalise(&image_io::pixels_to_tensor(&photo.pixels, model.device)?)?;
+        let subject = Subject::of(&model, config, path, fixed_class)?;
+        let several = config.methods.len() > 1;
+        let mut tiles = vec![("photo".to_string(), rgb_image(&subject.photo.pixels))];
+        for &method in &config.methods {
+            tch::manual_seed(config.seed as i64);
+            let (_, map) = saliency::attribute(&model, &subject.x, subject.class, method)?;
+            let smoothing = config.smoothing.unwrap_or_else(|| method.default_smoothing());
+            let map = saliency::smooth_map(&map, smoothing)?;
+            let order = saliency::saliency_order(&map)?;
+            let scores = saliency::faithfulness(&model, &subject.x, subject.class, &[order])?[0];
+            let prefix = if several {
+                format!("{}_{}", subject.base, method.name())
+            } else {
+                subject.base.clone()
+            };
+            let written = write_maps(&map, &subject.photo, config, &prefix)?;
+            tiles.push((
+                tile_label(method, scores, &subject.baseline),
+                written.overlay_image.clone(),
+            ));
+            let sheet = several.then(|| sheet_path(config, &subject).display().to_string());
+            let result = subject.result(method.name(), smoothing, scores, &written, sheet);
+            report::print_saliency(&result, config.json)?;
+        }
+        if several {
+            let sheet = grid::compose(&tiles, Some(tiles.len() as u32));
+            image_io::write_png_atomic(&sheet_path(config, &subject), &rgb_pixels(sheet), &[])?;
+        }
+    }
+    Ok(Status::Success)
+}
+
+/// `<stem>_<index>_<name>_methods.png`: the sheet comparing the methods.
+fn sheet_path(config: &SaliencyRequest, subject: &Subject) -> PathBuf {
+    config.out_dir.join(format!("{}_methods.png", subject.base))
+}
+
+/// A photo to explain, as the model sees it, with its class and the random
+/// baseline of the faithfulness metrics.
+struct Subject {
+    path: PathBuf,
+    photo: Photo,
+    /// The photo in the model's space, `[1, C, H, W]`.
+    x: tch::Tensor,
+    class: i64,
+    name: String,
+    prob: f64,
+    /// `<stem>_<index>_<name>`: the files' common prefix.
+    base: String,
+    baseline: RandomBaseline,
+}
+
+impl Subject {
+    fn of(
+        model: &Model,
+        config: &SaliencyRequest,
+        path: &Path,
+        fixed_class: Option<i64>,
+    ) -> Result<Subject> {
+        let photo = image_io::load_photo(path, model.input(), config.fit)?;
+        let pixels = std::slice::from_ref(&photo.pixels);
+        let x = image_io::to_batch(pixels, model.input(), config.fit, model.device())?;
         let probs = tch::no_grad(|| model.probabilities(&x))?;
         let class = match fixed_class {
             Some(class) => class,
             None => probs.f_argmax(-1, false)?.f_int64_value(&[0])?,
         };
-        let prob = probs.f_double_value(&[0, class])?;
         let (height, width) = (i64::from(photo.pixels.height), i64::from(photo.pixels.width));
         let seed = saliency::RANDOM_ORDER_SEED.wrapping_add(config.seed);
         let orders =
-            saliency::random_orders(height, width, config.random_orders, seed, model.device)?;
-        let baseline = RandomBaseline::of(&saliency::faithfulness(&model, &x, class, &orders)?);
+            saliency::random_orders(height, width, config.random_orders, seed, model.device())?;
+        let baseline = RandomBaseline::of(&saliency::faithfulness(model, &x, class, &orders)?);
+        let stem =
+            path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+        let name = model.info.labels.name(class).to_string();
+        Ok(Subject {
+            path: path.to_path_buf(),
+            prob: probs.f_double_value(&[0, class])?,
+            base: format!("{stem}_{}", classes::output_stem(class, &name)),
+            photo,
+            x,
+            class,
+            name,
+            baseline,
+        })
+    }
 
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into());
-        let name = model.labels.name(class).to_string();
-        let base = format!("{stem}_{}", classes::output_stem(class, &name));
-        let several = config.methods.len() > 1;
-        let mut tiles = vec![("photo".to_string(), rgb_image(&photo.pixels))];
-        for &method in &config.methods {
-            tch::manual_seed(config.seed as i64);
-            let (_, map) = saliency::attribute(&model, &x, class, method)?;
-            let smoothing = config.smoothing.unwrap_or_else(|| method.default_smoothing());
-            let map = saliency::smooth_map(&map, smoothing)?;
-            let order = saliency::saliency_order(&map)?;
-            let scores = saliency::faithfulness(&model, &x, class, &[order])?[0];
-            let prefix = if several { format!("{base}_{}", method.name()) } else { base.clone() };
-            let written = write_maps(&map, &photo, config, &prefix)?;
-            tiles.push((tile_label(method, scores, &baseline), written.overlay_image));
-            let report = report::SaliencyResult {
-                image: path.display().to_string(),
-                class,
-                name: name.clone(),
-                prob,
-                method: method.name().to_string(),
-                smoothing,
-                saliency: written.heat.display().to_string(),
-                overlay: written.overlay.display().to_string(),
-                raw: written.raw.display().to_string(),
-                deletion_auc: scores.deletion,
-                insertion_auc: scores.insertion,
-                random_auc: baseline.deletion_mean,
-                random_deletion_std: baseline.deletion_std,
-                random_insertion_auc: baseline.insertion_mean,
-                random_insertion_std: baseline.insertion_std,
-                random_orders: baseline.orders,
-                beats_random: baseline.beaten_by(scores),
-                sheet: several.then(|| {
-                    config.out_dir.join(format!("{base}_methods.png")).display().to_string()
-                }),
-                r#box: written.bbox.map(|(x0, y0, x1, y1)| {
-                    let (left, top) = photo.to_original(x0, y0, false);
-                    let (right, bottom) = photo.to_original(x1, y1, true);
-                    report::BoxCoordinates { x0: left, y0: top, x1: right, y1: bottom }
-                }),
-            };
-            report::print_saliency(&report, config.json)?;
-        }
-        if several {
-            let sheet = grid::compose(&tiles, Some(tiles.len() as u32));
-            let path = config.out_dir.join(format!("{base}_methods.png"));
-            image_io::write_png_atomic(&path, &rgb_pixels(sheet), &[])?;
+    /// The JSON record of one method's map.
+    fn result(
+        &self,
+        method: &str,
+        smoothing: f64,
+        scores: Faithfulness,
+        written: &Written,
+        sheet: Option<String>,
+    ) -> SaliencyResult {
+        let baseline = &self.baseline;
+        SaliencyResult {
+            image: self.path.display().to_string(),
+            class: self.class,
+            name: self.name.clone(),
+            prob: self.prob,
+            method: method.to_string(),
+            smoothing,
+            tap: None,
+            saliency: written.heat.display().to_string(),
+            overlay: written.overlay.display().to_string(),
+            raw: written.raw.display().to_string(),
+            deletion_auc: scores.deletion,
+            insertion_auc: scores.insertion,
+            random_auc: baseline.deletion_mean,
+            random_deletion_std: baseline.deletion_std,
+            random_insertion_auc: baseline.insertion_mean,
+            random_insertion_std: baseline.insertion_std,
+            random_orders: baseline.orders,
+            beats_random: baseline.beaten_by(scores),
+            sheet,
+            r#box: written.bbox.map(|b| self.original_box(b)),
+            mask: None,
+            mask_box: None,
         }
     }
-    Ok(Status::Success)
+
+    /// A box in the model's pixels as a box in the original photo's.
+    fn original_box(&self, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> BoxCoordinates {
+        let (left, top) = self.photo.to_original(x0, y0, false);
+        let (right, bottom) = self.photo.to_original(x1, y1, true);
+        BoxCoordinates { x0: left, y0: top, x1: right, y1: bottom }
+    }
 }
 
 /// The files of one map, and its overlay for the sheet.
@@ -127,7 +190,7 @@ struct Written {
 fn write_maps(
     map: &tch::Tensor,
     photo: &Photo,
-    config: &SaliencyConfig,
+    config: &SaliencyRequest,
     prefix: &str,
 ) -> Result<Written> {
     let values = saliency::display_map(map)?;

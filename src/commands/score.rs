@@ -7,43 +7,47 @@ use anyhow::{bail, Context, Result};
 
 use crate::classes::Labels;
 use crate::exit::Status;
+use crate::formats::{self, ScoreRow, ScoreTotals};
 use crate::image_io::{self, Fit};
-use crate::model::ModelConfig;
+use crate::model::ModelRequest;
 use crate::report;
 
 /// `classviz score`.
 #[derive(Debug, Clone)]
-pub struct ScoreConfig {
+pub struct ScoreRequest {
     pub images: Vec<PathBuf>,
     pub class: Option<String>,
     pub fit: Fit,
-    pub model: ModelConfig,
+    pub model: ModelRequest,
     pub json: bool,
 }
 
 /// Top-1, top-5 and probability of each image's intended class.
-pub fn run(config: &ScoreConfig) -> Result<Status> {
-    let model = report::with_warnings(config.model.load()?);
-    let fixed = config.class.as_deref().map(|spec| model.labels.resolve(spec)).transpose()?;
-    let mut rows = Vec::with_capacity(config.images.len());
-    for path in &config.images {
+pub fn run(request: &ScoreRequest) -> Result<Status> {
+    let model = report::with_warnings(request.model.load()?);
+    let labels = &model.info.labels;
+    let fixed = request.class.as_deref().map(|spec| labels.resolve(spec)).transpose()?;
+    let mut rows = Vec::with_capacity(request.images.len());
+    for path in &request.images {
         let class = match fixed {
             Some(class) => class,
-            None => class_from_file_name(path, &model.labels)?,
+            None => class_from_file_name(path, labels)?,
         };
-        let photo = image_io::load_photo(path, &model.input, config.fit)?;
-        let scores = model.score_images(&[photo.pixels], &[class])?.remove(0);
-        rows.push(report::ScoreRow {
+        let photo = image_io::load_photo(path, model.input(), request.fit)?;
+        let x = image_io::to_batch(&[photo.pixels], model.input(), request.fit, model.device())?;
+        let scores = model.classify(&x, &[class])?.remove(0);
+        rows.push(ScoreRow {
             image: path.display().to_string(),
             class,
-            name: model.labels.name(class).to_string(),
+            name: labels.name(class).to_string(),
             prob: scores.prob,
             top1: scores.top.first().is_some_and(|&(c, _)| c == class),
             top5: scores.top.iter().any(|&(c, _)| c == class),
-            predicted: scores.top5(&model.labels),
+            predicted: formats::ranked(&scores.top, labels),
         });
     }
-    report::print_scores(&config.model.path.display().to_string(), &rows, config.json)?;
+    let totals = ScoreTotals::of(&model.info.path.display().to_string(), rows);
+    report::print_scores(&totals, request.json)?;
     Ok(Status::Success)
 }
 

@@ -13,6 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::files;
+use crate::formats::{ScoreTotals, Subject, SummaryLine, SUMMARY_FILE};
 
 /// The page's file name inside the first folder.
 pub const GALLERY_FILE: &str = "index.html";
@@ -64,7 +65,9 @@ pub struct GalleryReport {
     pub warnings: Vec<String>,
 }
 
-/// Write the page; returns what it holds and what was skipped.
+/// Write the page; returns what it holds and what was skipped. Images that
+/// do not decode are skipped (and counted in a warning); a gallery with no
+/// image at all is refused.
 pub fn write_gallery(spec: &GallerySpec) -> Result<GalleryReport> {
     for dir in &spec.dirs {
         if !dir.is_dir() {
@@ -77,64 +80,105 @@ pub fn write_gallery(spec: &GallerySpec) -> Result<GalleryReport> {
         .with_context(|| format!("the page's folder {} does not exist", page_dir.display()))?;
     let mut warnings = Vec::new();
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    let mut images = 0;
     let scores = read_scores(&spec.scores, &mut warnings)?;
+    let (mut images, mut broken) = (0, Vec::new());
     for (column, dir) in spec.dirs.iter().enumerate() {
         let root = std::fs::canonicalize(dir)
             .with_context(|| format!("gallery folder {} cannot be read", dir.display()))?;
-        if !root.is_dir() {
-            bail!("gallery folder {} is not a folder", dir.display());
-        }
         let summary = read_summary(&root, &mut warnings)?;
         for (stem, path) in class_images(&root)? {
-            let mut cell = Cell {
+            if !decodes(&path) {
+                broken.push(path.display().to_string());
+                continue;
+            }
+            let cell = Cell {
                 src: reference(&path, &page_dir, spec.embed)?,
                 alpha: extra(&root, &format!("{stem}_alpha.png"), &page_dir, spec.embed)?,
                 gif: extra(&root, &format!("{stem}.gif"), &page_dir, spec.embed)?,
                 ..Cell::default()
             };
             let row = rows.entry(stem.clone()).or_default();
-            if let Some(line) = summary.get(&stem) {
-                cell.logit = line["logit"].as_f64().or_else(|| line["score"].as_f64());
-                cell.prob = line["prob"].as_f64();
-                cell.own_top1 = line["top5"][0]["class"]
-                    .as_i64()
-                    .zip(line["class"].as_i64())
-                    .map(|(a, b)| a == b);
-                cell.stalled = line["stalled"].as_bool().unwrap_or(false);
-                row.index = row.index.or(line["class"].as_i64());
-                if row.name.is_empty() {
-                    row.name = line["name"]
-                        .as_str()
-                        .or(line["unit"].as_str())
-                        .unwrap_or_default()
-                        .to_string();
-                }
-            }
-            if let Some(verdict) = scores.get(&path) {
-                cell.second = Some((verdict.0.clone(), verdict.1, verdict.2));
-                row.index = row.index.or(Some(verdict.3));
-                if row.name.is_empty() {
-                    row.name = verdict.4.clone();
-                }
-            }
-            if row.index.is_none() {
-                row.index = leading_index(&stem);
-            }
-            if row.name.is_empty() {
-                row.name = stem_name(&stem);
-            }
+            let cell = describe(cell, row, &stem, summary.get(&stem), scores.get(&path));
             row.cells.insert(column, cell);
             images += 1;
         }
+    }
+    if !broken.is_empty() {
+        warnings.push(format!(
+            "{} image(s) that do not decode were left out: {}",
+            broken.len(),
+            broken.join(", ")
+        ));
+    }
+    if images == 0 {
+        let folders: Vec<String> = spec.dirs.iter().map(|d| d.display().to_string()).collect();
+        bail!(
+            "no images to show in {}: run classviz with --out pointing there first",
+            folders.join(", ")
+        );
     }
     let html = render(spec, &rows);
     files::write_atomic(&spec.out, html.as_bytes())?;
     Ok(GalleryReport { path: spec.out.clone(), rows: rows.len(), images, warnings })
 }
 
-/// A second network's verdict on one image: (model, p, top-1, class, name).
-type Verdict = (String, f64, bool, i64, String);
+/// Whether a PNG decodes whole (a truncated or corrupt file would show as a
+/// broken image).
+fn decodes(path: &Path) -> bool {
+    image::ImageReader::open(path)
+        .ok()
+        .and_then(|reader| reader.with_guessed_format().ok())
+        .is_some_and(|reader| reader.decode().is_ok())
+}
+
+/// A cell with its scores from the summary line and the second network's
+/// verdict; the row gets its index and name from the first that has them.
+fn describe(
+    mut cell: Cell,
+    row: &mut Row,
+    stem: &str,
+    line: Option<&SummaryLine>,
+    verdict: Option<&Verdict>,
+) -> Cell {
+    if let Some(line) = line {
+        let result = &line.result;
+        cell.logit = Some(result.score());
+        cell.own_top1 = result.top1();
+        cell.stalled = result.stalled;
+        let (prob, name) = match &result.subject {
+            Subject::Class { prob, name, .. } => (Some(*prob), name.clone()),
+            Subject::Unit { unit, .. } => (None, unit.clone()),
+        };
+        cell.prob = prob;
+        row.index = row.index.or(result.class());
+        if row.name.is_empty() {
+            row.name = name;
+        }
+    }
+    if let Some(verdict) = verdict {
+        cell.second = Some((verdict.model.clone(), verdict.prob, verdict.top1));
+        row.index = row.index.or(Some(verdict.class));
+        if row.name.is_empty() {
+            row.name = verdict.name.clone();
+        }
+    }
+    row.index = row.index.or(leading_index(stem));
+    if row.name.is_empty() {
+        row.name = stem_name(stem);
+    }
+    cell
+}
+
+/// A second network's verdict on one image.
+#[derive(Debug, Clone)]
+struct Verdict {
+    /// The scoring model's file stem.
+    model: String,
+    prob: f64,
+    top1: bool,
+    class: i64,
+    name: String,
+}
 
 /// The class images of a folder: `<stem>.png` without the `_alpha`,
 /// `_canvas`, `_methods` extras and the contact sheet, by stem, sorted; only
@@ -241,42 +285,34 @@ fn base64(bytes: &[u8]) -> String {
 
 /// A folder's `summary.jsonl`, keyed by image stem; a malformed line is
 /// skipped with a warning, a missing file is no error (images only).
-fn read_summary(
-    root: &Path,
-    warnings: &mut Vec<String>,
-) -> Result<HashMap<String, serde_json::Value>> {
-    let path = root.join("summary.jsonl");
+fn read_summary(root: &Path, warnings: &mut Vec<String>) -> Result<HashMap<String, SummaryLine>> {
+    let path = root.join(SUMMARY_FILE);
     let mut lines = HashMap::new();
     if !path.exists() {
         return Ok(lines);
     }
     let text = files::read_text(&path, "summary")?;
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: serde_json::Value = match serde_json::from_str(line) {
-            Ok(value) => value,
-            Err(err) => {
-                warnings.push(format!(
-                    "{} line {} is not JSON ({err}): skipped",
-                    path.display(),
-                    number + 1
-                ));
+    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let parsed = serde_json::from_str::<serde_json::Value>(line)
+            .map_err(|err| format!("is not JSON ({err})"))
+            .and_then(|value| {
+                serde_json::from_value::<SummaryLine>(value)
+                    .map_err(|err| format!("is not a summary line ({err})"))
+            });
+        let parsed = match parsed {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                warnings.push(format!("{} line {} {why}: skipped", path.display(), number + 1));
                 continue;
             }
         };
-        let stem = value["path"]
-            .as_str()
-            .and_then(|p| Path::new(p).file_stem())
-            .map(|s| s.to_string_lossy().into_owned());
-        match stem {
+        match parsed.result.stem() {
             // Later lines (re-runs) replace earlier ones.
             Some(stem) => {
-                lines.insert(stem, value);
+                lines.insert(stem, parsed);
             }
             None => warnings.push(format!(
-                "{} line {} has no \"path\": skipped",
+                "{} line {} has no image path: skipped",
                 path.display(),
                 number + 1
             )),
@@ -290,53 +326,66 @@ fn read_scores(paths: &[PathBuf], warnings: &mut Vec<String>) -> Result<HashMap<
     let mut verdicts = HashMap::new();
     for path in paths {
         let text = files::read_text(path, "score file")?;
-        let value: serde_json::Value = serde_json::from_str(text.trim()).with_context(|| {
+        let totals: ScoreTotals = serde_json::from_str(text.trim()).with_context(|| {
             format!("score file {} is not the JSON of `classviz score --json`", path.display())
         })?;
-        let model = value["model"].as_str().map(|m| {
-            Path::new(m).file_stem().map_or(m.to_string(), |s| s.to_string_lossy().into_owned())
-        });
-        let Some(images) = value["images"].as_array() else {
-            bail!(
-                "score file {} has no \"images\": is it from `classviz score --json`?",
-                path.display()
-            );
-        };
-        for image in images {
-            let (Some(file), Some(prob), Some(top1), Some(class)) = (
-                image["image"].as_str(),
-                image["prob"].as_f64(),
-                image["top1"].as_bool(),
-                image["class"].as_i64(),
-            ) else {
-                warnings.push(format!(
-                    "{}: an entry without image, prob, top1 and class: skipped",
-                    path.display()
-                ));
-                continue;
-            };
+        let model = Path::new(&totals.model)
+            .file_stem()
+            .map_or(totals.model.clone(), |s| s.to_string_lossy().into_owned());
+        for row in totals.images {
             // Paths in the file are as `classviz score` was given them: relative
             // to where it ran, which is most often here.
-            match std::fs::canonicalize(file) {
+            match std::fs::canonicalize(&row.image) {
                 Ok(canonical) => {
-                    let name = image["name"].as_str().unwrap_or_default().to_string();
-                    verdicts.insert(
-                        canonical,
-                        (model.clone().unwrap_or_default(), prob, top1, class, name),
-                    );
+                    let verdict = Verdict {
+                        model: model.clone(),
+                        prob: row.prob,
+                        top1: row.top1,
+                        class: row.class,
+                        name: row.name,
+                    };
+                    verdicts.insert(canonical, verdict);
                 }
-                Err(_) => warnings
-                    .push(format!("{}: {file} not found from here: skipped", path.display())),
+                Err(_) => warnings.push(format!(
+                    "{}: {} not found from here: skipped",
+                    path.display(),
+                    row.image
+                )),
             }
         }
     }
     Ok(verdicts)
 }
 
+/// A folder's column heading: its name, as the user would say it
+/// (`results/maco` → "maco"), not its full path.
+pub fn column_name(dir: &Path) -> String {
+    let absolute = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    absolute
+        .file_name()
+        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 /// `100_black_swan` → 100.
 fn leading_index(stem: &str) -> Option<i64> {
     let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// Each folder's column heading; folders of the same name get their parent's too.
+fn column_names(dirs: &[PathBuf]) -> Vec<String> {
+    let names: Vec<String> = dirs.iter().map(|d| column_name(d)).collect();
+    names
+        .iter()
+        .zip(dirs)
+        .map(|(name, dir)| {
+            if names.iter().filter(|n| *n == name).count() < 2 {
+                return name.clone();
+            }
+            let parent = dir.parent().map(column_name).unwrap_or_default();
+            format!("{parent}/{name}")
+        })
+        .collect()
 }
 
 /// `100_black_swan` → "black swan"; `_blocks.3_c5` → "blocks.3 c5".
@@ -350,7 +399,7 @@ fn render(spec: &GallerySpec, rows: &BTreeMap<String, Row>) -> String {
     ordered.sort_by(|a, b| {
         a.1.index.unwrap_or(i64::MAX).cmp(&b.1.index.unwrap_or(i64::MAX)).then(a.0.cmp(b.0))
     });
-    let columns: Vec<String> = spec.dirs.iter().map(|d| d.display().to_string()).collect();
+    let columns = column_names(&spec.dirs);
     let data = serde_json::json!({
         "columns": columns,
         "rows": ordered.iter().map(|(stem, row)| row_json(stem, row, columns.len())).collect::<Vec<_>>(),
@@ -450,221 +499,9 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
-:root { color-scheme: light dark; --ok: #1a9850; --bad: #d73027; }
-body { font: 14px/1.4 system-ui, sans-serif; margin: 0; }
-header { position: sticky; top: 0; z-index: 2; display: flex; flex-wrap: wrap; gap: 1em; align-items: center;
-  padding: .6em 1em; background: Canvas; border-bottom: 1px solid GrayText; }
-h1 { font-size: 1.1em; margin: 0 1em 0 0; }
-#gallery { margin: .5em; }
-.row { display: grid; grid-template-columns: 12em repeat(var(--columns), 176px); gap: 0 .5em; padding: .3em 0; }
-/* Rows off screen are not laid out or painted: a 1000-row page stays fast. */
-#rows .row { content-visibility: auto; contain-intrinsic-size: auto 230px; }
-.head { font-weight: 600; position: sticky; top: 3em; z-index: 1; background: Canvas; }
-.head > div { overflow-wrap: anywhere; }
-.label { font-weight: 600; overflow-wrap: anywhere; }
-.row:focus { outline: 3px solid Highlight; }
-figure { margin: 0; }
-img { display: block; width: 160px; height: 160px; object-fit: contain; background: #8884; }
-figcaption { font-size: 12px; max-width: 160px; }
-.ok { color: var(--ok); } .bad { color: var(--bad); }
-#viewer { position: fixed; inset: 0; z-index: 3; background: #000d; color: #fff; display: flex; flex-direction: column;
-  align-items: center; justify-content: center; }
-#viewer[hidden] { display: none; }
-#viewer img { width: auto; height: auto; max-width: 90vw; max-height: 80vh; image-rendering: pixelated; background: none; }
-#viewer figcaption { max-width: none; font-size: 14px; text-align: center; }
-"#;
-
-const SCRIPT: &str = r#"
-(() => {
-  const data = JSON.parse(document.getElementById('data').textContent);
-  const container = document.getElementById('rows');
-  const search = document.getElementById('search');
-  const sort = document.getElementById('sort');
-  const count = document.getElementById('count');
-  const viewer = document.getElementById('viewer');
-  const big = document.getElementById('big');
-  const caption = document.getElementById('caption');
-  const elements = new Array(data.rows.length);
-  let view = data.rows.map((_, i) => i);
-  let drawn = 0;
-  let current = -1;
-  let showAlpha = false;
-  const FIRST = 40, CHUNK = 200;
-
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
-  // Every name goes in as text, never as HTML.
-  function rowElement(i) {
-    if (elements[i]) return elements[i];
-    const r = data.rows[i];
-    const row = el('div', 'row');
-    row.setAttribute('role', 'row');
-    row.tabIndex = 0;
-    row.dataset.row = i;
-    const label = el('div', 'label', r.n);
-    label.setAttribute('role', 'rowheader');
-    row.appendChild(label);
-    r.c.forEach((c, j) => {
-      const cell = el('div', 'cell');
-      cell.setAttribute('role', 'cell');
-      if (!c) { cell.textContent = '–'; row.appendChild(cell); return; }
-      const figure = el('figure');
-      const link = el('a', 'open');
-      link.href = c.s;
-      link.dataset.column = j;
-      const img = el('img');
-      img.loading = 'lazy'; img.decoding = 'async'; img.src = c.s;
-      img.alt = r.n + ', ' + data.columns[j];
-      img.width = 160; img.height = 160;
-      link.appendChild(img);
-      figure.appendChild(link);
-      const text = [];
-      if (c.l !== undefined) text.push('S ' + c.l.toFixed(2));
-      if (c.p !== undefined) text.push('p ' + c.p.toFixed(3) + (c.t === false ? ' (not top-1)' : ''));
-      if (c.x) text.push('stalled');
-      const fc = el('figcaption', null, text.join(' · '));
-      if (c.m !== undefined) {
-        fc.appendChild(el('br'));
-        const mark = el('span', c.r ? 'ok' : 'bad', '●');
-        mark.title = (c.r ? 'recognised by ' : 'not recognised by ') + c.m;
-        fc.appendChild(mark);
-        fc.appendChild(document.createTextNode(' ' + c.m + ' p ' + c.q.toFixed(3)));
-      }
-      for (const [key, word] of [['a', 'alpha'], ['g', 'gif']]) {
-        if (c[key]) { fc.appendChild(el('br')); const a = el('a', null, word); a.href = c[key]; fc.appendChild(a); }
-      }
-      figure.appendChild(fc);
-      cell.appendChild(figure);
-      row.appendChild(cell);
-    });
-    return elements[i] = row;
-  }
-  // Append the rows of the view up to `upTo` that are not drawn yet.
-  function draw(upTo) {
-    const end = Math.min(upTo, view.length);
-    const fragment = document.createDocumentFragment();
-    for (; drawn < end; drawn++) fragment.appendChild(rowElement(view[drawn]));
-    container.appendChild(fragment);
-    count.textContent = view.length + ' of ' + data.rows.length + ' rows';
-  }
-  function drawRest() {
-    if (drawn >= view.length) { window.classvizReady = true; return; }
-    draw(drawn + CHUNK);
-    (window.requestIdleCallback || setTimeout)(drawRest);
-  }
-  function redraw() {
-    container.replaceChildren();
-    drawn = 0;
-    draw(view.length);
-    window.classvizReady = true;
-  }
-  function matches(r, q) {
-    return !q || String(r.i) === q || r.n.toLowerCase().includes(q) || r.k.toLowerCase().includes(q);
-  }
-  function key(i, by) {
-    const r = data.rows[i];
-    if (by === 'index') return r.i ?? Infinity;
-    if (by === 'name') return r.n.toLowerCase();
-    const c = r.c[Number(by.slice(1))];
-    const v = c && (by[0] === 'p' ? c.p : c.q);
-    return v === undefined || v === null ? Infinity : -v;
-  }
-  function update() {
-    const q = search.value.trim().toLowerCase();
-    const by = sort.value;
-    view = data.rows.map((_, i) => i).filter(i => matches(data.rows[i], q));
-    view.sort((a, b) => { const x = key(a, by), y = key(b, by); return x < y ? -1 : x > y ? 1 : a - b; });
-    redraw();
-  }
-  const links = () => Array.from(container.querySelectorAll('a.open'));
-  function open(index) {
-    const all = links();
-    if (!all.length) return;
-    current = (index + all.length) % all.length;
-    const link = all[current];
-    const cell = data.rows[Number(link.closest('.row').dataset.row)].c[Number(link.dataset.column)];
-    big.src = showAlpha && cell.a ? cell.a : cell.s;
-    big.alt = link.querySelector('img').alt;
-    caption.textContent = big.alt + (showAlpha && cell.a ? ' (alpha)' : '');
-    viewer.hidden = false;
-    document.getElementById('close').focus();
-  }
-  function close() { viewer.hidden = true; const all = links(); if (all[current]) all[current].focus(); }
-
-  search.addEventListener('input', update);
-  sort.addEventListener('change', update);
-  container.addEventListener('click', event => {
-    const link = event.target.closest('a.open');
-    if (!link) return;
-    event.preventDefault();
-    open(links().indexOf(link));
-  });
-  container.addEventListener('keydown', event => {
-    if (event.key === 'Enter' && event.target.classList.contains('row')) {
-      const link = event.target.querySelector('a.open');
-      if (link) open(links().indexOf(link));
-    }
-  });
-  document.getElementById('close').addEventListener('click', close);
-  viewer.addEventListener('click', event => { if (event.target === viewer) close(); });
-  document.addEventListener('keydown', event => {
-    if (!viewer.hidden) {
-      if (event.key === 'Escape') close();
-      else if (event.key === 'ArrowRight') open(current + 1);
-      else if (event.key === 'ArrowLeft') open(current - 1);
-      else if (event.key === 'a') { showAlpha = !showAlpha; open(current); }
-      return;
-    }
-    if (event.key === '/' && document.activeElement !== search) { event.preventDefault(); search.focus(); }
-  });
-  // The first screenful now; the other rows after the load event, in chunks
-  // while the browser is idle (drawing them earlier held the load event back
-  // by up to 2 s for 1000 rows on two cores). Search and sort redraw the
-  // whole view at once, so they never wait for the chunks.
-  draw(FIRST);
-  if (document.readyState === 'complete') drawRest();
-  else window.addEventListener('load', () => (window.requestIdleCallback || setTimeout)(drawRest));
-
-  // `index.html#selftest`: drive search, every sort order and the viewer
-  // through the DOM, and write what happened into #selftest (headless checks).
-  if (location.hash === '#selftest') {
-    window.addEventListener('load', () => {
-      const nav = performance.getEntriesByType('navigation')[0];
-      // Headless Chromium may read the DOM as soon as the load event has been
-      // handled, so the whole test runs inside the handler: rows still waiting
-      // for an idle moment are drawn now.
-      if (!window.classvizReady) { draw(view.length); window.classvizReady = true; }
-      const result = { rows: data.rows.length, drawn: container.children.length,
-        dom_content_loaded_ms: Math.round(nav.domContentLoadedEventEnd), load_ms: Math.round(nav.loadEventStart),
-        all_rows_ms: Math.round(performance.now()) };
-      const first = data.rows[0];
-      const word = first ? (first.n.split(' ').slice(first.i === null ? 0 : 1).join(' ') || first.n).toLowerCase() : '';
-      search.value = word; search.dispatchEvent(new Event('input'));
-      const shown = Array.from(container.children);
-      result.search = { query: word, shown: shown.length,
-        all_match: shown.every(row => matches(data.rows[Number(row.dataset.row)], word)) };
-      search.value = ''; search.dispatchEvent(new Event('input'));
-      result.cleared = container.children.length;
-      result.sort = {};
-      for (const option of sort.options) {
-        sort.value = option.value; sort.dispatchEvent(new Event('change'));
-        const keys = Array.from(container.children).map(row => key(Number(row.dataset.row), option.value));
-        result.sort[option.value] = keys.length === data.rows.length && keys.every((v, i) => i === 0 || keys[i - 1] <= v);
-      }
-      open(0); result.viewer_open = !viewer.hidden && big.getAttribute('src') !== null; close();
-      result.viewer_closed = viewer.hidden;
-      const out = document.getElementById('selftest');
-      out.textContent = JSON.stringify(result);
-      out.hidden = false;
-    });
-  }
-})();
-"#;
+/// The page's style sheet and script, kept as files beside this module.
+const STYLE: &str = include_str!("gallery.css");
+const SCRIPT: &str = include_str!("gallery.js");
 
 #[cfg(test)]
 mod tests {
