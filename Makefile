@@ -18,6 +18,8 @@ TAPPED  := weights/efficientnet_lite0_taps.pt
 TAPS    := _blocks.1,_blocks.3,_blocks.5,_blocks.8,_blocks.11,_blocks.15
 # MaCo's natural magnitude spectrum, from the photos scikit-image and scikit-learn ship.
 SPECTRUM := weights/maco_magnitude.npy
+# The compiled engine: an AOTInductor package of Lite0's ascent step for the CPU (about a minute).
+PACKAGE := weights/efficientnet_lite0.cpu.pt2
 FIXTURE := tests/models/.built
 
 # tch builds against the libtorch inside the venv's PyTorch wheel.
@@ -36,7 +38,10 @@ $(STAMP): requirements.txt
 	$(PYTHON) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
-weights: $(MODELS) $(TAPPED) $(SPECTRUM)
+weights: $(MODELS) $(TAPPED) $(SPECTRUM) $(PACKAGE)
+
+$(PACKAGE): weights/efficientnet_lite0.pt weights/export.py $(STAMP)
+	$(PYTHON) weights/export.py efficientnet_lite0 --compile
 
 $(TAPPED): weights/export.py $(STAMP)
 	$(PYTHON) weights/export.py efficientnet_lite0 --taps $(TAPS)
@@ -82,6 +87,10 @@ $(FIXTURE): tests/make_models.py tests/checkpoint_module.py weights/export.py $(
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
 		--name tiny --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
 		--labels tests/models/tiny_labels.txt --out tests/models
+	# The same checkpoint tapped and compiled: the compiled engine's fixture.
+	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
+		--name tiny --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
+		--labels tests/models/tiny_labels.txt --out tests/models --taps conv --compile
 	touch $@
 
 # One torch thread per test process: parallel tests each running an OpenMP
@@ -108,4 +117,4 @@ lint: setup
 	cargo test --release --test layering
 
 clean:
-	rm -rf target tests/models weights/*.pt weights/*.json weights/*.npy weights/imagenet_classes.txt
+	rm -rf target tests/models weights/*.pt weights/*.pt2 weights/*.json weights/*.npy weights/imagenet_classes.txt

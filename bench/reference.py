@@ -13,6 +13,10 @@ exported TorchScript model classviz uses.
   --mode tuned   parameters frozen, --batch classes per forward/backward,
                  torch.autograd.grad on the input only, the L2 gradient in closed form.
                  --channels-last and --bf16 (CPU autocast) are optional levers.
+  --mode package the tuned loop, each step one call of the AOTInductor package that
+                 classviz's compiled engine runs (<model>.cpu.pt2, weights/export.py --compile).
+  --mode compile the tuned loop on the eager network (padding folded, as exported),
+                 its step compiled by torch.compile (the first, compiling step included).
 
 Prints one JSON line: seconds (wall, model load included), seconds per class,
 and per class the final logit and whether it is top-1 (re-scored in fp32).
@@ -65,9 +69,48 @@ def tuned(model, classes, args):
     return torch.cat(out)
 
 
+def onehot(chunk, classes=1000):
+    weights = torch.zeros(len(chunk), classes)
+    weights[torch.arange(len(chunk)), chunk] = 1.0
+    return weights
+
+
+def stepped(step, classes, args):
+    """The tuned loop with `step(x, weights) -> (scores, gradient)` as its one call."""
+    out = []
+    for start in range(0, len(classes), args.batch):
+        chunk = torch.tensor(classes[start : start + args.batch])
+        weights = onehot(chunk)
+        x = torch.zeros(len(chunk), 3, args.size, args.size)
+        for _ in range(args.iters):
+            _, grad = step(x, weights)
+            x = x + args.lr * (grad - 2 * args.l2 * x)
+        out.append(x)
+    return torch.cat(out)
+
+
+def package(model_path, classes, args):
+    path = model_path.removesuffix(".pt") + ".cpu.pt2"
+    loaded = torch._inductor.aoti_load_package(path)
+    return stepped(lambda x, w: loaded(x, w), classes, args)
+
+
+def compiled(classes, args):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "weights"))
+    import export
+
+    name = Path(args.model).stem
+    network, _ = export.lite_network(name, None)
+    step = torch.compile(export.step_function(network, []))
+    return stepped(step, classes, args)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=["naive", "tuned"], required=True)
+    parser.add_argument("--mode", choices=["naive", "tuned", "package", "compile"], required=True)
     parser.add_argument("--model", default="weights/efficientnet_lite0.pt")
     parser.add_argument("--classes", type=parse_classes, required=True)
     parser.add_argument("--iters", type=int, default=150)
@@ -85,8 +128,13 @@ def main():
     path = args.model
     if args.mode == "naive":
         path = args.model.removesuffix(".pt") + "_unfrozen.pt"
-    model = torch.jit.load(path).eval()
-    images = (naive if args.mode == "naive" else tuned)(model, args.classes, args)
+    if args.mode == "package":
+        images = package(args.model, args.classes, args)
+    elif args.mode == "compile":
+        images = compiled(args.classes, args)
+    else:
+        model = torch.jit.load(path).eval()
+        images = (naive if args.mode == "naive" else tuned)(model, args.classes, args)
     seconds = time.perf_counter() - started
 
     with torch.no_grad():

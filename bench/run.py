@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLASSVIZ = ROOT / "target" / "release" / "classviz"
+CLASSVIZ = os.environ.get("CLASSVIZ_BIN", str(ROOT / "target" / "release" / "classviz"))
 PYTHON = sys.executable
 DEFAULT_CLASSES = "1,9,100,130,309,407,963,967"
 
@@ -27,6 +27,17 @@ DEFAULT_CLASSES = "1,9,100,130,309,407,963,967"
 # glibc's malloc, told to keep freed memory: the same thresholds classviz sets
 # for itself at start (src/allocator.rs), for the references run with it.
 KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "2147483647"}
+
+
+# The rows `make bench` prints: classviz at its defaults and on each engine, with and
+# without its allocator setting; the Python references as users run them and with the
+# same allocator setting; Python driving the same compiled package; torch.compile.
+DEFAULT_ROWS = [
+    "classviz", "classviz-torchscript", "classviz-compiled", "classviz-torchscript-system-malloc",
+    "classviz-compiled-system-malloc", "naive", "tuned", "tuned-malloc", "package", "package-malloc",
+    "compile", "compile-malloc",
+]
+ALL_ROWS = DEFAULT_ROWS + ["tuned-cl", "tuned-bf16"]
 
 
 def environment(extra):
@@ -70,21 +81,29 @@ def main():
     parser.add_argument("--batch", type=int, default=4, help="classviz's and the tuned reference's batch size")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="classviz,classviz-system-malloc,naive,tuned,tuned-malloc",
-                        help="comma list of: classviz, classviz-system-malloc, naive, tuned, tuned-malloc, "
-                             "tuned-cl, tuned-bf16 (-malloc: glibc told to keep freed memory, as classviz "
-                             "does itself; -system-malloc: classviz with glibc's defaults)")
+    parser.add_argument("--only", default=",".join(DEFAULT_ROWS),
+                        help="comma list of: " + ", ".join(ALL_ROWS) + " (-malloc: glibc told to keep freed "
+                             "memory, as classviz does itself; -system-malloc: classviz with glibc's defaults; "
+                             "package: Python driving classviz's compiled package; compile: torch.compile)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
     count = len(args.classes.split(","))
     out_dir = tempfile.mkdtemp(prefix="classviz-bench-")
+    system = {"CLASSVIZ_MALLOC": "system"}
     contenders = {
         "classviz": lambda: run_classviz(args, out_dir),
-        "classviz-system-malloc": lambda: run_classviz(args, out_dir, env={"CLASSVIZ_MALLOC": "system"}),
+        "classviz-torchscript": lambda: run_classviz(args, out_dir, ["--engine", "torchscript"]),
+        "classviz-compiled": lambda: run_classviz(args, out_dir, ["--engine", "compiled"]),
+        "classviz-torchscript-system-malloc": lambda: run_classviz(args, out_dir, ["--engine", "torchscript"], system),
+        "classviz-compiled-system-malloc": lambda: run_classviz(args, out_dir, ["--engine", "compiled"], system),
         "naive": lambda: run_reference(args, "naive"),
         "tuned": lambda: run_reference(args, "tuned"),
         "tuned-malloc": lambda: run_reference(args, "tuned", env=KEEP_FREED_MEMORY),
+        "package": lambda: run_reference(args, "package"),
+        "package-malloc": lambda: run_reference(args, "package", env=KEEP_FREED_MEMORY),
+        "compile": lambda: run_reference(args, "compile"),
+        "compile-malloc": lambda: run_reference(args, "compile", env=KEEP_FREED_MEMORY),
         "tuned-cl": lambda: run_reference(args, "tuned", ["--channels-last"]),
         "tuned-bf16": lambda: run_reference(args, "tuned", ["--channels-last", "--bf16"]),
     }
@@ -102,7 +121,7 @@ def main():
     medians = {name: statistics.median(values) for name, values in times.items()}
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads"
     print(f"\nEfficientNet-Lite0, {count} classes ({args.classes}), {args.iters} iters, batch {args.batch}; "
-          f"{machine}; median of {args.repeats}, wall time incl. model load\n")
+          f"{machine}; median of {args.repeats}, wall time incl. model load; {time.strftime('%Y-%m-%d')}\n")
     print("| implementation | s/class (median) | runs | top-1 | classviz speed-up |")
     print("| --- | ---: | --- | ---: | ---: |")
     base = medians.get("classviz")

@@ -11,7 +11,11 @@
 //! - `CLASSVIZ_SAMPLE_BATCH=N`: saliency's samples, steps and metric curves
 //!   per forward pass;
 //! - `CLASSVIZ_MALLOC=system`: glibc's allocator defaults instead of the
-//!   policy `allocator` sets (read there, before anything else runs).
+//!   policy `allocator` sets (read there, before anything else runs);
+//! - `CLASSVIZ_CUDA_GRAPHS=0|1`: capture the compiled engine's step in CUDA
+//!   graphs and replay them (the default where the build supports it);
+//! - `CLASSVIZ_AUTO_ENGINE=compiled|torchscript`: what `--engine auto` prefers
+//!   on any device, instead of the measured default.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -78,6 +82,20 @@ pub fn cuda_channels_last() -> bool {
 /// `CLASSVIZ_CUDNN_BENCHMARK`, else whether a run of `batches` batches profits.
 pub fn cudnn_benchmark(batches: usize) -> bool {
     flag("CLASSVIZ_CUDNN_BENCHMARK").unwrap_or(batches >= 2)
+}
+
+/// `CLASSVIZ_AUTO_ENGINE`: `Some(true)` for compiled, `Some(false)` for TorchScript.
+pub fn auto_engine_compiled() -> Option<bool> {
+    match std::env::var("CLASSVIZ_AUTO_ENGINE").ok().as_deref().map(str::trim) {
+        Some("compiled") => Some(true),
+        Some("torchscript") => Some(false),
+        _ => None,
+    }
+}
+
+/// `CLASSVIZ_CUDA_GRAPHS`, else on.
+pub fn cuda_graphs() -> bool {
+    flag("CLASSVIZ_CUDA_GRAPHS").unwrap_or(true)
 }
 
 /// `CLASSVIZ_SAMPLE_BATCH`: images per pass for saliency's samples, steps and curves.

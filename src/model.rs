@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::classes::Labels;
@@ -16,7 +16,7 @@ use crate::home;
 use crate::input::InputSpec;
 use crate::knobs;
 use crate::metadata::{sidecar_path, Integrity, OutputSelector, Sidecar, Tap};
-use crate::network::{EngineChoice, Network, Outputs, TorchScript};
+use crate::network::{self, EngineChoice, EngineContext, Network, Outputs, TorchScript};
 use crate::precision::Precision;
 use crate::probe::{self, InputOverrides, ShapeSource};
 
@@ -177,9 +177,63 @@ impl ModelRequest {
     }
 }
 
-/// Load `path` (TorchScript) and its sidecar, find its input shape, and check
-/// that it maps `[N, C, H, W]` to `[N, classes]`.
+/// Load `path` (TorchScript) and its sidecar, find its input shape, check
+/// that it maps `[N, C, H, W]` to `[N, classes]`, and open the engine.
 fn load(path: &Path, device: Device, request: &ModelRequest) -> Result<Loaded> {
+    let (sidecar, mut warnings) = read_checked(path)?;
+    let output =
+        request.output.clone().or_else(|| sidecar.as_ref().and_then(Sidecar::output_selector));
+    let taps = sidecar.as_ref().and_then(|s| s.taps.clone()).unwrap_or_default();
+    let tap_names = taps.iter().map(|t| t.name.clone()).collect();
+    let torchscript = TorchScript::load(path, device, output.clone(), tap_names)?;
+    let parameter_count = torchscript.parameter_count;
+    knobs::trace(|| "TorchScript module on the device".to_string());
+    let in_model = |err: anyhow::Error| err.context(format!("model {}", path.display()));
+    let settled = probe::settle_input(&torchscript, sidecar.as_ref(), &request.overrides, path)
+        .map_err(in_model)?;
+    knobs::trace(|| "input shape settled (one probe pass)".to_string());
+    warnings.extend(settled.warnings.iter().cloned());
+    let labels = labels(path, sidecar.as_ref(), settled.classes)?;
+    let outputs_probabilities =
+        probe::outputs_look_like_probabilities(&torchscript, &settled.input)?;
+    if outputs_probabilities {
+        warnings.push(SOFTMAX_WARNING.to_string());
+    }
+    probe::check_taps(&torchscript, &settled.input, &taps).map_err(in_model)?;
+    let input = &settled.input;
+    let context = EngineContext {
+        model_path: path,
+        sidecar: sidecar.as_ref(),
+        input_shape: [input.channels, input.height, input.width],
+        classes: settled.classes,
+        taps: &taps,
+    };
+    let (network, note) = network::open(request.engine, torchscript, &context)?;
+    warnings.extend(note);
+    knobs::trace(|| format!("engine: {}", network.engine()));
+    let info = ModelInfo {
+        path: path.to_path_buf(),
+        input: settled.input,
+        shape_source: settled.source,
+        labels_source: sidecar.as_ref().and_then(|s| s.labels_description(path)),
+        labels,
+        output,
+        outputs_probabilities,
+        score_kind: settled.score_kind,
+        parameter_count,
+        taps,
+        sidecar,
+    };
+    Ok(Loaded { model: Model { network, info }, warnings })
+}
+
+/// What a softmax-ended model's user should know.
+const SOFTMAX_WARNING: &str = "the model's outputs are non-negative and sum to 1: it seems to end in softmax, but the paper \
+    maximises pre-softmax scores; export the model without its softmax, or use --objective log-prob";
+
+/// The model file, checked, and its sidecar, whose hash it must match (a
+/// sidecar without one gets a warning).
+fn read_checked(path: &Path) -> Result<(Option<Sidecar>, Vec<String>)> {
     if std::fs::symlink_metadata(path).is_err() {
         bail!(
             "model {} not found: run `make weights` to export the default model, or pass --model",
@@ -198,42 +252,7 @@ fn load(path: &Path, device: Device, request: &ModelRequest) -> Result<Loaded> {
             path.display()
         ));
     }
-    let output =
-        request.output.clone().or_else(|| sidecar.as_ref().and_then(Sidecar::output_selector));
-    let taps = sidecar.as_ref().and_then(|s| s.taps.clone()).unwrap_or_default();
-    let tap_names = taps.iter().map(|t| t.name.clone()).collect();
-    let network = TorchScript::load(path, device, output.clone(), tap_names)?;
-    let parameter_count = network.parameter_count;
-    knobs::trace(|| "TorchScript module on the device".to_string());
-    let settled = probe::settle_input(&network, sidecar.as_ref(), &request.overrides, path)
-        .with_context(|| format!("model {}", path.display()))?;
-    knobs::trace(|| "input shape settled (one probe pass)".to_string());
-    warnings.extend(settled.warnings.iter().cloned());
-    let labels = labels(path, sidecar.as_ref(), settled.classes)?;
-    let outputs_probabilities = probe::outputs_look_like_probabilities(&network, &settled.input)?;
-    if outputs_probabilities {
-        warnings.push(
-            "the model's outputs are non-negative and sum to 1: it seems to end in softmax, but the paper \
-             maximises pre-softmax scores; export the model without its softmax, or use --objective log-prob"
-                .to_string(),
-        );
-    }
-    probe::check_taps(&network, &settled.input, &taps)
-        .with_context(|| format!("model {}", path.display()))?;
-    let info = ModelInfo {
-        path: path.to_path_buf(),
-        input: settled.input,
-        shape_source: settled.source,
-        labels_source: sidecar.as_ref().and_then(|s| s.labels_description(path)),
-        labels,
-        output,
-        outputs_probabilities,
-        score_kind: settled.score_kind,
-        parameter_count,
-        taps,
-        sidecar,
-    };
-    Ok(Loaded { model: Model { network: Box::new(network), info }, warnings })
+    Ok((sidecar, warnings))
 }
 
 /// The class names from the sidecar, which must name every output; else indices.
