@@ -34,10 +34,9 @@ KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESH
 # same allocator setting; Python driving the same compiled package; torch.compile.
 DEFAULT_ROWS = [
     "classviz", "classviz-torchscript", "classviz-compiled", "classviz-torchscript-system-malloc",
-    "classviz-compiled-system-malloc", "naive", "tuned", "tuned-malloc", "package", "package-malloc",
-    "compile", "compile-malloc",
+    "classviz-compiled-system-malloc", "naive", "tuned", "tuned-malloc", "package", "compile",
 ]
-ALL_ROWS = DEFAULT_ROWS + ["tuned-cl", "tuned-bf16"]
+ALL_ROWS = DEFAULT_ROWS + ["package-malloc", "compile-malloc", "tuned-cl", "tuned-bf16"]
 
 
 def environment(extra):

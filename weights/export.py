@@ -40,7 +40,6 @@ import hashlib
 import importlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +47,8 @@ import torch
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import compile_step as compile_step_module  # noqa: E402
 LABELS_FILE = "imagenet_classes.txt"
 ESPRESSO = 967
 MAX_ABS_DIFF = 1e-3
@@ -420,124 +421,13 @@ def intact(pt_path):
     return recorded == hashlib.sha256(pt_path.read_bytes()).hexdigest()
 
 
-def step_function(network, taps):
-    """One ascent step of `network` as a function of the image batch and the weights on
-    its outputs: (scores, *taps, ∂⟨w, outputs⟩/∂x)."""
-
-    def step(x, w, *tap_weights):
-        # Channels-last: the CPU's convolutions run markedly faster on it.
-        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
-        with torch.enable_grad():
-            out = network(x)
-            scores = scores_of(out)
-            total = (scores * w).sum()
-            activations = [out[name] for name in taps]
-            for activation, weight in zip(activations, tap_weights):
-                total = total + (activation * weight).sum()
-            (gradient,) = torch.autograd.grad(total, x)
-        return (scores.detach(), *[a.detach() for a in activations], gradient)
-
-    return step
-
-
 def compile_step(exported, device, batch):
-    """Compile one ascent step of `exported` with AOTInductor for `device`, check it
-    against the TorchScript file, and record the package in the sidecar."""
-    from torch.fx.experimental.proxy_tensor import make_fx
-
-    network = exported.network.to(device).eval()
+    """Trace one ascent step of `exported` (weights/compile_step.py), save it as a
+    torch.export program beside the model, then compile it for `device`."""
+    network = exported.network.eval()
     pt_path = exported.out_dir / f"{exported.stem}.pt"
-    sidecar_path = pt_path.with_suffix(".json")
-    sidecar = json.loads(sidecar_path.read_text())
-    classes = json_classes(sidecar, network, exported.shape, device)
-    tap_shapes = {t["name"]: t["shape"] for t in sidecar.get("taps", [])}
-    rows = batch or 2
-    example = example_inputs(rows, exported.shape, classes, exported.taps, tap_shapes, device)
-    step = step_function(network, exported.taps)
-    started = time.time()
-    if batch is None:
-        traced = make_fx(step, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
-    else:
-        traced = make_fx(step)(*example)
-    dynamic = None
-    if batch is None:
-        rows_dim = torch.export.Dim("rows", min=1, max=4096)
-        dynamic = tuple({0: rows_dim} for _ in example)
-    program = torch.export.export(traced, tuple(example), dynamic_shapes=dynamic)
-    package = exported.out_dir / f"{exported.stem}.{device}.pt2"
-    tmp = package.with_name(f".{package.stem}.partial.pt2")
-    torch._inductor.aoti_compile_and_package(program, package_path=str(tmp))
-    seconds = time.time() - started
-    check_package(tmp, pt_path, step, exported, classes, tap_shapes, device, batch)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    tmp.replace(package)
-    entry = {
-        "file": package.name,
-        "device": device,
-        "batch": batch,
-        "input_shape": exported.shape,
-        "taps": exported.taps,
-        "sha256": digest,
-        "model_sha256": sidecar["sha256"],
-        "torch": torch.__version__.split("+")[0],
-    }
-    others = [p for p in sidecar.get("compiled", []) if p.get("device") != device]
-    sidecar["compiled"] = others + [entry]
-    write_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
-    size = package.stat().st_size / 1e6
-    print(f"{package}: compiled for {device} in {seconds:.0f} s ({size:.0f} MB), batch {batch or 'any'}")
-
-
-def json_classes(sidecar, network, shape, device):
-    """The number of classes: the labels' count, else one forward pass."""
-    labels = sidecar.get("labels")
-    if isinstance(labels, list):
-        return len(labels)
-    with torch.no_grad():
-        return scores_of(network(torch.zeros(1, *shape, device=device))).shape[1]
-
-
-def example_inputs(rows, shape, classes, taps, tap_shapes, device):
-    """A batch of random images and random weights on every output."""
-    torch.manual_seed(0)
-    inputs = [torch.randn(rows, *shape, device=device), torch.randn(rows, classes, device=device)]
-    for name in taps:
-        inputs.append(torch.randn(rows, *tap_shapes[name], device=device))
-    return inputs
-
-
-def check_package(package, pt_path, step, exported, classes, tap_shapes, device, batch):
-    """The package's scores and gradient must match the TorchScript file's: the gradient
-    at the zero image (where an ascent starts, and the arithmetic is stable), the scores
-    also at noisy images; at two batch sizes where the batch is dynamic."""
-    loaded = torch._inductor.aoti_load_package(str(package))
-    script = torch.jit.load(str(pt_path), map_location=device)
-    script_step = step_function(script, exported.taps)
-    worst = {"scores": 0.0, "gradient": 0.0}
-    for rows in ([batch] if batch else [1, 3]):
-        for scale in (0.0, CHECK_INPUT_SCALE):
-            inputs = example_inputs(rows, exported.shape, classes, exported.taps, tap_shapes, device)
-            inputs[0] = inputs[0] * scale
-            compiled, reference = loaded(*inputs), script_step(*inputs)
-            pairs = [("scores", compiled[0], reference[0])]
-            if scale == 0.0:
-                pairs.append(("gradient", compiled[-1], reference[-1]))
-            for label, got, want in pairs:
-                error = ((got - want).norm() / want.norm().clamp_min(1e-12)).item()
-                worst[label] = max(worst[label], error)
-                if not error <= PACKAGE_TOLERANCE:
-                    fail(f"{package}: the compiled {label} differ from TorchScript's by {error:.2e} (relative) at batch {rows}")
-    print(f"{package}: within {worst['scores']:.1e} (scores) and {worst['gradient']:.1e} (gradient) of TorchScript's")
-
-
-# The compiled step's scores and its gradient at the zero image, against the
-# TorchScript file's, as ‖difference‖ / ‖TorchScript's‖ (measured about 1e-6 on Lite0;
-# docs/benchmarks.md). Away from the zero image a few of Lite0's ReLU6 units sit on a
-# boundary and flip with the order of a sum: eager PyTorch and TorchScript differ by up
-# to 6e-3 there, and so does the package, so the gradient is not compared there.
-PACKAGE_TOLERANCE = 1e-4
-# The check's images: Gaussian noise of this σ around the mean image, where an ascent runs.
-CHECK_INPUT_SCALE = 0.1
+    program = compile_step_module.trace(network, pt_path, exported.shape, exported.taps, batch)
+    compile_step_module.compile_program(program, pt_path, device)
 
 
 def write_atomic(path, text):
