@@ -81,16 +81,19 @@ fixtures: $(FIXTURE)
 
 # Test models: small ones made and trained here, a torchvision export with
 # random weights, and a user checkpoint through export.py --checkpoint.
-$(FIXTURE): tests/make_models.py tests/checkpoint_module.py weights/export.py $(STAMP)
+$(FIXTURE): tests/make_models.py tests/checkpoint_module.py tests/cam_reference.py weights/export.py weights/compile_step.py $(STAMP)
 	$(PYTHON) tests/make_models.py
 	$(PYTHON) weights/export.py --torchvision resnet18 --random-init --out tests/models
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
 		--name tiny --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
 		--labels tests/models/tiny_labels.txt --out tests/models
-	# The same checkpoint tapped and compiled: the compiled engine's fixture.
+	# The same checkpoint tapped, randomised and compiled: the fixture of the
+	# compiled engine and of the saliency sanity check.
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
 		--name tiny --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
-		--labels tests/models/tiny_labels.txt --out tests/models --taps conv --compile
+		--labels tests/models/tiny_labels.txt --out tests/models --taps conv --randomise --compile
+	# Class activation maps of an independent implementation, with hooks.
+	$(PYTHON) tests/cam_reference.py
 	touch $@
 
 # One torch thread per test process: parallel tests each running an OpenMP

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
 use clap::error::ErrorKind;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::ascent::InitSpec;
 use crate::classes::ClassSelection;
@@ -34,7 +34,7 @@ use crate::param::{Colour, Param};
 use crate::precision::Precision;
 use crate::presets::PresetName;
 use crate::probe::InputOverrides;
-use crate::saliency::{self, Baseline, Method};
+use crate::saliency::{self, Baseline, MethodName, MethodSettings};
 use crate::shard::{Shard, ShardSpec};
 use crate::views;
 
@@ -138,21 +138,6 @@ pub struct ScoreArgs {
     pub json: bool,
 }
 
-/// `saliency --method`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MethodChoice {
-    /// |∂S_c/∂I|, the paper's map.
-    Gradient,
-    /// The gradient averaged over noisy copies of the photo.
-    Smoothgrad,
-    /// The gradient times the photo (in the model's space).
-    GradientXInput,
-    /// The gradient integrated along a path from a baseline image.
-    IntegratedGradients,
-    /// Every method, with a sheet comparing them.
-    All,
-}
-
 /// `classviz saliency`.
 #[derive(Args, Debug)]
 pub struct SaliencyArgs {
@@ -165,10 +150,28 @@ pub struct SaliencyArgs {
     pub class: Option<String>,
 
     /// gradient (the paper), smoothgrad (Smilkov et al. 2017), gradient-x-input,
-    /// integrated-gradients (Sundararajan et al. 2017), or all: every method on the same photo,
-    /// with a sheet comparing them.
-    #[arg(long, value_name = "METHOD", value_enum, default_value_t = MethodChoice::Gradient)]
-    pub method: MethodChoice,
+    /// integrated-gradients (Sundararajan et al. 2017); the class activation maps grad-cam,
+    /// grad-cam++, layer-cam and score-cam at --tap of a tapped model; or all: every method
+    /// (the CAMs where the model has taps) on the same photo, with a sheet comparing them.
+    #[arg(long, value_name = "METHOD", value_enum, default_value_t = MethodName::Gradient)]
+    pub method: MethodName,
+
+    /// The tap where class activation maps are taken [default: the model's last tap with a
+    /// spatial grid; `classviz info` lists the taps].
+    #[arg(long, value_name = "TAP")]
+    pub tap: Option<String>,
+
+    /// Also segment the object (the paper's §3.1): colour models seeded from the most (top 5%)
+    /// and least (bottom 30%) salient pixels, then a graph cut; writes <…>_mask.png and the
+    /// box of its largest part.
+    #[arg(long)]
+    pub segment: bool,
+
+    /// Instead of maps, the sanity check of Adebayo et al. 2018: each method's map against the
+    /// same method's map on the model with its top blocks re-initialised, one depth at a time
+    /// (variants made by `weights/export.py --randomise`), by Spearman's ρ and SSIM.
+    #[arg(long)]
+    pub sanity: bool,
 
     /// Random pixel orders whose mean deletion and insertion scores are the baseline.
     #[arg(long, value_name = "N", default_value_t = saliency::DEFAULT_RANDOM_ORDERS as u32, value_parser = parse_random_orders)]
@@ -732,24 +735,22 @@ impl RunArgs {
 
 impl SaliencyArgs {
     fn into_request(self) -> SaliencyRequest {
-        let samples = i64::from(self.samples);
-        let steps = i64::from(self.steps);
-        let baseline = self.baseline;
-        let methods = match self.method {
-            MethodChoice::All => Method::all(samples, self.noise, steps, baseline),
-            MethodChoice::Smoothgrad => vec![Method::SmoothGrad { samples, noise: self.noise }],
-            MethodChoice::GradientXInput => vec![Method::GradientTimesInput],
-            MethodChoice::IntegratedGradients => {
-                vec![Method::IntegratedGradients { steps, baseline }]
-            }
-            MethodChoice::Gradient => vec![Method::Gradient],
+        let settings = MethodSettings {
+            samples: i64::from(self.samples),
+            noise: self.noise,
+            steps: i64::from(self.steps),
+            baseline: self.baseline,
         };
         SaliencyRequest {
             images: self.images,
             class: self.class,
-            methods,
+            method: self.method,
+            settings,
+            tap: self.tap,
             fit: self.fit,
             draw_box: self.draw_box,
+            segment: self.segment,
+            sanity: self.sanity,
             model: self.model.into_request(),
             out_dir: self.out,
             random_orders: i64::from(self.random_orders),

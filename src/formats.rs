@@ -277,6 +277,26 @@ pub struct SaliencyResult {
     pub mask_box: Option<BoxCoordinates>,
 }
 
+/// One line of `saliency --sanity`: a method's map on the trained model
+/// against its map on the model with its top `depth` blocks re-initialised.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SanityResult {
+    pub image: String,
+    pub class: i64,
+    pub name: String,
+    pub method: String,
+    /// Blocks re-initialised, counted from the top.
+    pub depth: u32,
+    pub blocks: Vec<String>,
+    /// Spearman's rank correlation of the two maps' pixels.
+    pub spearman: f64,
+    /// The maps' structural similarity (each scaled to [0, 1]).
+    pub ssim: f64,
+    /// ρ at or above the flag threshold: the map barely changed, so it shows
+    /// the image more than what the network learned.
+    pub unchanged: bool,
+}
+
 /// The text chunks of a class image's PNG: enough to reproduce the run.
 /// Written by the visualise command and read back for skipped images.
 #[derive(Debug, Clone, PartialEq, Default)]

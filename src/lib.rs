@@ -34,6 +34,7 @@
 
 pub mod allocator;
 pub mod ascent;
+pub mod cam;
 pub mod classes;
 pub mod cli;
 pub mod commands;
@@ -46,6 +47,7 @@ pub mod home;
 pub mod image_io;
 pub mod input;
 pub mod knobs;
+pub mod maxflow;
 pub mod memory;
 pub mod metadata;
 pub mod model;
@@ -60,6 +62,8 @@ pub mod probe;
 pub mod report;
 pub mod rng;
 pub mod saliency;
+pub mod sanity;
+pub mod segment;
 pub mod shard;
 pub mod spectrum;
 pub mod views;

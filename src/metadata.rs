@@ -64,6 +64,22 @@ pub struct Sidecar {
     /// AOTInductor packages of the model's ascent step (`export.py --compile`).
     #[serde(default)]
     pub compiled: Option<Vec<CompiledPackage>>,
+    /// The model with its top blocks re-initialised, cascading deeper
+    /// (`export.py --randomise`), for `saliency --sanity`.
+    #[serde(default)]
+    pub randomised: Option<Vec<Randomised>>,
+}
+
+/// One variant of the model with its top `blocks` re-initialised.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Randomised {
+    /// How many blocks from the top are re-initialised.
+    pub depth: u32,
+    /// Their names, top first.
+    pub blocks: Vec<String>,
+    /// The variant's TorchScript file (with its own sidecar), relative to this sidecar.
+    pub file: PathBuf,
 }
 
 /// An AOTInductor package of one step of the model (its scores and taps, and

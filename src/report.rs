@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::ascent::Step;
 use crate::formats::{
-    FacetSummary, ImageResult, InfoReport, SaliencyResult, ScoreTotals, StatusReport, Subject,
-    SummaryLine,
+    FacetSummary, ImageResult, InfoReport, SaliencyResult, SanityResult, ScoreTotals, StatusReport,
+    Subject, SummaryLine,
 };
 use crate::model::{Loaded, Model};
 
@@ -187,6 +187,24 @@ pub fn print_saliency(result: &SaliencyResult, json: bool) -> Result<()> {
         result.random_insertion_auc,
         result.random_insertion_std,
         result.overlay
+    ))
+}
+
+pub fn print_sanity(result: &SanityResult, json: bool) -> Result<()> {
+    if json {
+        return print_json(result);
+    }
+    let verdict = if result.unchanged { "UNCHANGED: fails the sanity check" } else { "changed" };
+    print_line(&format!(
+        "{}: {} ({}) {}: top {} block(s) randomised ({}): Spearman {:.3}, SSIM {:.3}, {verdict}",
+        result.image,
+        result.class,
+        result.name,
+        result.method,
+        result.depth,
+        result.blocks.join(", "),
+        result.spearman,
+        result.ssim
     ))
 }
 

@@ -5,10 +5,11 @@
 //! and insertion metrics of Petsiuk et al. 2018 (RISE) against the mean of
 //! several random pixel orders.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use image::{Rgb, RgbImage};
 use tch::{Device, Kind, Tensor};
 
+use crate::cam::{self, CamKind};
 use crate::image_io::Pixels;
 use crate::knobs;
 use crate::model::Model;
@@ -51,17 +52,89 @@ pub enum Method {
     GradientTimesInput,
     /// Sundararajan et al. 2017 with a Riemann midpoint sum of `steps`.
     IntegratedGradients { steps: i64, baseline: Baseline },
+    /// A class activation map at the model's tap `tap`.
+    Cam { kind: CamKind, tap: usize },
+}
+
+/// `saliency --method`, before a class activation map's tap is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodName {
+    /// |∂S_c/∂I|, the paper's map.
+    Gradient,
+    /// The gradient averaged over noisy copies of the photo (Smilkov et al. 2017).
+    Smoothgrad,
+    /// The gradient times the photo (in the model's space).
+    GradientXInput,
+    /// The gradient integrated along a path from a baseline image (Sundararajan et al. 2017).
+    IntegratedGradients,
+    /// Grad-CAM at --tap (Selvaraju et al. 2017).
+    GradCam,
+    /// Grad-CAM++ at --tap (Chattopadhay et al. 2018).
+    #[value(name = "grad-cam++")]
+    GradCamPlusPlus,
+    /// LayerCAM at --tap (Jiang et al. 2021).
+    LayerCam,
+    /// Score-CAM at --tap: forward passes only (Wang et al. 2020).
+    ScoreCam,
+    /// Every method (the class activation maps where the model has taps), with a sheet comparing them.
+    All,
+}
+
+impl MethodName {
+    /// The class activation map it names, if it does.
+    pub fn cam(self) -> Option<CamKind> {
+        match self {
+            MethodName::GradCam => Some(CamKind::GradCam),
+            MethodName::GradCamPlusPlus => Some(CamKind::GradCamPlusPlus),
+            MethodName::LayerCam => Some(CamKind::LayerCam),
+            MethodName::ScoreCam => Some(CamKind::ScoreCam),
+            _ => None,
+        }
+    }
+}
+
+/// The settings of the methods that take any.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MethodSettings {
+    pub samples: i64,
+    pub noise: f64,
+    pub steps: i64,
+    pub baseline: Baseline,
 }
 
 impl Method {
-    /// Every method, with its usual settings (for `--method all`).
-    pub fn all(samples: i64, noise: f64, steps: i64, baseline: Baseline) -> Vec<Method> {
-        vec![
-            Method::Gradient,
-            Method::SmoothGrad { samples, noise },
-            Method::GradientTimesInput,
-            Method::IntegratedGradients { steps, baseline },
-        ]
+    /// The methods `name` stands for, with `settings`; class activation maps
+    /// at `tap` (for `all`, only where there is one).
+    pub fn resolve(
+        name: MethodName,
+        settings: MethodSettings,
+        tap: Option<usize>,
+    ) -> Result<Vec<Method>> {
+        let MethodSettings { samples, noise, steps, baseline } = settings;
+        let single = match name {
+            MethodName::Gradient => Method::Gradient,
+            MethodName::Smoothgrad => Method::SmoothGrad { samples, noise },
+            MethodName::GradientXInput => Method::GradientTimesInput,
+            MethodName::IntegratedGradients => Method::IntegratedGradients { steps, baseline },
+            MethodName::All => {
+                let mut all = vec![
+                    Method::Gradient,
+                    Method::SmoothGrad { samples, noise },
+                    Method::GradientTimesInput,
+                    Method::IntegratedGradients { steps, baseline },
+                ];
+                all.extend(
+                    tap.into_iter()
+                        .flat_map(|tap| CamKind::ALL.map(|kind| Method::Cam { kind, tap })),
+                );
+                return Ok(all);
+            }
+            cam => {
+                let kind = cam.cam().context("a class activation map")?;
+                Method::Cam { kind, tap: tap.context("a class activation map needs a tap")? }
+            }
+        };
+        Ok(vec![single])
     }
 
     /// σ in pixels of the Gaussian that pools a map before it ranks pixels
@@ -75,7 +148,7 @@ impl Method {
     /// as the paper defines them.
     pub fn default_smoothing(&self) -> f64 {
         match self {
-            Method::Gradient | Method::SmoothGrad { .. } => 0.0,
+            Method::Gradient | Method::SmoothGrad { .. } | Method::Cam { .. } => 0.0,
             Method::GradientTimesInput | Method::IntegratedGradients { .. } => {
                 CONTRIBUTION_SMOOTHING
             }
@@ -88,6 +161,15 @@ impl Method {
             Method::SmoothGrad { .. } => "smoothgrad",
             Method::GradientTimesInput => "gradient-x-input",
             Method::IntegratedGradients { .. } => "integrated-gradients",
+            Method::Cam { kind, .. } => kind.name(),
+        }
+    }
+
+    /// The model's tap a class activation map is taken at.
+    pub fn tap(&self) -> Option<usize> {
+        match self {
+            Method::Cam { tap, .. } => Some(*tap),
+            _ => None,
         }
     }
 }
@@ -111,7 +193,12 @@ pub fn attribute(
     class: i64,
     method: Method,
 ) -> Result<(Tensor, Tensor)> {
+    if let Method::Cam { kind, tap } = method {
+        let map = cam::cam(model, x, class, kind, tap)?;
+        return Ok((map.f_unsqueeze(0)?, map));
+    }
     let attribution = match method {
+        Method::Cam { .. } => bail!("a class activation map has no attribution per channel"),
         Method::Gradient => gradients(model, x, class)?.f_get(0)?,
         Method::GradientTimesInput => gradients(model, x, class)?.f_mul(x)?.f_get(0)?,
         Method::SmoothGrad { samples, noise } => {
@@ -165,7 +252,7 @@ pub fn attribute(
         // Contributions (gradient × input, integrated gradients; IG's sum to
         // the score's change from the baseline): the signed sum over channels,
         // so that evidence for the class ranks first and evidence against last.
-        Method::GradientTimesInput | Method::IntegratedGradients { .. } => {
+        Method::GradientTimesInput | Method::IntegratedGradients { .. } | Method::Cam { .. } => {
             attribution.f_sum_dim_intlist([0].as_slice(), false, Kind::Float)?
         }
     };

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use classviz::cam::CamKind;
 use classviz::model::Model;
 use classviz::saliency::{
     attribute, faithfulness, random_orders, saliency_order, Baseline, Method, RandomBaseline,
@@ -366,4 +367,198 @@ fn bad_images_fail_clearly() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("closest: espresso (967)"), "{}", stderr(&output));
     assert!(listing(&out).iter().all(|n| !n.ends_with(".png")));
+}
+
+/// Largest |classviz − reference| of a class activation map (maps in [0, 1]; measured
+/// 2.2e-6 at most, on 3 photos and 3 methods).
+const CAM_TOLERANCE: f64 = 1e-4;
+
+/// Grad-CAM and Grad-CAM++ on three photos, and Score-CAM on one, match an
+/// independent implementation with hooks on the eager network
+/// (tests/cam_reference.py), on the same pixels, class and layer.
+#[test]
+fn class_activation_maps_match_the_hooked_reference() {
+    common::use_torch_threads();
+    let root = common::root().join("tests/models");
+    let text =
+        std::fs::read_to_string(root.join("cam_reference.json")).expect("run `make fixtures`");
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let model =
+        Model::open(&common::root().join("weights/efficientnet_lite0_taps.pt"), Device::Cpu)
+            .unwrap();
+    for (photo, entry) in reference.as_object().unwrap() {
+        let decoded = image::open(root.join(format!("cam_{photo}.png"))).unwrap().to_rgb8();
+        let pixels = classviz::image_io::Pixels {
+            width: 224,
+            height: 224,
+            channels: 3,
+            data: decoded.into_raw(),
+        };
+        let x = model
+            .input()
+            .normalise(&classviz::image_io::pixels_to_tensor(&pixels, Device::Cpu).unwrap())
+            .unwrap();
+        let class = entry["class"].as_i64().unwrap();
+        let tap = model.tap_index(entry["tap"].as_str().unwrap()).unwrap();
+        for method in entry["methods"].as_array().unwrap() {
+            let method = method.as_str().unwrap();
+            let kind = CamKind::ALL.into_iter().find(|k| k.name() == method).unwrap();
+            let ours = classviz::cam::cam(&model, &x, class, kind, tap).unwrap();
+            let theirs = Tensor::read_npy(root.join(format!("cam_{photo}_{method}.npy"))).unwrap();
+            let error = f64::try_from((&ours - &theirs).abs().max()).unwrap();
+            eprintln!("{photo} {method}: max |difference| {error:.2e}");
+            assert!(error < CAM_TOLERANCE, "{photo} {method}: {error:.2e}");
+        }
+    }
+}
+
+/// `--method all` on a tapped model adds the four class activation maps, each
+/// naming its tap (the last spatial one by default) in `--json`.
+#[test]
+fn method_all_on_a_tapped_model_adds_the_class_activation_maps() {
+    let model = test_model("tiny_taps.pt");
+    let out = scratch("saliency-cams");
+    let image = photo("coffee.png");
+    let args = ["--model", model.to_str().unwrap(), "--image", image.to_str().unwrap()];
+    let output = saliency(
+        &[
+            &args[..],
+            &["--method", "all", "--random-orders", "2", "--out", out.to_str().unwrap(), "--json"],
+        ]
+        .concat(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows = common::json_lines(&output);
+    let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods[4..], ["grad-cam", "grad-cam++", "layer-cam", "score-cam"]);
+    assert!(rows[..4].iter().all(|r| r.get("tap").is_none()));
+    assert!(rows[4..].iter().all(|r| r["tap"] == "conv"), "the default tap is named");
+    let one = saliency(
+        &[
+            &args[..],
+            &[
+                "--method",
+                "layer-cam",
+                "--tap",
+                "conv",
+                "--random-orders",
+                "2",
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert_eq!(common::json_lines(&one)[0]["tap"], "conv");
+}
+
+/// CAMs on a model without taps, an unknown tap, and a bad method each get
+/// one clear line and their exit code.
+#[test]
+fn class_activation_maps_refuse_models_without_taps() {
+    let out = scratch("saliency-cam-refusals");
+    let image = photo("coffee.png");
+    let plain = test_model("linear.pt");
+    let tapped = test_model("tiny_taps.pt");
+    for (model, extra, code, needle) in [
+        (&plain, vec!["--method", "grad-cam"], 1, "class activation maps need a tapped model"),
+        (
+            &plain,
+            vec!["--method", "score-cam"],
+            1,
+            "export one with `weights/export.py MODEL --taps",
+        ),
+        (&tapped, vec!["--method", "grad-cam", "--tap", "zz"], 1, "unknown tap zz"),
+        (&tapped, vec!["--method", "gradcam"], 2, "possible values"),
+        (&plain, vec!["--sanity"], 1, "export them with `weights/export.py MODEL --randomise`"),
+    ] {
+        let mut args = vec!["--model", model.to_str().unwrap(), "--image", image.to_str().unwrap()];
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(extra.iter().copied());
+        let output = saliency(&args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "{extra:?}: {message}");
+        assert!(message.contains(needle), "{extra:?}: {message}");
+        assert_eq!(message.trim_end().lines().count(), 1, "{extra:?}: {message}");
+    }
+    let all = saliency(&[
+        "--model",
+        plain.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--method",
+        "all",
+        "--random-orders",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        all.status.success(),
+        "--method all without taps leaves the CAMs out: {}",
+        stderr(&all)
+    );
+    assert_eq!(common::json_lines(&all).len(), 4);
+}
+
+/// `--segment` writes a binary mask beside the maps and reports the box of its
+/// largest part in the photo's pixels.
+#[test]
+fn segment_writes_a_mask_and_its_box() {
+    let out = scratch("saliency-segment");
+    let image = photo("chelsea.png");
+    let output = saliency(&[
+        "--image",
+        image.to_str().unwrap(),
+        "--segment",
+        "--random-orders",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let row = &common::json_lines(&output)[0];
+    let mask = image::open(row["mask"].as_str().unwrap()).unwrap().to_luma8();
+    assert_eq!(mask.dimensions(), (224, 224));
+    assert!(mask.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255), "binary");
+    let object = mask.pixels().filter(|p| p.0[0] == 255).count();
+    assert!(object > 224 * 224 / 20 && object < 224 * 224 * 19 / 20, "{object} object pixels");
+    let (width, height) = image::image_dimensions(&image).unwrap();
+    let b = &row["mask_box"];
+    let (x0, x1) = (b["x0"].as_u64().unwrap(), b["x1"].as_u64().unwrap());
+    let (y0, y1) = (b["y0"].as_u64().unwrap(), b["y1"].as_u64().unwrap());
+    assert!(x0 < x1 && x1 <= u64::from(width) && y0 < y1 && y1 <= u64::from(height), "{b}");
+}
+
+/// `--sanity` compares every method's map with the randomised variants' maps,
+/// one line per method and depth, with Spearman's ρ and SSIM.
+#[test]
+fn sanity_checks_cover_every_method_and_depth() {
+    let out = scratch("saliency-sanity");
+    let model = test_model("tiny_taps.pt");
+    let output = saliency(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        photo("coffee.png").to_str().unwrap(),
+        "--method",
+        "all",
+        "--sanity",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows = common::json_lines(&output);
+    assert_eq!(rows.len(), 8 * 2, "8 methods × 2 depths");
+    for row in &rows {
+        let (rho, ssim) = (row["spearman"].as_f64().unwrap(), row["ssim"].as_f64().unwrap());
+        assert!((-1.0..=1.0).contains(&rho) && (-1.0..=1.0).contains(&ssim), "{row}");
+        assert_eq!(row["unchanged"].as_bool().unwrap(), rho >= classviz::sanity::FLAG_SPEARMAN);
+    }
+    assert_eq!(rows[8]["blocks"], serde_json::json!(["head", "conv"]));
 }

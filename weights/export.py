@@ -36,6 +36,7 @@ silently ruins the pretrained weights.
 """
 
 import argparse
+import copy
 import hashlib
 import importlib
 import json
@@ -215,7 +216,7 @@ def export(name, out_dir, taps=None, keep=False):
     network, size = lite_network(name, taps)
     if keep and intact(out_dir / f"{stem}.pt"):
         print(f"{out_dir / (stem + '.pt')}: kept (it matches its sidecar)")
-        return Exported(network, stem, out_dir, (3, size, size), taps)
+        return Exported(network, stem, out_dir, (3, size, size), taps, lambda: lite_network(name, taps)[0])
     torch.manual_seed(0)
     eager, size = build_lite(name)
     for p in eager.parameters():
@@ -257,7 +258,7 @@ def export(name, out_dir, taps=None, keep=False):
         save_atomic(plain, out_dir / f"{name}_unfrozen.pt")
     write_atomic(out_dir / f"{stem}.json", json.dumps(sidecar, indent=2) + "\n")
     print(f"{pt_path}: frozen vs eager within {MAX_ABS_DIFF}; coffee() -> espresso")
-    return Exported(network, stem, out_dir, (3, size, size), taps)
+    return Exported(network, stem, out_dir, (3, size, size), taps, lambda: lite_network(name, taps)[0])
 
 
 def check_lite(name, frozen, eager, example, size, mean, std):
@@ -337,11 +338,81 @@ def write_model(frozen, out_dir, name, shape, mean, std, labels, source, tap_sha
 
 class Exported:
     """What an export made: the network it traced (which --compile compiles), the
-    files' stem and folder, the input shape and the taps."""
+    files' stem and folder, the input shape and the taps; `rebuild()` makes a fresh copy
+    of the network (which --randomise re-initialises block by block)."""
 
-    def __init__(self, network, stem, out_dir, shape, taps):
+    def __init__(self, network, stem, out_dir, shape, taps, rebuild):
         self.network, self.stem, self.out_dir = network, stem, out_dir
         self.shape, self.taps = list(shape), list(taps or [])
+        self.rebuild = rebuild
+
+
+def copier(eager, taps):
+    """A function making fresh copies of `eager` (wrapped to return `taps`), from a copy
+    taken now, before any hook is registered on it."""
+    pristine = copy.deepcopy(eager)
+
+    def rebuild():
+        fresh = copy.deepcopy(pristine).eval()
+        return Tapped(fresh, taps).eval() if taps else fresh
+
+    return rebuild
+
+
+# Cascading randomisation (Adebayo et al. 2018): the number of blocks re-initialised
+# from the top at each depth; None is every block.
+RANDOMISE_DEPTHS = (1, 3, 4, 8, None)
+
+
+def has_parameters(module):
+    return any(True for _ in module.parameters())
+
+
+def blocks_top_down(model):
+    """The model's blocks with parameters, from the output back: its children, with
+    lists and sequences of blocks (EfficientNet's _blocks, ResNet's layers) opened."""
+    found = []
+    for name, child in model.named_children():
+        if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)) and len(child) > 1:
+            found.extend((f"{name}.{n}", c) for n, c in child.named_children() if has_parameters(c))
+        elif has_parameters(child):
+            found.append((name, child))
+    return found[::-1]
+
+
+def randomise(exported):
+    """Write the cascading variants: the network with its top k blocks re-initialised,
+    <stem>_random<k>.pt with their sidecars, listed in the model's sidecar."""
+    sidecar_path = exported.out_dir / f"{exported.stem}.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    variants = []
+    for depth in RANDOMISE_DEPTHS:
+        network = exported.rebuild()
+        model = network.model if isinstance(network, Tapped) else network
+        blocks = blocks_top_down(model)
+        chosen = blocks[: depth or len(blocks)]
+        torch.manual_seed(len(chosen))
+        for _, block in chosen:
+            for module in block.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+        for p in network.parameters():
+            p.requires_grad_(False)
+        with torch.no_grad():
+            traced = torch.jit.trace(network.eval(), torch.zeros(1, *exported.shape), strict=not exported.taps)
+        frozen = torch.jit.freeze(traced.eval())
+        name = f"{exported.stem}_random{len(chosen)}"
+        variant = {k: v for k, v in sidecar.items() if k not in ("compiled", "randomised", "sha256")}
+        variant["name"] = name
+        variant["source"] = f"{sidecar.get('source', exported.stem)}; top {len(chosen)} block(s) re-initialised"
+        variant["sha256"] = save_atomic(frozen, exported.out_dir / f"{name}.pt")
+        write_atomic(exported.out_dir / f"{name}.json", json.dumps(variant, indent=2) + "\n")
+        variants.append({"depth": len(chosen), "blocks": [n for n, _ in chosen], "file": f"{name}.pt"})
+        if depth is None or depth >= len(blocks):
+            break
+    sidecar["randomised"] = variants
+    write_atomic(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
+    print(f"{sidecar_path}: {len(variants)} randomised variants, up to {variants[-1]['depth']} blocks")
 
 
 def export_torchvision(arch, out_dir, random_init, taps=None):
@@ -359,6 +430,7 @@ def export_torchvision(arch, out_dir, random_init, taps=None):
     size = 299 if arch.startswith("inception") else 224
     for p in eager.parameters():
         p.requires_grad_(False)
+    rebuild = copier(eager, taps)
     torch.manual_seed(0)
     frozen, network, tap_shapes = freeze_checked(eager, torch.randn(2, 3, size, size), arch, taps)
     categories = list(weights_enum.DEFAULT.meta["categories"])
@@ -375,7 +447,7 @@ def export_torchvision(arch, out_dir, random_init, taps=None):
     stem = f"{arch}_taps" if taps else arch
     write_model(frozen, out_dir, stem, (3, size, size), IMAGENET_MEAN, IMAGENET_STD, LABELS_FILE,
                 f"torchvision {arch}, {state}, traced and frozen by weights/export.py", tap_shapes)
-    return Exported(network, stem, out_dir, (3, size, size), taps)
+    return Exported(network, stem, out_dir, (3, size, size), taps, rebuild)
 
 
 def export_checkpoint(args, taps=None):
@@ -399,6 +471,7 @@ def export_checkpoint(args, taps=None):
     std = [float(v) for v in args.std.split(",")]
     if len(shape) != 3 or len(mean) != shape[0] or len(std) != shape[0]:
         fail("--input-shape must be C,H,W and --mean/--std must have C values each")
+    rebuild = copier(eager, taps)
     torch.manual_seed(0)
     frozen, network, tap_shapes = freeze_checked(eager, torch.randn(2, *shape), args.name, taps)
     labels = None
@@ -408,7 +481,7 @@ def export_checkpoint(args, taps=None):
     stem = f"{args.name}_taps" if taps else args.name
     write_model(frozen, args.out, stem, shape, mean, std, labels,
                 f"{args.entry} with {args.checkpoint}, traced and frozen by weights/export.py", tap_shapes)
-    return Exported(network, stem, args.out, shape, taps)
+    return Exported(network, stem, args.out, shape, taps, rebuild)
 
 
 def intact(pt_path):
@@ -461,6 +534,9 @@ def main():
                         help="with --compile: the device to compile for (cuda needs the GPU here)")
     parser.add_argument("--batch", type=int, default=None,
                         help="with --compile: a package for this batch size only (default: any batch)")
+    parser.add_argument("--randomise", action="store_true",
+                        help="also write variants with the top 1, 3, 4, 8 and all blocks re-initialised "
+                             "(<stem>_random<k>.pt), for `classviz saliency --sanity`")
     parser.add_argument("--list-taps", action="store_true",
                         help="print the modules of the EfficientNet-Lite models that can be tapped, with shapes")
     args = parser.parse_args()
@@ -489,7 +565,11 @@ def main():
                 print(f"{name}  {module:40s} {'x'.join(map(str, shape))}")
         return
     if not args.checkpoint and not args.torchvision:
-        exported.extend(export(name, args.out, taps, keep=args.compile) for name in args.models)
+        keep = args.compile or args.randomise
+        exported.extend(export(name, args.out, taps, keep=keep) for name in args.models)
+    if args.randomise:
+        for done in exported:
+            randomise(done)
     if args.compile:
         for done in exported:
             compile_step(done, args.device, args.batch)
