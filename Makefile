@@ -5,6 +5,8 @@
 #   make test-threads   the numeric tests again at two torch threads
 #   make lint     rustfmt, clippy (warnings are errors) and the module layering check
 #   make check-gallery   the HTML gallery in headless Chromium
+#   make wheel    a Python wheel (maturin): classviz and classviz-export, for pip
+#   make install  classviz, its man page and completions under PREFIX (~/.local)
 #
 # Every step is idempotent: a second run reuses the venv, the weights and the build.
 
@@ -21,12 +23,14 @@ SPECTRUM := weights/maco_magnitude.npy
 # The compiled engine: an AOTInductor package of Lite0's ascent step for the CPU (about a minute).
 PACKAGE := weights/efficientnet_lite0.cpu.pt2
 FIXTURE := tests/models/.built
+# The Python tools: export, compile, spectrum (weights/*.py run them).
+TOOLS   := $(wildcard python/classviz/*.py)
 
 # tch builds against the libtorch inside the venv's PyTorch wheel.
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test test-threads lint check-gallery bench bench-natural bench-quality bench-saliency bench-taps clean
+.PHONY: demo setup build weights fixtures test test-threads lint check-gallery bench bench-natural bench-quality bench-saliency bench-taps bench-accentuate wheel install clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0 --force
@@ -40,16 +44,16 @@ $(STAMP): requirements.txt
 
 weights: $(MODELS) $(TAPPED) $(SPECTRUM) $(PACKAGE)
 
-$(PACKAGE): weights/efficientnet_lite0.pt weights/export.py $(STAMP)
+$(PACKAGE): weights/efficientnet_lite0.pt $(TOOLS) $(STAMP)
 	$(PYTHON) weights/export.py efficientnet_lite0 --compile
 
-$(TAPPED): weights/export.py $(STAMP)
+$(TAPPED): $(TOOLS) $(STAMP)
 	$(PYTHON) weights/export.py efficientnet_lite0 --taps $(TAPS)
 
-$(SPECTRUM): weights/maco_spectrum.py $(STAMP)
+$(SPECTRUM): $(TOOLS) $(STAMP)
 	$(PYTHON) weights/maco_spectrum.py
 
-weights/%.pt: weights/export.py $(STAMP)
+weights/%.pt: $(TOOLS) $(STAMP)
 	$(PYTHON) weights/export.py $*
 
 # classviz against the Python/PyTorch references; a quiet machine, please.
@@ -69,7 +73,11 @@ bench-quality: setup
 bench-taps: setup
 	$(PYTHON) bench/taps.py
 
+# The saliency tables of docs/saliency.md (methods and CAMs on ten photos, the sanity
+# check, the segmentation on composites, grad-cam's runtime), then the batching and
+# baseline benchmarks.
 bench-saliency: setup
+	$(PYTHON) bench/saliency_tables.py
 	cargo bench --bench saliency
 	cargo bench --bench baseline
 
@@ -81,7 +89,7 @@ fixtures: $(FIXTURE)
 
 # Test models: small ones made and trained here, a torchvision export with
 # random weights, and a user checkpoint through export.py --checkpoint.
-$(FIXTURE): tests/make_models.py tests/checkpoint_module.py tests/cam_reference.py weights/export.py weights/compile_step.py $(STAMP)
+$(FIXTURE): tests/make_models.py tests/checkpoint_module.py tests/cam_reference.py $(TOOLS) $(STAMP)
 	$(PYTHON) tests/make_models.py
 	$(PYTHON) weights/export.py --torchvision resnet18 --random-init --out tests/models
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
@@ -92,6 +100,10 @@ $(FIXTURE): tests/make_models.py tests/checkpoint_module.py tests/cam_reference.
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
 		--name tiny --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
 		--labels tests/models/tiny_labels.txt --out tests/models --taps conv --randomise --compile
+	# A transformer-shaped checkpoint whose tap returns tokens.
+	$(PYTHON) weights/export.py --checkpoint tests/models/tokens_state.pt --entry tests.checkpoint_module:build_tokens \
+		--name tokens --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
+		--labels tests/models/tiny_labels.txt --out tests/models --taps blocks
 	# Class activation maps of an independent implementation, with hooks.
 	$(PYTHON) tests/cam_reference.py
 	touch $@
@@ -118,6 +130,26 @@ lint: setup
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
 	cargo test --release --test layering
+
+# The wheel's binary finds libtorch in the torch package beside it (build.rs,
+# CLASSVIZ_WHEEL), so it is built apart from target/release.
+WHEEL_TARGET := target/wheel
+wheel: $(STAMP)
+	$(PYTHON) -m pip install --disable-pip-version-check -q "maturin>=1.5,<2"
+	CLASSVIZ_WHEEL=1 CARGO_TARGET_DIR=$(WHEEL_TARGET) $(VENV)/bin/maturin build --release --out target/wheels
+	@ls target/wheels/*.whl
+
+PREFIX ?= $(HOME)/.local
+install: build
+	install -d $(PREFIX)/bin $(PREFIX)/share/man/man1 $(PREFIX)/share/bash-completion/completions
+	install -m 755 $(BIN) $(PREFIX)/bin/classviz
+	$(BIN) man > $(PREFIX)/share/man/man1/classviz.1
+	$(BIN) completions bash > $(PREFIX)/share/bash-completion/completions/classviz
+	@echo "classviz installed in $(PREFIX)/bin (it uses the libtorch of $(CURDIR)/$(VENV))"
+
+# Feature accentuation against adversarial examples, scored by three networks.
+bench-accentuate: setup
+	$(PYTHON) bench/accentuate.py
 
 clean:
 	rm -rf target tests/models weights/*.pt weights/*.pt2 weights/*.json weights/*.npy weights/imagenet_classes.txt

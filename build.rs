@@ -28,6 +28,10 @@ fn main() {
     // in an unpacked libtorch alike.
     let root = PathBuf::from(&lib_dir).join("..");
     println!("cargo:rustc-env=CLASSVIZ_TORCH_VERSION={}", torch_version(&root));
+    // Where a project build finds its default files; a wheel has no project.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let weights = if wheel { String::new() } else { format!("{manifest}/weights") };
+    println!("cargo:rustc-env=CLASSVIZ_PROJECT_WEIGHTS={weights}");
     let cuda = cuda_runtime(&root);
     let mut rpaths = vec![("torch/lib", PathBuf::from(&lib_dir))];
     if let Some(cuda) = &cuda {

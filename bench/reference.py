@@ -104,7 +104,7 @@ def compiled(classes, args):
 
     name = Path(args.model).stem
     network, _ = export.lite_network(name, None)
-    step = torch.compile(export.step_function(network, []))
+    step = torch.compile(export.compile_step_module.step_function(network, []))
     return stepped(step, classes, args)
 
 

@@ -4,7 +4,7 @@
 //! the binary was built in, then `~/.cache/classviz` (where `classviz-export`
 //! writes). Paths given on the command line are used as given.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
@@ -24,7 +24,11 @@ pub fn search_path() -> Vec<PathBuf> {
 fn search_path_from(home_variable: Option<PathBuf>, home: Option<PathBuf>) -> Vec<PathBuf> {
     let mut folders = Vec::new();
     folders.extend(home_variable.filter(|p| !p.as_os_str().is_empty()));
-    folders.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("weights"));
+    // The project's weights/ (empty for a wheel's binary, which has no project).
+    let project = env!("CLASSVIZ_PROJECT_WEIGHTS");
+    if !project.is_empty() {
+        folders.push(PathBuf::from(project));
+    }
     folders.extend(home.map(|home| home.join(".cache").join("classviz")));
     folders
 }
@@ -64,7 +68,10 @@ mod tests {
         assert_eq!(folders[0], PathBuf::from("/x"));
         assert!(folders[1].ends_with("weights"));
         assert_eq!(folders[2], PathBuf::from("/home/u/.cache/classviz"));
-        assert_eq!(search_path_from(None, None).len(), 1);
+        assert_eq!(
+            search_path_from(None, None),
+            vec![PathBuf::from(env!("CLASSVIZ_PROJECT_WEIGHTS"))]
+        );
     }
 
     #[test]

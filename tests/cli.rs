@@ -293,3 +293,33 @@ fn help_groups_the_flags_under_headings() {
         assert!(line.contains("[default: ") && line.contains("[possible values: "), "{line}");
     }
 }
+
+/// From any directory, with no --model, classviz finds its default model
+/// (here the project's weights/; also $CLASSVIZ_HOME and ~/.cache/classviz),
+/// while paths on the command line stay relative to the current directory.
+#[test]
+fn runs_from_an_unrelated_directory_without_a_model_flag() {
+    let elsewhere = scratch("cli-elsewhere");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_classviz"))
+        .args([
+            "--class",
+            "1",
+            "--iters",
+            "2",
+            "--out",
+            "here",
+            "--quiet",
+            "--threads",
+            &common::torch_threads(),
+        ])
+        .current_dir(&elsewhere)
+        .env_remove("CLASSVIZ_HOME")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        elsewhere.join("here/1_goldfish.png").is_file(),
+        "{:?}",
+        listing(&elsewhere.join("here"))
+    );
+}

@@ -244,3 +244,34 @@ fn gallery_errors_are_one_line() {
     );
     assert_eq!(stderr(&output).trim_end().lines().count(), 1);
 }
+
+/// Columns are named as the user would say them (the folder's name, not its
+/// path); PNGs that do not decode are left out with a warning that counts
+/// them; a gallery with no image at all is refused in one line.
+#[test]
+fn broken_images_are_skipped_and_empty_galleries_refused() {
+    let dir = scratch("gallery-broken");
+    let run = dir.join("natural");
+    linear_run(&run, &["--class", "0,1"]);
+    std::fs::write(run.join("7_broken.png"), b"\x89PNG\r\n\x1a\ntruncated").unwrap();
+    let output = classviz_raw(&["gallery", run.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("1 image(s) that do not decode were left out"),
+        "{}",
+        stderr(&output)
+    );
+    let html = page(&run.join("index.html"));
+    let data = data(&html);
+    assert_eq!(data["rows"].as_array().unwrap().len(), 2, "the broken image has no row");
+    assert_eq!(data["columns"], serde_json::json!(["natural"]), "the folder's name, not its path");
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("0_nothing.png"), b"not a png").unwrap();
+    let output = classviz_raw(&["gallery", empty.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("no images to show in"), "{message}");
+    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
+}

@@ -237,10 +237,12 @@ def main():
 
     # A user's own module and state dict, for weights/export.py --checkpoint.
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from checkpoint_module import build
+    from checkpoint_module import build, build_tokens
 
     torch.manual_seed(3)
     torch.save(build().state_dict(), OUT / "tiny_state.pt")
+    # A transformer-shaped one whose tap returns tokens [N, T, C].
+    torch.save(build_tokens().state_dict(), OUT / "tokens_state.pt")
     (OUT / "tiny_labels.txt").write_text("cat\ndog\nbird\n")
     print(f"test models written to {OUT}", file=sys.stderr)
 

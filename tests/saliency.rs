@@ -562,3 +562,50 @@ fn sanity_checks_cover_every_method_and_depth() {
     }
     assert_eq!(rows[8]["blocks"], serde_json::json!(["head", "conv"]));
 }
+
+/// A transformer's tokens `[N, T, C]` (a class token and a square grid of
+/// patches) are a tap like any other: `info` says they become a grid, and
+/// class activation maps and unit objectives run on them.
+#[test]
+fn token_taps_become_grids_for_maps_and_units() {
+    let model = test_model("tokens_taps.pt");
+    let info = classviz_raw(&["info", "--model", model.to_str().unwrap()]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        text.contains("blocks 17x8 tokens (seen as a 8x4x4 grid, class token dropped)"),
+        "{text}"
+    );
+    let out = scratch("saliency-tokens");
+    let image = photo("coffee.png");
+    let output = saliency(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--method",
+        "grad-cam",
+        "--random-orders",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(common::json_lines(&output)[0]["tap"], "blocks");
+    let units = common::classviz(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--objective",
+        "channel:blocks",
+        "--channels",
+        "0-1",
+        "--iters",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(units.status.success(), "{}", stderr(&units));
+    assert_eq!(common::json_lines(&units).len(), 2);
+}

@@ -55,12 +55,21 @@ impl TorchScript {
 
     /// The outputs with autograd's graph, for taps `taps`; the input as given.
     fn outputs(&self, x: &Tensor, taps: &[usize]) -> Result<Outputs> {
+        Ok(self.raw_outputs(x, taps)?.0)
+    }
+
+    /// The outputs, and the taps as the model returned them (a transformer's
+    /// tokens before they become a grid), for gradients at a tap.
+    fn raw_outputs(&self, x: &Tensor, taps: &[usize]) -> Result<(Outputs, Vec<Tensor>)> {
         use_jit_mode(self.device)?;
         let value =
             self.module.forward_is(&[IValue::Tensor(self.laid_out(x)?)]).map_err(torch_error)?;
         if taps.is_empty() {
             let scores = select_output(value, self.output.as_ref())?;
-            return Ok(Outputs { scores: check_scores(scores, x)?, taps: Vec::new() });
+            return Ok((
+                Outputs { scores: check_scores(scores, x)?, taps: Vec::new() },
+                Vec::new(),
+            ));
         }
         let IValue::GenericDict(mut entries) = value else {
             bail!("the model returns no dict, so it has no taps to read");
@@ -73,12 +82,14 @@ impl TorchScript {
                 .position(|(key, _)| matches!(key, IValue::String(k) if k == name))
                 .with_context(|| format!("the model's output has no entry {name}"))?;
             match entries.swap_remove(position).1 {
-                IValue::Tensor(tensor) => tensors.push(tap_as_grid(tensor)?),
+                IValue::Tensor(tensor) => tensors.push(tensor),
                 _ => bail!("the model's output {name} is not a tensor"),
             }
         }
         let scores = select_output(IValue::GenericDict(entries), self.output.as_ref())?;
-        Ok(Outputs { scores: check_scores(scores, x)?, taps: tensors })
+        let grids =
+            tensors.iter().map(|t| tap_as_grid(t.shallow_clone())).collect::<Result<_>>()?;
+        Ok((Outputs { scores: check_scores(scores, x)?, taps: grids }, tensors))
     }
 
     /// libtorch's CPU convolutions run markedly faster on channels-last (NHWC)
@@ -118,8 +129,9 @@ impl Network for TorchScript {
     fn vjp(&self, x: &Tensor, pass: Pass<'_>) -> Result<(Outputs, Tensor)> {
         let input = x.f_detach()?.f_set_requires_grad(true)?;
         let batch = x.size()[0];
-        let outputs =
-            precision::run(pass.precision, self.device, batch, || self.outputs(&input, pass.taps))?;
+        let (outputs, raw) = precision::run(pass.precision, self.device, batch, || {
+            self.raw_outputs(&input, pass.taps)
+        })?;
         let computed;
         let weights = match pass.cotangent {
             Cotangent::Fixed(weights) => weights,
@@ -129,13 +141,19 @@ impl Network for TorchScript {
             }
         };
         let total = weights.inner_product(&outputs)?;
+        // At a tap, the gradient is taken at the tensor the model returned and
+        // laid out like the tap's grid.
         let with_respect_to = match pass.wrt {
             Wrt::Input => &input,
-            Wrt::Tap(k) => outputs.taps.get(k).context("the gradient of a tap not asked for")?,
+            Wrt::Tap(k) => raw.get(k).context("the gradient of a tap not asked for")?,
         };
         let gradient = Tensor::f_run_backward(&[&total], &[with_respect_to], false, false)
             .map_err(torch_error)?
             .remove(0);
+        let gradient = match pass.wrt {
+            Wrt::Input => gradient,
+            Wrt::Tap(_) => tap_as_grid(gradient)?,
+        };
         Ok((outputs.detached()?, gradient))
     }
 }

@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""The saliency tables of docs/saliency.md, measured in one run on the tapped Lite0
+(weights/efficientnet_lite0_taps.pt), each printed as markdown:
+
+  faithfulness   every method, the class activation maps included, on ten photos: the
+                 five in tests/data and five from the packages that no test uses
+                 (scikit-learn's china and flower, scikit-image's camera, brick, horse);
+                 deletion / insertion against the mean of 32 random orders, x where a
+                 method loses to it.
+  sanity         the cascading randomisation test (saliency --sanity) of every method on
+                 three photos: Spearman's rho and SSIM against the trained model's map,
+                 per depth, averaged over the photos (variants made by export.py --randomise).
+  runtime        whole `classviz saliency` runs on coffee.png, medians of 3 interleaved:
+                 --method gradient on the plain and on the tapped model, --method grad-cam
+                 on the tapped one (the issue: no slower than gradient plus the tapped load).
+  segment        the paper's section 3.1 on composites with known masks: an object photo
+                 pasted at random places and scales onto the packages' textures; mask IoU
+                 and box IoU for --segment, --box and the map's top 30% of pixels, over
+                 several seeds, means.
+
+python bench/saliency_tables.py [--only faithfulness,sanity,segment] [--seeds N]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CLASSVIZ = ROOT / "target" / "release" / "classviz"
+TAPPED = ROOT / "weights" / "efficientnet_lite0_taps.pt"
+TAPS = "_blocks.1,_blocks.3,_blocks.5,_blocks.8,_blocks.11,_blocks.15"
+IN_REPOSITORY = ["coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png"]
+SANITY_PHOTOS = ["coffee.png", "chelsea.png", "rocket.jpg"]
+METHODS = ["gradient", "smoothgrad", "gradient-x-input", "integrated-gradients",
+           "grad-cam", "grad-cam++", "layer-cam", "score-cam"]
+# The thresholded map: its top fraction of pixels.
+THRESHOLD_FRACTION = 0.3
+
+
+def run(args):
+    done = subprocess.run([str(CLASSVIZ), *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"classviz {' '.join(args)} failed: {done.stderr.strip()}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def off_repository_photos(folder):
+    """Five photos from the packages, as PNG files."""
+    from skimage import data
+    from sklearn.datasets import load_sample_images
+
+    images = dict(zip(("china", "flower"), load_sample_images().images))
+    images.update({name: getattr(data, name)() for name in ("camera", "brick", "horse")})
+    paths = []
+    for name, pixels in images.items():
+        if pixels.dtype == bool:
+            pixels = pixels.astype(np.uint8) * 255
+        path = folder / f"{name}.png"
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def faithfulness(folder):
+    photos = [ROOT / "tests" / "data" / name for name in IN_REPOSITORY] + off_repository_photos(folder)
+    print("\n| photo | class (p) | " + " | ".join(METHODS) + " | random (mean ± sd) |")
+    print("| --- | --- |" + " --- |" * (len(METHODS) + 1))
+    wins = {m: 0 for m in METHODS}
+    for photo in photos:
+        rows = run(["saliency", "--model", str(TAPPED), "--image", str(photo), "--method", "all",
+                    "--out", str(folder / "maps"), "--json"])
+        by_method = {r["method"]: r for r in rows}
+        first = rows[0]
+        cells = []
+        for method in METHODS:
+            r = by_method[method]
+            mark = "" if r["beats_random"] else " ✗"
+            wins[method] += r["beats_random"]
+            cells.append(f"{r['deletion_auc']:.3f} / {r['insertion_auc']:.3f}{mark}")
+        random = (f"{first['random_auc']:.3f} ± {first['random_deletion_std']:.3f} / "
+                  f"{first['random_insertion_auc']:.3f} ± {first['random_insertion_std']:.3f}")
+        print(f"| {photo.name} | {first['class']} {first['name']} ({first['prob']:.3f}) | " + " | ".join(cells) + f" | {random} |")
+    print("| beats random on both | | " + " | ".join(f"{wins[m]}/{len(photos)}" for m in METHODS) + " | |")
+
+
+def sanity(folder):
+    sidecar = json.loads(TAPPED.with_suffix(".json").read_text())
+    if not sidecar.get("randomised"):
+        subprocess.run([sys.executable, str(ROOT / "weights" / "export.py"), "efficientnet_lite0", "--taps", TAPS,
+                        "--randomise"], check=True)
+    photos = [str(ROOT / "tests" / "data" / name) for name in SANITY_PHOTOS]
+    args = ["saliency", "--model", str(TAPPED), "--method", "all", "--sanity", "--out", str(folder), "--json"]
+    for photo in photos:
+        args += ["--image", photo]
+    rows = run(args)
+    depths = sorted({r["depth"] for r in rows})
+    names = {r["depth"]: r["blocks"][-1] for r in rows}
+    print("\nSpearman's ρ / SSIM against the trained model's map, mean of "
+          f"{len(photos)} photos ({', '.join(SANITY_PHOTOS)}); top k blocks re-initialised:\n")
+    print("| method | " + " | ".join(f"top {d} (to {names[d]})" for d in depths) + " | verdict |")
+    print("| --- |" + " ---: |" * len(depths) + " --- |")
+    for method in METHODS:
+        cells, last = [], None
+        for depth in depths:
+            chosen = [r for r in rows if r["method"] == method and r["depth"] == depth]
+            rho = np.mean([r["spearman"] for r in chosen])
+            ssim = np.mean([r["ssim"] for r in chosen])
+            cells.append(f"{rho:.2f} / {ssim:.2f}")
+            if depth == depths[min(2, len(depths) - 1)]:
+                last = rho
+        verdict = "**flagged**: still alike with the top blocks random" if last >= 0.5 else "changes"
+        print(f"| {method} | " + " | ".join(cells) + f" | {verdict} |")
+
+
+def composite(obj, texture, side, left, top):
+    canvas = texture.copy()
+    canvas.paste(obj.resize((side, side), Image.BICUBIC), (left, top))
+    mask = np.zeros((224, 224), bool)
+    mask[top:top + side, left:left + side] = True
+    return canvas, mask
+
+
+def iou(a, b):
+    union = np.logical_or(a, b).sum()
+    return np.logical_and(a, b).sum() / union if union else 0.0
+
+
+def box_mask(box, scale_x=1.0, scale_y=1.0):
+    mask = np.zeros((224, 224), bool)
+    if box:
+        mask[int(box["y0"] / scale_y):int(np.ceil(box["y1"] / scale_y)), int(box["x0"] / scale_x):int(np.ceil(box["x1"] / scale_x))] = True
+    return mask
+
+
+def segment(folder, seeds, method):
+    from skimage import data
+
+    objects = {"cat": data.chelsea()[20:280, 100:360], "coffee": data.coffee()[40:360, 140:460],
+               "astronaut": data.astronaut()[0:300, 120:420]}
+    textures = {name: Image.fromarray(getattr(data, name)()).convert("RGB").resize((224, 224)) for name in ("brick", "grass", "gravel")}
+    rng = np.random.default_rng(0)
+    scores = {k: [] for k in ("segment mask", "segment box", "--box", "top 30% of the map")}
+    for seed in range(seeds):
+        for name, pixels in objects.items():
+            for texture_name, texture in textures.items():
+                side = int(rng.integers(90, 170))
+                left, top = (int(v) for v in rng.integers(0, 224 - side, size=2))
+                image, truth = composite(Image.fromarray(pixels), texture, side, left, top)
+                path = folder / f"{name}_{texture_name}_{seed}.png"
+                image.save(path)
+                row = run(["saliency", "--image", str(path), "--method", method, "--segment", "--box",
+                           "--random-orders", "2", "--out", str(folder / "out"), "--json"])[0]
+                mask = np.asarray(Image.open(row["mask"])) > 127
+                raw = np.asarray(Image.open(row["raw"])).astype(float)
+                top_pixels = raw >= np.quantile(raw, 1 - THRESHOLD_FRACTION)
+                scores["segment mask"].append(iou(mask, truth))
+                scores["segment box"].append(iou(box_mask(row.get("mask_box")), truth))
+                scores["--box"].append(iou(box_mask(row.get("box")), truth))
+                scores["top 30% of the map"].append(iou(top_pixels, truth))
+    count = len(scores["--box"])
+    print(f"\n{count} composites ({len(objects)} objects × {len(textures)} textures × {seeds} seeds, "
+          f"object side 90–169 px on 224), `--method {method}`; IoU with the pasted object, mean ± sd:\n")
+    print("| localisation | IoU |")
+    print("| --- | ---: |")
+    for name, values in scores.items():
+        print(f"| {name} | {np.mean(values):.3f} ± {np.std(values):.3f} |")
+
+
+def runtime(folder, repeats=3):
+    import statistics
+    import time
+
+    photo = str(ROOT / "tests" / "data" / "coffee.png")
+    plain = str(ROOT / "weights" / "efficientnet_lite0.pt")
+    runs = {"gradient, plain model": ["--model", plain, "--method", "gradient"],
+            "gradient, tapped model": ["--model", str(TAPPED), "--method", "gradient"],
+            "grad-cam, tapped model": ["--model", str(TAPPED), "--method", "grad-cam"]}
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, extra in runs.items():
+            started = time.perf_counter()
+            run(["saliency", "--image", photo, "--out", str(folder / "time"), "--json", *extra])
+            times[name].append(time.perf_counter() - started)
+    print("\n| run (coffee.png, whole process) | seconds (median) | runs |")
+    print("| --- | ---: | --- |")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="faithfulness,sanity,segment,runtime")
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--segment-method", default="smoothgrad")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="classviz-saliency-") as tmp:
+        folder = Path(tmp)
+        for table in args.only.split(","):
+            {"faithfulness": lambda: faithfulness(folder), "sanity": lambda: sanity(folder),
+             "segment": lambda: segment(folder, args.seeds, args.segment_method),
+             "runtime": lambda: runtime(folder)}[table]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Compile one ascent step of a classviz model with AOTInductor, for classviz's compiled
+engine (--engine). Needs only torch: the step is traced once (by weights/export.py
+--compile) into a torch.export program, <stem>.step.pt2, from which a package is
+compiled for any device, on a machine that has the device:
+
+    python weights/compile_step.py weights/efficientnet_lite0.step.pt2 --device cuda
+
+The step takes the image batch and weights on the model's outputs and returns the
+scores, the taps and the input's gradient of the weighted outputs:
+
+    step(x, w_scores, *w_taps) = (scores, *taps, d<w, outputs>/dx)
+
+It is traced with make_fx (through autograd) and exported with a dynamic batch
+dimension. The package's scores, and its gradient at the zero image, are checked
+against the TorchScript model (<stem>.pt), and the sidecar records the package under
+"compiled" with its own SHA-256, the model file's, the device and the torch version.
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+# The compiled step's scores, and its gradient at the zero image, against the
+# TorchScript file's, as ||difference|| / ||TorchScript's|| (measured about 1e-6 on
+# Lite0; docs/benchmarks.md). Away from the zero image a few of Lite0's ReLU6 units sit
+# on a boundary and flip with the order of a sum: eager PyTorch and TorchScript differ
+# by up to 6e-3 there, and so does the package, so the gradient is not compared there.
+PACKAGE_TOLERANCE = 1e-4
+# The scores are also compared on Gaussian noise of this sigma around the mean image.
+CHECK_INPUT_SCALE = 0.1
+# The largest batch the dynamic dimension admits.
+MAX_ROWS = 4096
+
+
+def fail(message):
+    print(f"compile_step.py: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def scores_of(output):
+    """The class scores of a model's output (a tapped model's is a dict)."""
+    return output["logits"] if isinstance(output, dict) else output
+
+
+def step_function(network, taps):
+    """One ascent step of `network` as a function of the image batch and the weights on
+    its outputs: (scores, *taps, d<w, outputs>/dx)."""
+
+    def step(x, w, *tap_weights):
+        # Channels-last: the CPU's convolutions run markedly faster on it.
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        with torch.enable_grad():
+            out = network(x)
+            scores = scores_of(out)
+            total = (scores * w).sum()
+            activations = [out[name] for name in taps]
+            for activation, weight in zip(activations, tap_weights):
+                total = total + (activation * weight).sum()
+            (gradient,) = torch.autograd.grad(total, x)
+        return (scores.detach(), *[a.detach() for a in activations], gradient)
+
+    return step
+
+
+def read_sidecar(pt_path):
+    return json.loads(pt_path.with_suffix(".json").read_text())
+
+
+def layout(sidecar):
+    """The input shape, the class count, the taps and their shapes, from the sidecar."""
+    labels = sidecar.get("labels")
+    classes = len(labels) if isinstance(labels, list) else None
+    if classes is None:
+        names = (Path(sidecar["_dir"]) / labels).read_text().split("\n") if labels else []
+        classes = len([n for n in names if n.strip()]) or None
+    taps = [t["name"] for t in sidecar.get("taps", [])]
+    shapes = {t["name"]: t["shape"] for t in sidecar.get("taps", [])}
+    return sidecar["input_shape"], classes, taps, shapes
+
+
+def example_inputs(rows, shape, classes, taps, tap_shapes, device):
+    """A batch of random images and random weights on every output."""
+    torch.manual_seed(0)
+    inputs = [torch.randn(rows, *shape, device=device), torch.randn(rows, classes, device=device)]
+    for name in taps:
+        inputs.append(torch.randn(rows, *tap_shapes[name], device=device))
+    return inputs
+
+
+def classes_of(network, sidecar, shape):
+    _, classes, _, _ = layout(sidecar)
+    if classes:
+        return classes
+    with torch.no_grad():
+        return scores_of(network(torch.zeros(1, *shape))).shape[1]
+
+
+def trace(network, pt_path, shape, taps, batch=None):
+    """Trace `network`'s step with make_fx and export it (a dynamic batch unless `batch`);
+    save the program as <stem>.step.pt2 and return its path."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    sidecar = read_sidecar(pt_path)
+    sidecar["_dir"] = str(pt_path.parent)
+    classes = classes_of(network, sidecar, shape)
+    _, _, _, tap_shapes = layout(sidecar)
+    example = example_inputs(batch or 2, shape, classes, taps, tap_shapes, "cpu")
+    step = step_function(network, taps)
+    if batch is None:
+        traced = make_fx(step, tracing_mode="symbolic", _allow_non_fake_inputs=True)(*example)
+        rows = torch.export.Dim("rows", min=1, max=MAX_ROWS)
+        dynamic = tuple({0: rows} for _ in example)
+    else:
+        traced, dynamic = make_fx(step)(*example), None
+    program = torch.export.export(traced, tuple(example), dynamic_shapes=dynamic)
+    path = pt_path.with_name(f"{pt_path.stem}.step.pt2")
+    torch.export.save(program, str(path))
+    return path
+
+
+def compile_program(program_path, pt_path, device):
+    """Compile the saved step program for `device`, check it, record it in the sidecar."""
+    program = torch.export.load(str(program_path))
+    batch = static_batch(program)
+    # Re-exported on the device: the same path for the CPU as for CUDA.
+    module = program.module().to(device)
+    inputs = [t.to(device) for t in program.example_inputs[0]]
+    dynamic = None if batch else tuple({0: torch.export.Dim("rows", min=1, max=MAX_ROWS)} for _ in inputs)
+    program = torch.export.export(module, tuple(inputs), dynamic_shapes=dynamic)
+    package = pt_path.with_name(f"{pt_path.stem}.{device}.pt2")
+    partial = package.with_name(f".{package.stem}.partial.pt2")
+    started = time.time()
+    torch._inductor.aoti_compile_and_package(program, package_path=str(partial))
+    seconds = time.time() - started
+    check_package(partial, pt_path, device, batch)
+    record(package, partial, pt_path, device, batch)
+    size = package.stat().st_size / 1e6
+    print(f"{package}: compiled for {device} in {seconds:.0f} s ({size:.0f} MB), batch {batch or 'any'}")
+    return seconds
+
+
+def static_batch(program):
+    """The program's batch size, or None if it is dynamic (it has range constraints)."""
+    return None if program.range_constraints else int(program.example_inputs[0][0].shape[0])
+
+
+def check_package(package, pt_path, device, batch):
+    """The package's scores and gradient must match the TorchScript file's: the gradient
+    at the zero image (where an ascent starts, and the arithmetic is stable), the scores
+    also at noisy images; at two batch sizes where the batch is dynamic."""
+    sidecar = read_sidecar(pt_path)
+    sidecar["_dir"] = str(pt_path.parent)
+    shape, classes, taps, tap_shapes = layout(sidecar)
+    loaded = torch._inductor.aoti_load_package(str(package))
+    script = torch.jit.load(str(pt_path), map_location=device)
+    classes = classes or scores_of(script(torch.zeros(1, *shape, device=device))).shape[1]
+    script_step = step_function(script, taps)
+    worst = {"scores": 0.0, "gradient": 0.0}
+    for rows in ([batch] if batch else [1, 3]):
+        for scale in (0.0, CHECK_INPUT_SCALE):
+            inputs = example_inputs(rows, shape, classes, taps, tap_shapes, device)
+            inputs[0] = inputs[0] * scale
+            compiled, reference = loaded(*inputs), script_step(*inputs)
+            pairs = [("scores", compiled[0], reference[0])]
+            if scale == 0.0:
+                pairs.append(("gradient", compiled[-1], reference[-1]))
+            for label, got, want in pairs:
+                error = ((got - want).norm() / want.norm().clamp_min(1e-12)).item()
+                worst[label] = max(worst[label], error)
+                if not error <= PACKAGE_TOLERANCE:
+                    package.unlink(missing_ok=True)
+                    fail(f"{package}: the compiled {label} differ from TorchScript's by {error:.2e} (relative) at batch {rows}")
+    print(f"{package.name}: within {worst['scores']:.1e} (scores) and {worst['gradient']:.1e} (gradient) of TorchScript's")
+
+
+def record(package, partial, pt_path, device, batch):
+    """Move the checked package into place and record it in the model's sidecar."""
+    sidecar_path = pt_path.with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text())
+    model_sha256 = hashlib.sha256(pt_path.read_bytes()).hexdigest()
+    if sidecar.get("sha256") != model_sha256:
+        fail(f"{pt_path} does not match its sidecar's sha256: export the model again first")
+    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+    partial.replace(package)
+    entry = {
+        "file": package.name,
+        "device": device,
+        "batch": batch,
+        "input_shape": sidecar["input_shape"],
+        "taps": [t["name"] for t in sidecar.get("taps", [])],
+        "sha256": digest,
+        "model_sha256": model_sha256,
+        "torch": torch.__version__.split("+")[0],
+    }
+    sidecar["compiled"] = [p for p in sidecar.get("compiled", []) if p.get("device") != device] + [entry]
+    tmp = sidecar_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(sidecar, indent=2) + "\n")
+    tmp.replace(sidecar_path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("program", type=Path, help="<stem>.step.pt2, written by weights/export.py --compile")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        fail("--device cuda: no CUDA device here; run this on the GPU machine")
+    if not args.program.is_file():
+        fail(f"{args.program} not found: weights/export.py --compile writes it")
+    pt_path = args.program.with_name(args.program.name.removesuffix(".step.pt2") + ".pt")
+    if not pt_path.is_file():
+        fail(f"{pt_path}, the model the step belongs to, is not beside {args.program}")
+    compile_program(args.program, pt_path, args.device)
+
+
+if __name__ == "__main__":
+    main()
