@@ -8,6 +8,9 @@ top-1 and top-5 out of 50, the mean probability of the intended class, and
 seconds per class (wall, model load included) with its ratio to the natural
 preset measured in the same run. `make bench-quality` runs it.
 
+Each run also reports the mean and largest streak ratio of its images (bench/streaks.py:
+the plaid of axis-aligned lines an estimated spectrum can print onto MaCo's images).
+
 By default the natural and maco presets run (about 28 minutes on 2 cores);
 --only simonyan,natural,maco adds the paper's preset.
 --variant NAME=FLAGS adds a run with extra flags (for tuning, e.g.
@@ -27,6 +30,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from streaks import streak_ratio  # noqa: E402
 # CLASSVIZ_BIN runs another build (e.g. a snapshot while tuning).
 CLASSVIZ = os.environ.get("CLASSVIZ_BIN", str(ROOT / "target" / "release" / "classviz"))
 CLASSES = ",".join(str(c) for c in range(13, 1000, 20))
@@ -58,7 +63,11 @@ def run(name, flags, args, work):
                             capture_output=True, text=True, check=True)
     score = json.loads(scored.stdout)
     steps = rows[0]["iters"] if rows else 0
+    from PIL import Image
+
+    streaks = [streak_ratio(Image.open(path).convert("RGB")) for path in class_images(out)]
     return {"name": name, "flags": " ".join(flags), "steps": steps, "seconds_per_class": seconds / len(rows),
+            "streak_ratio": sum(streaks) / max(len(streaks), 1), "streak_max": max(streaks, default=0.0),
             "own_top1": own, "top1": score["top1"], "top5": score["top5"], "mean_prob": score["mean_prob"],
             "count": len(rows), "out": str(out),
             "per_class": [{"class": r["class"], "prob": r["prob"], "top1": r["top1"]} for r in score["images"]]}
@@ -99,12 +108,13 @@ def main():
     described = "every 20th from 13" if args.classes == CLASSES else args.classes
     print(f"\n{count} classes ({described}), "
           f"made on {Path(args.model).stem}, scored by {scorer}; {machine}; {time.strftime('%Y-%m-%d')}\n")
-    print(f"| run | steps | s/class | vs natural | {scorer} top-1 | top-5 | mean p | own top-1 | flags |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print(f"| run | steps | s/class | vs natural | {scorer} top-1 | top-5 | mean p | own top-1 | streak ratio (mean, max) | flags |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in results:
         ratio = f"{r['seconds_per_class'] / natural['seconds_per_class']:.2f}x" if natural else "-"
         print(f"| {r['name']} | {r['steps']} | {r['seconds_per_class']:.2f} | {ratio} | {r['top1']}/{count} "
-              f"| {r['top5']}/{count} | {r['mean_prob']:.3f} | {r['own_top1']}/{count} | `{r['flags']}` |")
+              f"| {r['top5']}/{count} | {r['mean_prob']:.3f} | {r['own_top1']}/{count} "
+              f"| {r['streak_ratio']:.2f}, {r['streak_max']:.2f} | `{r['flags']}` |")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "classes": args.classes, "runs": results}, indent=1))
 

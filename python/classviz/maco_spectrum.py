@@ -99,10 +99,15 @@ def prepared(crop, method):
 def main(default_out):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=("periodic", "hann", "none"), default="periodic")
-    parser.add_argument("--no-rotate", action="store_true", help="crops at one orientation (no random turn)")
+    parser.add_argument("--turned", type=float, default=TURNED,
+                        help=f"the fraction of crops turned by a random angle (default {TURNED})")
     parser.add_argument("--out", type=Path, default=Path(default_out) / "maco_magnitude.npy")
     args = parser.parse_args()
-    write(args.out, args.method, not args.no_rotate)
+    write(args.out, args.method, args.turned)
+
+
+# The fraction of crops turned by a random angle before the FFT (docs/benchmarks.md).
+TURNED = 1.0
 
 
 def straight_crop(x, rng):
@@ -132,7 +137,7 @@ def rotated_crop(x, rng):
     return F.grid_sample(region, grid, mode="bicubic", align_corners=False)[0]
 
 
-def write(out, method, rotate=True):
+def write(out, method, rotate=TURNED):
     """Estimate the spectrum with `method` and write it to `out` (.npy) and its JSON."""
     out.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
@@ -148,7 +153,7 @@ def write(out, method, rotate=True):
         names.append(f"{name} ({image.shape[1]}x{image.shape[0]})")
         h, w = x.shape[1:]
         for _ in range(CROPS):
-            crop = rotated_crop(x, rng) if rotate else straight_crop(x, rng)
+            crop = rotated_crop(x, rng) if rng.random() < rotate else straight_crop(x, rng)
             if rng.random() < 0.5:
                 crop = crop.flip(-1)
             crop = crop - crop.mean(dim=(1, 2), keepdim=True)
@@ -164,7 +169,7 @@ def write(out, method, rotate=True):
         "source": "weights/maco_spectrum.py",
         "method": {"periodic": "periodic-plus-smooth decomposition (Moisan 2011)",
                    "hann": "Hann-windowed crops", "none": "unwindowed crops"}[method]
-        + (", crops turned by random angles" if rotate else ""),
+        + (f", {rotate:.0%} of the crops turned by random angles" if rotate else ""),
         "photos": names,
         "crops_per_photo": CROPS,
         "size": SIZE,
