@@ -274,8 +274,9 @@ pub struct ModelArgs {
     #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
     pub device: DeviceChoice,
 
-    /// What runs the network: auto (a compiled package where it measured faster and one
-    /// matches the model, device and shape; else TorchScript), compiled, or torchscript.
+    /// What runs the network: auto (on the CPU a compiled package that matches the model,
+    /// device and shape, measured faster; else, and on CUDA, TorchScript), compiled, or
+    /// torchscript.
     #[arg(long, value_name = "E", value_enum, default_value_t = EngineChoice::Auto)]
     pub engine: EngineChoice,
 

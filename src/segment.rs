@@ -333,7 +333,7 @@ fn invert(m: &[[f64; 3]; 3]) -> ([[f64; 3]; 3], f64) {
         let columns: Vec<usize> = (0..3).filter(|&i| i != c).collect();
         let minor = m[rows[0]][columns[0]] * m[rows[1]][columns[1]]
             - m[rows[0]][columns[1]] * m[rows[1]][columns[0]];
-        if (r + c) % 2 == 0 {
+        if (r + c).is_multiple_of(2) {
             minor
         } else {
             -minor
@@ -391,16 +391,16 @@ mod tests {
             mask[y * width + x] = true;
         }
         assert_eq!(largest_component_box(&mask, width, height), Some((3, 1, 4, 3)));
-        assert_eq!(largest_component_box(&vec![false; 4], 2, 2), None);
+        assert_eq!(largest_component_box(&[false; 4], 2, 2), None);
     }
 
     #[test]
     fn inverses_are_inverses() {
         let m = [[2.0, 0.3, 0.1], [0.3, 1.5, 0.2], [0.1, 0.2, 1.0]];
         let (inverse, determinant) = invert(&m);
-        for r in 0..3 {
+        for (r, row) in m.iter().enumerate() {
             for c in 0..3 {
-                let product: f64 = (0..3).map(|k| m[r][k] * inverse[k][c]).sum();
+                let product: f64 = row.iter().zip(&inverse).map(|(a, b)| a * b[c]).sum();
                 assert!((product - if r == c { 1.0 } else { 0.0 }).abs() < 1e-12);
             }
         }

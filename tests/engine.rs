@@ -152,10 +152,13 @@ fn run_engine(model: &Path, engine: &str, auto_prefers: Option<&str>) -> std::pr
     command.output().unwrap()
 }
 
+/// A change to the sidecar that a test makes.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[test]
 fn packages_that_do_not_fit_are_refused_in_one_line_or_fallen_back_from() {
     let sha_of_zeros = "0".repeat(64);
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "another-model",
             Box::new(move |s| s["compiled"][0]["model_sha256"] = sha_of_zeros.clone().into()),

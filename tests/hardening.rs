@@ -161,9 +161,13 @@ fn a_size_that_cannot_fit_in_memory_is_refused_before_allocating() {
 fn a_batch_that_cannot_fit_in_memory_names_one_that_would() {
     let out = scratch("hard-memory-batch");
     let model = common::default_model();
+    // TorchScript: the CPU package is compiled for 224x224, and `auto` would add
+    // a line saying it falls back (tests/engine.rs covers that line).
     let output = classviz(&[
         "--model",
         model.to_str().unwrap(),
+        "--engine",
+        "torchscript",
         "--class",
         "all",
         "--batch",

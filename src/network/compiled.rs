@@ -290,11 +290,11 @@ impl Compiled {
         let rows = inputs[0].size()[0];
         let mut graphs =
             graphs.lock().map_err(|_| anyhow::anyhow!("a CUDA graph lock was poisoned"))?;
-        if !graphs.contains_key(&rows) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = graphs.entry(rows) {
             match self.package.capture(&borrowed) {
                 Ok(graph) => {
                     knobs::trace(|| format!("CUDA graph captured for a batch of {rows}"));
-                    graphs.insert(rows, graph);
+                    slot.insert(graph);
                 }
                 Err(err) => {
                     knobs::trace(|| format!("no CUDA graph for a batch of {rows}: {err:#}"));
