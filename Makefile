@@ -30,7 +30,7 @@ TOOLS   := $(wildcard python/classviz/*.py)
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test test-threads lint check-gallery bench bench-natural bench-quality bench-saliency bench-taps bench-accentuate wheel install clean
+.PHONY: demo setup build weights fixtures test test-threads lint check-gallery bench bench-engine bench-natural bench-quality bench-saliency bench-taps bench-accentuate wheel install clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0 --force
@@ -59,6 +59,11 @@ weights/%.pt: $(TOOLS) $(STAMP)
 # classviz against the Python/PyTorch references; a quiet machine, please.
 bench: setup
 	$(PYTHON) bench/run.py
+
+# The compiled step's design choices: a dynamic batch against one batch size, the
+# update inside the package against outside (three compiles: about 5 minutes on 2 cores).
+bench-engine: setup
+	$(PYTHON) bench/step_variants.py
 
 # The presets and the Python reference of the natural preset on 12 classes,
 # scored by Lite1 and Lite0 (three interleaved runs: about 12 minutes on 2 cores).

@@ -29,7 +29,7 @@ use crate::presets::Style;
 use crate::priors::total_variation;
 use crate::rng::Rng;
 use crate::spectrum::Magnitude;
-use crate::views::{self, apply_views, canvas_spec, central_view, draw_views};
+use crate::views::{self, apply_views, canvas_spec, central_view, draw_views, Transforms};
 
 /// A class whose score gradient was exactly zero on this many consecutive
 /// final steps (or on every step of a shorter run) has stalled.
@@ -214,8 +214,10 @@ impl fmt::Display for Init {
 }
 
 /// `--accentuate W [--tap NAME]`: feature accentuation (Hamblin et al. 2024)
-/// keeps the image near its starting photo by W·‖f(x) − f(x₀)‖², with f the
-/// activations at `tap`, or the image itself (pixel space) without one.
+/// keeps the image near its starting photo by W × the mean squared difference
+/// of f(x) and f(x₀), with f the activations at `tap` (the photo seen through
+/// the same random views as the image), or the image itself (pixel space)
+/// without one. A mean, so that W means the same at any tap and input size.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accentuation {
     pub weight: f64,
@@ -326,8 +328,10 @@ struct Run<'a> {
     watch: StallWatch,
     alpha: Option<Tensor>,
     frames: Vec<(u32, Tensor)>,
-    /// Pixel-space accentuation: the starting images and W.
+    /// Pixel-space accentuation: the starting images and W per pixel value.
     pixel_anchor: Option<(Tensor, f64)>,
+    /// Accentuation at a tap: the starting images and the model's tap index.
+    tap_anchor: Option<(Tensor, usize)>,
 }
 
 impl<'a> Run<'a> {
@@ -351,12 +355,19 @@ impl<'a> Run<'a> {
         let param =
             style.param.build(count, &canvas, params.magnitude.as_deref(), start, device)?;
         let optimizer = style.optimizer.start(param.tensor())?;
-        let goal = goal(model, targets, params, photo.as_ref())?;
+        let goal = goal(model, targets, params, photo.is_some())?;
         let fixed =
             if goal.is_linear() { Some(goal.weights(&zero_outputs(model, &goal)?)?) } else { None };
-        let pixel_anchor = match (&params.accentuate, photo) {
-            (Some(Accentuation { tap: None, weight }), Some(images)) => Some((images, *weight)),
-            _ => None,
+        let (pixel_anchor, tap_anchor) = match (&params.accentuate, photo) {
+            (Some(Accentuation { tap: None, weight }), Some(images)) => {
+                // W × the mean squared difference over each image's pixels.
+                let per_image = (canvas.channels * canvas.height * canvas.width) as f64;
+                (Some((images, *weight / per_image)), None)
+            }
+            (Some(Accentuation { tap: Some(tap), .. }), Some(images)) => {
+                (None, Some((images, model.tap_index(tap)?)))
+            }
+            _ => (None, None),
         };
         Ok(Run {
             model,
@@ -373,6 +384,7 @@ impl<'a> Run<'a> {
             alpha: None,
             frames: Vec::new(),
             pixel_anchor,
+            tap_anchor,
         })
     }
 
@@ -388,6 +400,7 @@ impl<'a> Run<'a> {
         let images = self.param.images()?;
         let drawn = draw_views(transforms, self.model.input(), &mut self.rng);
         let seen = apply_views(&images, transforms, &drawn, self.model.input())?;
+        self.refresh_anchor(&drawn)?;
         let weights_of = |outputs: &Outputs| self.goal.weights(outputs);
         let cotangent = match &self.fixed {
             Some(weights) => Cotangent::Fixed(weights),
@@ -405,6 +418,17 @@ impl<'a> Run<'a> {
         }
         let (parameters, image) = self.chain(&images, &seen, &at_input)?;
         Ok(Gradient { parameters, image, scores })
+    }
+
+    /// Accentuation at a tap compares the image's features with the photo's
+    /// seen through the same views (without the views' noise), so that the
+    /// two are aligned whatever the transforms.
+    fn refresh_anchor(&mut self, drawn: &[views::View]) -> Result<()> {
+        let Some((photo, tap)) = &self.tap_anchor else { return Ok(()) };
+        let still = Transforms { view_noise: 0.0, ..self.params.style.transforms.clone() };
+        let seen = apply_views(photo, &still, drawn, self.model.input())?;
+        let reference = self.model.forward(&seen, &[*tap])?.taps.remove(0);
+        self.goal.set_anchor_reference(reference)
     }
 
     /// Carry the gradient at the views back to the parameters through autograd,
@@ -530,12 +554,7 @@ impl<'a> Run<'a> {
 /// The goal of an ascent over `targets`: each image seen through the style's
 /// views, with the facets' diversity term and the accentuation's anchor at a
 /// tap when asked for.
-fn goal(
-    model: &Model,
-    targets: &[i64],
-    params: &AscentParams,
-    photo: Option<&Tensor>,
-) -> Result<Goal> {
+fn goal(model: &Model, targets: &[i64], params: &AscentParams, photo: bool) -> Result<Goal> {
     let views = i64::from(params.style.transforms.views.max(1));
     // The targets repeat view by view: rows are view-major.
     let repeated: Vec<i64> = (0..views).flat_map(|_| targets.iter().copied()).collect();
@@ -555,12 +574,8 @@ fn goal(
         diversity,
         model.device(),
     )?;
-    if let (Some(Accentuation { weight, tap: Some(tap) }), Some(photo)) =
-        (&params.accentuate, photo)
-    {
-        let index = model.tap_index(tap)?;
-        let reference = model.forward(photo, &[index])?.taps.remove(0);
-        goal.anchor(index, reference, *weight)?;
+    if let (Some(Accentuation { weight, tap: Some(tap) }), true) = (&params.accentuate, photo) {
+        goal.anchor(model.tap_index(tap)?, *weight);
     }
     Ok(goal)
 }

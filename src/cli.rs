@@ -352,8 +352,10 @@ pub struct ObjectiveArgs {
     pub diversity_tap: Option<String>,
 
     /// Feature accentuation (Hamblin et al. 2024): with --init image:PATH, keep the image
-    /// near the photo by W·‖f(x) − f(photo)‖², f the activations at --tap (the pixels
-    /// without one), while it moves toward the class: <photo>_to_<index>_<name>.png.
+    /// near the photo by W × the mean squared difference of f(x) and f(photo), f the
+    /// activations at --tap (the pixels without one), the photo seen through the same
+    /// random views, while the image moves toward the class: <photo>_to_<index>_<name>.png.
+    /// Start near 1 and lower W to let the class show more.
     #[arg(long, value_name = "W", value_parser = parse_non_negative_f64)]
     pub accentuate: Option<f64>,
 

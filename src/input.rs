@@ -30,6 +30,18 @@ pub struct InputSpec {
 pub const FLOAT_BYTES: u64 = 4;
 
 impl InputSpec {
+    /// A small RGB input (16 × 12) with ImageNet's normalisation, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn small_rgb() -> InputSpec {
+        InputSpec {
+            channels: 3,
+            height: 16,
+            width: 12,
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+        }
+    }
+
     /// The input shape for a batch of `n`: `[n, C, H, W]`.
     pub fn batch_shape(&self, n: i64) -> [i64; 4] {
         [n, self.channels, self.height, self.width]

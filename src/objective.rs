@@ -145,13 +145,15 @@ pub struct Goal {
     pub taps: Vec<usize>,
 }
 
-/// Feature accentuation's penalty: `weight` × ‖f(x) − f(x₀)‖² at one tap,
-/// per image, averaged over the views.
+/// Feature accentuation's penalty: `weight` × the mean squared difference of
+/// f(T(x)) and f(T(x₀)) over one tap's activations, per image, averaged over
+/// the views T (the photo is seen through the
+/// same views as the image, so that the features compared are aligned).
 struct Anchor {
     /// The tap's position among the taps the goal asks for.
     tap: usize,
-    /// f(x₀) `[N, C, H, W]`, one row per image.
-    reference: Tensor,
+    /// f(T(x₀)) `[K·N, C, H, W]`, view-major like the rows; set every step.
+    reference: Option<Tensor>,
     weight: f64,
 }
 
@@ -189,14 +191,25 @@ impl Goal {
     }
 
     /// Add feature accentuation's penalty at the model's tap `model_tap`:
-    /// `weight` × ‖f(x) − reference‖² per image, `reference` being `[N, C, H, W]`.
-    pub fn anchor(&mut self, model_tap: usize, reference: Tensor, weight: f64) -> Result<()> {
+    /// `weight` × ‖f(x) − reference‖² per row; the reference is given each
+    /// step by [`Goal::set_anchor_reference`].
+    pub fn anchor(&mut self, model_tap: usize, weight: f64) {
         let tap = self.taps.iter().position(|&t| t == model_tap).unwrap_or_else(|| {
             self.taps.push(model_tap);
             self.taps.len() - 1
         });
-        let reference = reference.f_detach()?.f_repeat([self.views, 1, 1, 1])?;
-        self.anchor = Some(Anchor { tap, reference, weight });
+        self.anchor = Some(Anchor { tap, reference: None, weight });
+    }
+
+    /// The anchor's reference for this step: the photo's activations at the
+    /// anchor's tap, seen through this step's views (`[K·N, C, H, W]`).
+    pub fn set_anchor_reference(&mut self, reference: Tensor) -> Result<()> {
+        let rows = self.rows();
+        let anchor = self.anchor.as_mut().context("the goal has no anchor")?;
+        if reference.size().first() != Some(&rows) {
+            bail!("the anchor's reference has {:?} rows, the batch {rows}", reference.size());
+        }
+        anchor.reference = Some(reference.f_detach()?);
         Ok(())
     }
 
@@ -244,11 +257,14 @@ impl Goal {
             total = total.f_div_scalar(self.views as f64)?;
         }
         if let Some(anchor) = &self.anchor {
-            let distance = outputs.taps[anchor.tap]
-                .f_sub(&anchor.reference)?
-                .f_square()?
-                .f_sum(Kind::Float)?;
-            total = total.f_sub(&distance.f_mul_scalar(anchor.weight / self.views as f64)?)?;
+            let reference = anchor.reference.as_ref().context("the anchor has no reference")?;
+            let distance =
+                outputs.taps[anchor.tap].f_sub(reference)?.f_square()?.f_sum(Kind::Float)?;
+            // The mean over each image's activations, so that W means the same
+            // at any tap of any model.
+            let per_image = reference.numel() as f64 / self.rows() as f64;
+            let weight = anchor.weight / (self.views as f64 * per_image);
+            total = total.f_sub(&distance.f_mul_scalar(weight)?)?;
         }
         let Some(diversity) = self.diversity.filter(|d| d.weight != 0.0) else { return Ok(total) };
         let activations = &outputs.taps[diversity.tap];

@@ -264,13 +264,7 @@ mod tests {
     use tch::Device;
 
     fn spec() -> InputSpec {
-        InputSpec {
-            channels: 3,
-            height: 16,
-            width: 12,
-            mean: vec![0.485, 0.456, 0.406],
-            std: vec![0.229, 0.224, 0.225],
-        }
+        InputSpec::small_rgb()
     }
 
     fn lucid() -> Transforms {

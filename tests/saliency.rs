@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use classviz::cam::CamKind;
 use classviz::model::Model;
@@ -25,6 +25,14 @@ fn saliency(args: &[&str]) -> std::process::Output {
     let mut all = vec!["saliency", "--threads", threads.as_str()];
     all.extend_from_slice(args);
     classviz_raw(&all)
+}
+
+/// `classviz saliency --model MODEL --image IMAGE --out OUT` and `extra`.
+fn saliency_on(model: &Path, image: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let paths = [model, image, out].map(|p| p.to_str().unwrap().to_string());
+    let mut args = vec!["--model", &paths[0], "--image", &paths[1], "--out", &paths[2]];
+    args.extend_from_slice(extra);
+    saliency(&args)
 }
 
 fn linear() -> Model {
@@ -97,19 +105,12 @@ fn the_random_baseline_steadies_as_orders_are_added() {
 fn method_all_writes_one_sheet_and_one_result_per_method() {
     let model = test_model("linear.pt");
     let out = scratch("saliency-all");
-    let output = saliency(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--image",
-        photo("coffee.png").to_str().unwrap(),
-        "--class",
-        "2",
-        "--method",
-        "all",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let output = saliency_on(
+        &model,
+        &photo("coffee.png"),
+        &out,
+        &["--class", "2", "--method", "all", "--json"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let rows = common::json_lines(&output);
     let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
@@ -205,16 +206,7 @@ fn recommended_methods_beat_random_on_both_metrics_on_real_photos() {
 fn coffee_is_espresso_and_three_pngs_are_written() {
     let model = common::default_model();
     let out = scratch("saliency-coffee");
-    let output = saliency(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--image",
-        photo("coffee.png").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--box",
-        "--json",
-    ]);
+    let output = saliency_on(&model, &photo("coffee.png"), &out, &["--box", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let row = &common::json_lines(&output)[0];
     assert_eq!(row["class"], 967);
@@ -246,21 +238,12 @@ fn explicit_class_and_other_methods() {
     let model = common::default_model();
     let out = scratch("saliency-methods");
     for method in ["gradient-x-input", "integrated-gradients"] {
-        let output = saliency(&[
-            "--model",
-            model.to_str().unwrap(),
-            "--image",
-            photo("chelsea.png").to_str().unwrap(),
-            "--class",
-            "tabby",
-            "--method",
-            method,
-            "--steps",
-            "8",
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ]);
+        let output = saliency_on(
+            &model,
+            &photo("chelsea.png"),
+            &out,
+            &["--class", "tabby", "--method", method, "--steps", "8", "--json"],
+        );
         assert!(output.status.success(), "{method}: {}", stderr(&output));
         let row = &common::json_lines(&output)[0];
         assert_eq!(row["class"], 281, "{method}");
@@ -275,22 +258,21 @@ fn smoothing_is_a_flag_with_checked_values() {
     let image = photo("coffee.png");
     let run = |value: &str| {
         let flag = format!("--smooth={value}");
-        saliency(&[
-            "--model",
-            model.to_str().unwrap(),
-            "--image",
-            image.to_str().unwrap(),
-            "--class",
-            "2",
-            "--method",
-            "integrated-gradients",
-            &flag,
-            "--random-orders",
-            "2",
-            "--out",
-            out.to_str().unwrap(),
-            "--json",
-        ])
+        saliency_on(
+            &model,
+            &image,
+            &out,
+            &[
+                "--class",
+                "2",
+                "--method",
+                "integrated-gradients",
+                &flag,
+                "--random-orders",
+                "2",
+                "--json",
+            ],
+        )
     };
     let output = run("3");
     assert!(output.status.success(), "{}", stderr(&output));
@@ -337,14 +319,7 @@ fn bad_images_fail_clearly() {
         (dir.join("missing.png"), "missing.png not found"),
         (dir.clone(), "is a folder, not a file"),
     ] {
-        let output = saliency(&[
-            "--model",
-            model.to_str().unwrap(),
-            "--image",
-            image.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let output = saliency_on(&model, &image, &out, &[]);
         let message = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{}: {message}", image.display());
         assert!(
@@ -354,16 +329,7 @@ fn bad_images_fail_clearly() {
         );
         assert_eq!(message.trim_end().lines().count(), 1, "{message}");
     }
-    let output = saliency(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--image",
-        photo("coffee.png").to_str().unwrap(),
-        "--class",
-        "espressso",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = saliency_on(&model, &photo("coffee.png"), &out, &["--class", "espressso"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("closest: espresso (967)"), "{}", stderr(&output));
     assert!(listing(&out).iter().all(|n| !n.ends_with(".png")));
@@ -483,19 +449,8 @@ fn class_activation_maps_refuse_models_without_taps() {
         assert!(message.contains(needle), "{extra:?}: {message}");
         assert_eq!(message.trim_end().lines().count(), 1, "{extra:?}: {message}");
     }
-    let all = saliency(&[
-        "--model",
-        plain.to_str().unwrap(),
-        "--image",
-        image.to_str().unwrap(),
-        "--method",
-        "all",
-        "--random-orders",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let all =
+        saliency_on(&plain, &image, &out, &["--method", "all", "--random-orders", "2", "--json"]);
     assert!(
         all.status.success(),
         "--method all without taps leaves the CAMs out: {}",
@@ -540,18 +495,8 @@ fn segment_writes_a_mask_and_its_box() {
 fn sanity_checks_cover_every_method_and_depth() {
     let out = scratch("saliency-sanity");
     let model = test_model("tiny_taps.pt");
-    let output = saliency(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--image",
-        photo("coffee.png").to_str().unwrap(),
-        "--method",
-        "all",
-        "--sanity",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let output =
+        saliency_on(&model, &photo("coffee.png"), &out, &["--method", "all", "--sanity", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let rows = common::json_lines(&output);
     assert_eq!(rows.len(), 8 * 2, "8 methods × 2 depths");
@@ -578,19 +523,12 @@ fn token_taps_become_grids_for_maps_and_units() {
     );
     let out = scratch("saliency-tokens");
     let image = photo("coffee.png");
-    let output = saliency(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--image",
-        image.to_str().unwrap(),
-        "--method",
-        "grad-cam",
-        "--random-orders",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let output = saliency_on(
+        &model,
+        &image,
+        &out,
+        &["--method", "grad-cam", "--random-orders", "2", "--json"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(common::json_lines(&output)[0]["tap"], "blocks");
     let units = common::classviz(&[

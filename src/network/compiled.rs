@@ -84,6 +84,48 @@ fn adopt(raw: &[*mut C_tensor], count: c_int) -> Vec<Tensor> {
     raw[..count.max(0) as usize].iter().map(|&p| unsafe { Tensor::from_ptr(p) }).collect()
 }
 
+/// The shim's run and replay calls: a handle, input tensors, room for outputs
+/// and for an error message; they return the output count, or -1.
+type ShimCall = unsafe extern "C" fn(
+    *mut c_void,
+    *const *mut C_tensor,
+    c_int,
+    *mut *mut C_tensor,
+    c_int,
+    *mut c_char,
+    usize,
+) -> c_int;
+
+/// Call the shim's `function` on `handle` with `inputs`; the tensors it
+/// allocated, owned, or its error message.
+fn call(
+    function: ShimCall,
+    handle: NonNull<c_void>,
+    inputs: &[&Tensor],
+    expected: usize,
+) -> Result<Vec<Tensor>, String> {
+    let raw = pointers(inputs);
+    let mut out = vec![std::ptr::null_mut(); expected];
+    let mut error = vec![0u8; ERROR_BYTES];
+    // SAFETY: `handle` is live (owned by the caller), `raw` holds live tensors,
+    // and `out` and `error` have the room the call is told of.
+    let count = unsafe {
+        function(
+            handle.as_ptr(),
+            raw.as_ptr(),
+            raw.len() as c_int,
+            out.as_mut_ptr(),
+            expected as c_int,
+            error.as_mut_ptr().cast(),
+            ERROR_BYTES,
+        )
+    };
+    if count < 0 {
+        return Err(message(&error));
+    }
+    Ok(adopt(&out, count))
+}
+
 /// A loaded package.
 pub struct Package {
     loader: NonNull<c_void>,
@@ -115,25 +157,8 @@ impl Package {
 
     /// One run: `inputs` in, `expected` outputs back.
     pub fn run(&self, inputs: &[&Tensor], expected: usize) -> Result<Vec<Tensor>> {
-        let raw = pointers(inputs);
-        let mut out = vec![std::ptr::null_mut(); expected];
-        let mut error = vec![0u8; ERROR_BYTES];
-        // SAFETY: `raw` holds live tensors; `out` has room for `expected`.
-        let count = unsafe {
-            classviz_aoti_run(
-                self.loader.as_ptr(),
-                raw.as_ptr(),
-                raw.len() as c_int,
-                out.as_mut_ptr(),
-                expected as c_int,
-                error.as_mut_ptr().cast(),
-                ERROR_BYTES,
-            )
-        };
-        if count < 0 {
-            bail!("the compiled package failed: {}", message(&error));
-        }
-        let outputs = adopt(&out, count);
+        let outputs = call(classviz_aoti_run, self.loader, inputs, expected)
+            .map_err(|e| anyhow::anyhow!("the compiled package failed: {e}"))?;
         if outputs.len() != expected {
             bail!("the compiled package returned {} outputs, expected {expected}", outputs.len());
         }
@@ -176,26 +201,10 @@ unsafe impl Send for Graph {}
 
 impl Graph {
     fn replay(&self, inputs: &[&Tensor], expected: usize) -> Result<Vec<Tensor>> {
-        let raw = pointers(inputs);
-        let mut out = vec![std::ptr::null_mut(); expected];
-        let mut error = vec![0u8; ERROR_BYTES];
-        // SAFETY: as in `Package::run`.
-        let count = unsafe {
-            classviz_aoti_replay(
-                self.graph.as_ptr(),
-                raw.as_ptr(),
-                raw.len() as c_int,
-                out.as_mut_ptr(),
-                expected as c_int,
-                error.as_mut_ptr().cast(),
-                ERROR_BYTES,
-            )
-        };
-        if count < 0 {
-            bail!("replaying the CUDA graph failed: {}", message(&error));
-        }
+        let outputs = call(classviz_aoti_replay, self.graph, inputs, expected)
+            .map_err(|e| anyhow::anyhow!("replaying the CUDA graph failed: {e}"))?;
         // The graph's outputs are overwritten by the next replay: copy them.
-        adopt(&out, count).iter().map(|t| Ok(t.f_detach_copy()?)).collect()
+        outputs.iter().map(|t| Ok(t.f_detach_copy()?)).collect()
     }
 }
 
