@@ -70,7 +70,7 @@ bench-engine: setup
 bench-natural: setup
 	$(PYTHON) bench/natural.py --repeats 3
 
-# The natural and maco presets scored by a second network on 50 classes (about 28 minutes on 2 cores).
+# The natural and maco presets scored by a second network on 50 classes (about 23 minutes on 2 cores).
 bench-quality: setup
 	$(PYTHON) bench/quality.py
 

@@ -11,7 +11,7 @@ preset measured in the same run. `make bench-quality` runs it.
 Each run also reports the mean and largest streak ratio of its images (bench/streaks.py:
 the plaid of axis-aligned lines an estimated spectrum can print onto MaCo's images).
 
-By default the natural and maco presets run (about 28 minutes on 2 cores);
+By default the natural and maco presets run (about 23 minutes on 2 cores);
 --only simonyan,natural,maco adds the paper's preset.
 --variant NAME=FLAGS adds a run with extra flags (for tuning, e.g.
 "natural-rot20=--preset natural --rotate 20"); --only picks runs by name;

@@ -116,9 +116,10 @@ impl PresetName {
                 l2_weight: 0.0,
                 views_on_cuda: 1,
             },
-            // The phase lives in radians: lr 1 overshoots, 3 diverges, 0.3
-            // recognises the most classes; 160 steps rather than 128 recognise
-            // more classes outside the benchmark's (docs/benchmarks.md).
+            // The phase lives in radians: lr 1 overshot and 3 diverged when
+            // the preset was tuned, 0.3 recognised the most classes; 200 steps
+            // gave no more classes than 160 on the current spectrum
+            // (docs/benchmarks.md#quality).
             PresetName::Maco => Preset {
                 style: Style::maco(),
                 iters: 160,

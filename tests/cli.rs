@@ -323,3 +323,24 @@ fn runs_from_an_unrelated_directory_without_a_model_flag() {
         listing(&elsewhere.join("here"))
     );
 }
+
+/// The man page names every subcommand, and each shell gets a completion
+/// script that knows the flags.
+#[test]
+fn the_man_page_and_completions_cover_the_command_line() {
+    let man = common::classviz_raw(&["man"]);
+    assert!(man.status.success(), "{}", stderr(&man));
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "not roff: {}", &page[..80]);
+    for subcommand in ["status", "info", "saliency", "score", "gallery", "completions", "man"] {
+        assert!(page.contains(&format!("classviz-{subcommand}")), "{subcommand} missing");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let script = common::classviz_raw(&["completions", shell]);
+        assert!(script.status.success(), "{shell}: {}", stderr(&script));
+        let text = String::from_utf8_lossy(&script.stdout);
+        assert!(text.contains("--accentuate") && text.contains("saliency"), "{shell}");
+    }
+    let bad = common::classviz_raw(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
