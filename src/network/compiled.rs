@@ -314,12 +314,27 @@ impl Compiled {
         graphs[&rows].replay(&borrowed, expected)
     }
 
+    /// The batch size `rows` are run at: the package's when it has a fixed
+    /// one; with CUDA graphs, the smallest larger batch already captured (so
+    /// a last, smaller batch replays a graph instead of capturing another);
+    /// `None` to run them as they are.
+    fn padded_batch(&self, rows: i64) -> Option<i64> {
+        if let Some(batch) = self.batch {
+            return (batch != rows).then_some(batch);
+        }
+        let graphs = self.graphs.as_ref()?.lock().ok()?;
+        if graphs.contains_key(&rows) {
+            return None;
+        }
+        graphs.keys().copied().filter(|&captured| captured > rows).min()
+    }
+
     /// The step on any number of rows: padded (with copies of the last row,
     /// whose outputs are dropped; rows do not interact in eval mode) or split
-    /// to the package's batch when it has a fixed one.
+    /// to the batch of [`Compiled::padded_batch`].
     fn step_any(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let rows = inputs[0].size()[0];
-        let Some(batch) = self.batch.filter(|&b| b != rows) else { return self.step(inputs) };
+        let Some(batch) = self.padded_batch(rows) else { return self.step(inputs) };
         let mut parts: Vec<Vec<Tensor>> = Vec::new();
         for start in (0..rows).step_by(batch as usize) {
             let take = batch.min(rows - start);
