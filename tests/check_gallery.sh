@@ -34,11 +34,16 @@ for column in ("simonyan", "natural"):
         prob = ((index * 7919) % 1000) / 1000
         lines.append(json.dumps({"class": index, "name": name, "path": path, "logit": 10 + prob, "prob": prob,
                                  "top5": [{"class": index, "name": name, "prob": prob}], "iters": 150,
-                                 "seconds": 1.0, "stalled": False}))
+                                 "seconds": 1.0, "stalled": False, "model": "weights/efficientnet_lite0.pt",
+                                 "lr": 1.0, "l2": 1e-4, "seed": 0, "device": "cpu", "batch": 4}))
         if column == "natural":
-            scores.append({"image": path, "class": index, "name": name, "prob": 1 - prob, "top1": prob < 0.5})
+            top1 = prob < 0.5
+            scores.append({"image": path, "class": index, "name": name, "prob": 1 - prob, "top1": top1,
+                           "top5": top1, "predicted": [{"class": index, "name": name, "prob": 1 - prob}]})
     open(f"{work}/{column}/summary.jsonl", "w").write("\n".join(lines) + "\n")
-json.dump({"model": "weights/efficientnet_lite1.pt", "images": scores}, open(f"{work}/scores.json", "w"))
+json.dump({"model": "weights/efficientnet_lite1.pt", "images": scores, "total": len(scores),
+           "top1": sum(s["top1"] for s in scores), "top5": sum(s["top5"] for s in scores),
+           "mean_prob": sum(s["prob"] for s in scores) / max(len(scores), 1)}, open(f"{work}/scores.json", "w"))
 PY
 target/release/classviz gallery "$work/simonyan" "$work/natural" --scores "$work/scores.json" --title "classviz gallery check"
 
