@@ -425,7 +425,12 @@ impl<'a> Run<'a> {
     /// two are aligned whatever the transforms.
     fn refresh_anchor(&mut self, drawn: &[views::View]) -> Result<()> {
         let Some((photo, tap)) = &self.tap_anchor else { return Ok(()) };
-        let still = Transforms { view_noise: 0.0, ..self.params.style.transforms.clone() };
+        let transforms = &self.params.style.transforms;
+        // Views that are not random show the photo the same way every step.
+        if !transforms.random() && self.goal.has_anchor_reference() {
+            return Ok(());
+        }
+        let still = Transforms { view_noise: 0.0, ..transforms.clone() };
         let seen = apply_views(photo, &still, drawn, self.model.input())?;
         let reference = self.model.forward(&seen, &[*tap])?.taps.remove(0);
         self.goal.set_anchor_reference(reference)

@@ -201,6 +201,11 @@ impl Goal {
         self.anchor = Some(Anchor { tap, reference: None, weight });
     }
 
+    /// Whether the anchor has a reference from an earlier step.
+    pub fn has_anchor_reference(&self) -> bool {
+        self.anchor.as_ref().is_some_and(|anchor| anchor.reference.is_some())
+    }
+
     /// The anchor's reference for this step: the photo's activations at the
     /// anchor's tap, seen through this step's views (`[K·N, C, H, W]`).
     pub fn set_anchor_reference(&mut self, reference: Tensor) -> Result<()> {
