@@ -24,7 +24,7 @@ SPECTRUM := weights/maco_magnitude.npy
 PACKAGE := weights/efficientnet_lite0.cpu.pt2
 FIXTURE := tests/models/.built
 # The Python tools: export, compile, spectrum (weights/*.py run them).
-TOOLS   := $(wildcard python/classviz/*.py)
+TOOLS   := $(wildcard python/classviz/*.py python/classviz/export/*.py)
 
 # tch builds against the libtorch inside the venv's PyTorch wheel.
 export LIBTORCH_USE_PYTORCH := 1
@@ -94,7 +94,7 @@ fixtures: $(FIXTURE)
 
 # Test models: small ones made and trained here, a torchvision export with
 # random weights, and a user checkpoint through export.py --checkpoint.
-$(FIXTURE): tests/make_models.py tests/checkpoint_module.py tests/cam_reference.py $(TOOLS) $(STAMP)
+$(FIXTURE): tests/make_models.py tests/make_families.py tests/checkpoint_module.py tests/cam_reference.py $(TOOLS) $(STAMP)
 	$(PYTHON) tests/make_models.py
 	$(PYTHON) weights/export.py --torchvision resnet18 --random-init --out tests/models
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
@@ -111,6 +111,9 @@ $(FIXTURE): tests/make_models.py tests/checkpoint_module.py tests/cam_reference.
 		--labels tests/models/tiny_labels.txt --out tests/models --taps blocks
 	# Class activation maps of an independent implementation, with hooks.
 	$(PYTHON) tests/cam_reference.py
+	# torchvision, timm and Hugging Face classifiers and the digits ViT and CNN,
+	# exported through weights/export.py (tests/families.rs).
+	$(PYTHON) tests/make_families.py
 	touch $@
 
 # One torch thread per test process: parallel tests each running an OpenMP

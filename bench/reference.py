@@ -99,12 +99,13 @@ def compiled(classes, args):
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "weights"))
-    import export
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+    from classviz.compile_step import step_function
+    from classviz.export import lite
 
     name = Path(args.model).stem
-    network, _ = export.lite_network(name, None)
-    step = torch.compile(export.compile_step_module.step_function(network, []))
+    network, _ = lite.folded(name)
+    step = torch.compile(step_function(network, []))
     return stepped(step, classes, args)
 
 

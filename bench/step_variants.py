@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from torch.fx.experimental.proxy_tensor import make_fx  # noqa: E402
 
 from classviz.compile_step import MAX_ROWS, step_function  # noqa: E402
-from classviz.export import lite_network  # noqa: E402
+from classviz.export import lite  # noqa: E402
 
 BATCH = 4
 LR, L2 = 1.0, 1e-4
@@ -85,7 +85,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    network, _ = lite_network("efficientnet_lite0", [])
+    network, _ = lite.folded("efficientnet_lite0")
     step = step_function(network, [])
     torch.manual_seed(0)
     x0 = torch.randn(2, 3, 224, 224)

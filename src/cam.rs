@@ -65,6 +65,13 @@ pub fn cam(model: &Model, x: &Tensor, class: i64, kind: CamKind, tap: usize) -> 
         CamKind::ScoreCam => score_cam(model, x, class, tap)?,
         _ => {
             let (activations, gradient) = tap_gradient(model, x, class, tap)?;
+            if f64::try_from(gradient.f_abs()?.f_max()?)? == 0.0 {
+                bail!(
+                    "{}'s gradient at tap {} is zero everywhere: the class score does not depend on its positions (in a ViT, the last block's patch tokens never reach the class token; a head that is all zeros does the same); take the map at an earlier tap",
+                    kind.name(),
+                    model.info.taps[tap].name
+                );
+            }
             gradient_cam(kind, &activations, &gradient)?
         }
     };

@@ -122,31 +122,102 @@ pub enum Integrity {
 pub struct Tap {
     /// The module's name (`named_modules()`), also its key in the output dict.
     pub name: String,
-    /// `[C, H, W]` at the sidecar's input size, or `[T, C]` for a
-    /// transformer's tokens (a class token and a square grid of patches).
+    /// What the model returns at the sidecar's input size: a grid `[C, H, W]`
+    /// (the exporter lays every module's output out so), or, from older
+    /// exports, a transformer's tokens `[T, C]` (a class token and a square
+    /// grid of patches).
     pub shape: Vec<i64>,
+    /// The module's own layout, before the export made it a grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<TapLayout>,
+    /// The module's own output shape (without the batch), in its layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_shape: Option<Vec<i64>>,
+    /// Tokens before the patch grid (class, distillation, registers), for a
+    /// `tokens` layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_tokens: Option<u32>,
+}
+
+/// How a tapped module lays out its output; the export returns every tap as
+/// a grid `[N, C, H, W]` whatever it is.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TapLayout {
+    /// Channels first, `[N, C, H, W]`: convolutional networks.
+    Nchw,
+    /// Channels last, `[N, H, W, C]`: Swin's stages, ConvNeXt's blocks.
+    Nhwc,
+    /// `[N, T, C]`: prefix tokens, then the patch grid row by row.
+    Tokens,
+}
+
+impl fmt::Display for TapLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TapLayout::Nchw => "channels first",
+            TapLayout::Nhwc => "channels last",
+            TapLayout::Tokens => "tokens",
+        })
+    }
 }
 
 impl Tap {
-    /// The shape classviz sees, `[C, H, W]`: tokens `[T, C]` with T − 1 a
-    /// square s² become a grid `[C, s, s]` (the class token dropped).
-    pub fn grid_shape(&self) -> Result<[i64; 3]> {
-        match self.shape[..] {
-            [c, h, w] => Ok([c, h, w]),
-            [tokens, c] => match token_grid_side(tokens) {
-                Some(side) => Ok([c, side, side]),
-                None => bail!(
-                    "tap {} has {tokens} tokens: a grid needs one class token and a square number of patches",
-                    self.name
-                ),
-            },
-            _ => bail!("tap {} must have a [C, H, W] or [T, C] shape, got {:?}", self.name, self.shape),
+    /// A channels-first tap of `shape` `[C, H, W]`.
+    pub fn grid(name: &str, shape: [i64; 3]) -> Tap {
+        Tap {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            layout: None,
+            source_shape: None,
+            prefix_tokens: None,
         }
     }
 
-    /// Whether the tap holds tokens (reshaped to a grid).
+    /// The shape classviz sees, `[C, H, W]`: tokens `[T, C]` of an older
+    /// export with T − 1 a square s² become a grid `[C, s, s]` (the class
+    /// token dropped).
+    pub fn grid_shape(&self) -> Result<[i64; 3]> {
+        match self.shape[..] {
+            [c, h, w] => Ok([c, h, w]),
+            [tokens, c] if self.layout.is_none() => match token_grid_side(tokens) {
+                Some(side) => Ok([c, side, side]),
+                None => bail!(
+                    "tap {} has {tokens} tokens: a grid needs one class token and a square number of patches; export the model again (the exporter lays any tokens out as a grid)",
+                    self.name
+                ),
+            },
+            _ => bail!("tap {} must have a [C, H, W] shape, got {:?}", self.name, self.shape),
+        }
+    }
+
+    /// Whether the model returns the tap as tokens (an older export), which
+    /// classviz reshapes to a grid.
     pub fn is_tokens(&self) -> bool {
         self.shape.len() == 2
+    }
+
+    /// What the module returned and how it became a grid, for reports.
+    pub fn describe(&self) -> String {
+        let shape = |dims: &[i64]| dims.iter().map(i64::to_string).collect::<Vec<_>>().join("x");
+        let grid = self.grid_shape().map(|g| shape(&g)).unwrap_or_else(|_| shape(&self.shape));
+        let source = self.source_shape.as_deref().map(shape);
+        match (self.layout, source) {
+            (Some(TapLayout::Tokens), Some(source)) => format!(
+                "{} {grid} (tokens {source}, {} prefix)",
+                self.name,
+                self.prefix_tokens.unwrap_or(0)
+            ),
+            (Some(TapLayout::Nhwc), Some(source)) => {
+                format!("{} {grid} (channels last {source})", self.name)
+            }
+            _ if self.is_tokens() => format!(
+                "{} {} tokens (seen as a {grid} grid, class token dropped)",
+                self.name,
+                shape(&self.shape)
+            ),
+            _ => format!("{} {grid}", self.name),
+        }
     }
 }
 
@@ -206,11 +277,7 @@ impl Sidecar {
         check_channel_values("std", &self.std, channels)?;
         for tap in self.taps.iter().flatten() {
             if tap.shape.iter().any(|&d| d < 1) {
-                bail!(
-                    "tap {} must have a positive [C, H, W] or [T, C] shape, got {:?}",
-                    tap.name,
-                    tap.shape
-                );
+                bail!("tap {} must have a positive [C, H, W] shape, got {:?}", tap.name, tap.shape);
             }
             tap.grid_shape()?;
         }
@@ -318,14 +385,34 @@ mod tests {
 
     #[test]
     fn token_taps_become_grids() {
-        let tap = Tap { name: "blocks.11".into(), shape: vec![197, 768] };
+        let tap = Tap { shape: vec![197, 768], ..Tap::grid("blocks.11", [1, 1, 1]) };
         assert_eq!(tap.grid_shape().unwrap(), [768, 14, 14]);
         assert!(tap.is_tokens());
         assert_eq!(token_grid_side(50), Some(7));
         assert_eq!(token_grid_side(10), Some(3));
         assert_eq!(token_grid_side(11), None);
-        let image = Tap { name: "x".into(), shape: vec![16, 7, 7] };
+        let image = Tap::grid("x", [16, 7, 7]);
         assert_eq!(image.grid_shape().unwrap(), [16, 7, 7]);
+    }
+
+    #[test]
+    fn taps_of_every_layout_are_grids_with_their_source_described() {
+        let text = r#"{"input_shape": [3, 32, 32], "mean": [0.5, 0.5, 0.5], "std": [1, 1, 1],
+            "taps": [{"name": "blocks.1", "shape": [8, 4, 5], "layout": "tokens",
+                      "source_shape": [22, 8], "prefix_tokens": 2},
+                     {"name": "stages.0", "shape": [16, 8, 8], "layout": "nhwc", "source_shape": [8, 8, 16]},
+                     {"name": "conv", "shape": [4, 16, 16], "layout": "nchw", "source_shape": [4, 16, 16]}]}"#;
+        let sidecar = Sidecar::parse(text).unwrap();
+        let taps = sidecar.taps.unwrap();
+        assert_eq!(taps[0].grid_shape().unwrap(), [8, 4, 5]);
+        assert_eq!(taps[0].layout, Some(TapLayout::Tokens));
+        assert!(!taps[0].is_tokens(), "the export returns the grid");
+        assert_eq!(taps[0].describe(), "blocks.1 8x4x5 (tokens 22x8, 2 prefix)");
+        assert_eq!(taps[1].describe(), "stages.0 16x8x8 (channels last 8x8x16)");
+        assert_eq!(taps[2].describe(), "conv 4x16x16");
+        let bad = text.replace(r#""shape": [8, 4, 5]"#, r#""shape": [22, 8]"#);
+        let message = format!("{:#}", Sidecar::parse(&bad).unwrap_err());
+        assert!(message.contains("must have a [C, H, W] shape"), "{message}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::formats::{
     FacetSummary, ImageResult, InfoReport, SaliencyResult, SanityResult, ScoreTotals, StatusReport,
     Subject, SummaryLine,
 };
+use crate::metadata::Tap;
 use crate::model::{Loaded, Model};
 
 /// A freshly loaded model, after printing its warnings once on stderr.
@@ -277,27 +278,12 @@ pub fn print_info(info: &InfoReport, json: bool) -> Result<()> {
     print_line(&lines.join("\n"))
 }
 
-/// The taps of `info`, with their shapes; tokens say that they become a grid.
+/// The taps of `info`: each grid, and the module's own layout where it differs.
 fn tap_list(info: &InfoReport) -> String {
     if info.taps.is_empty() {
         return "none (export with weights/export.py --taps to show channels and class activation maps)".into();
     }
-    info.taps
-        .iter()
-        .map(|tap| {
-            let shape = tap.shape.iter().map(i64::to_string).collect::<Vec<_>>().join("x");
-            match tap.grid_shape() {
-                Ok([c, h, w]) if tap.is_tokens() => {
-                    format!(
-                        "{} {shape} tokens (seen as a {c}x{h}x{w} grid, class token dropped)",
-                        tap.name
-                    )
-                }
-                _ => format!("{} {shape}", tap.name),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    info.taps.iter().map(Tap::describe).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]

@@ -136,16 +136,19 @@ pub fn draw_views(transforms: &Transforms, input: &InputSpec, rng: &mut Rng) -> 
         .collect()
 }
 
+/// A MaCo crop: a box of a random fraction of the canvas's sides (the input's
+/// aspect, so that resampling it to the input does not stretch it), its
+/// centre normal around the canvas centre, kept inside.
 fn crop_view((low, high): (f64, f64), canvas: &InputSpec, rng: &mut Rng) -> View {
     let (cw, ch) = (canvas.width as f64, canvas.height as f64);
     let fraction = low + (high - low) * rng.unit();
-    let side = fraction * cw.min(ch);
-    let room_x = ((cw - side) / 2.0).max(0.0);
-    let room_y = ((ch - side) / 2.0).max(0.0);
+    let (box_width, box_height) = (fraction * cw, fraction * ch);
+    let room_x = ((cw - box_width) / 2.0).max(0.0);
+    let room_y = ((ch - box_height) / 2.0).max(0.0);
     let spread = CROP_CENTRE_SPREAD * cw.min(ch);
     View {
-        box_width: side,
-        box_height: side,
+        box_width,
+        box_height,
         angle: 0.0,
         shift_x: (rng.normal() * spread).clamp(-room_x, room_x),
         shift_y: (rng.normal() * spread).clamp(-room_y, room_y),
@@ -244,8 +247,9 @@ fn resample(images: &Tensor, pad: i64, views: &[View], input: &InputSpec) -> Res
 pub fn central_view(images: &Tensor, transforms: &Transforms, input: &InputSpec) -> Result<Tensor> {
     let Some((low, high)) = transforms.crop_box else { return Ok(images.shallow_clone()) };
     let size = images.size();
-    let side = (low + high) / 2.0 * size[2].min(size[3]) as f64;
-    let view = View { box_width: side, box_height: side, angle: 0.0, shift_x: 0.0, shift_y: 0.0 };
+    let fraction = (low + high) / 2.0;
+    let (box_width, box_height) = (fraction * size[3] as f64, fraction * size[2] as f64);
+    let view = View { box_width, box_height, angle: 0.0, shift_x: 0.0, shift_y: 0.0 };
     let plain = Transforms { pad: 0, view_noise: 0.0, ..transforms.clone() };
     apply_views(images, &plain, &[view], input)
 }
@@ -330,10 +334,11 @@ mod tests {
         let mut rng = Rng::new(3);
         for _ in 0..20 {
             for view in draw_views(&transforms, &spec(), &mut rng) {
-                let side = view.box_width;
-                assert!(side >= 0.2 * cw.min(ch) - 1e-9 && side <= 0.5 * cw.min(ch) + 1e-9);
-                assert!(view.shift_x.abs() + side / 2.0 <= cw / 2.0 + 1e-9, "{view:?}");
-                assert!(view.shift_y.abs() + side / 2.0 <= ch / 2.0 + 1e-9, "{view:?}");
+                let fraction = view.box_width / cw;
+                assert!((0.2 - 1e-9..=0.5 + 1e-9).contains(&fraction), "{view:?}");
+                assert!((view.box_height / ch - fraction).abs() < 1e-9, "the input's aspect");
+                assert!(view.shift_x.abs() + view.box_width / 2.0 <= cw / 2.0 + 1e-9, "{view:?}");
+                assert!(view.shift_y.abs() + view.box_height / 2.0 <= ch / 2.0 + 1e-9, "{view:?}");
             }
         }
     }

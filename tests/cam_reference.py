@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "weights"))
-import export  # noqa: E402
+sys.path.insert(0, str(ROOT / "python"))
+from classviz.export import lite  # noqa: E402
 
 OUT = ROOT / "tests" / "models"
 TAP = "_blocks.15"
@@ -45,7 +45,7 @@ def crop(name):
 
 def normalised(image):
     x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
-    return (x - export.LITE_MEAN) / export.LITE_STD
+    return (x - lite.LITE_MEAN) / lite.LITE_STD
 
 
 class Hooked:
@@ -98,7 +98,7 @@ def score_cam(model, hooked, x, cls):
 
 def main():
     torch.set_num_threads(1)
-    model, _ = export.lite_network("efficientnet_lite0", None)
+    model, _ = lite.folded("efficientnet_lite0")
     hooked = Hooked(model, TAP)
     reference = {}
     for name in PHOTOS:

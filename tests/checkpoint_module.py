@@ -38,3 +38,50 @@ class TinyTokens(torch.nn.Module):
 def build_tokens():
     torch.manual_seed(4)
     return TinyTokens()
+
+
+def digits_cnn():
+    """A tiny CNN for RGB digits: three convolutions (the second and third at 1/2 and
+    1/4 of the input), global average pooling, a linear head."""
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 48, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(48, 10),
+    )
+
+
+class Branchy(torch.nn.Module):
+    """Data-dependent control flow, which torch.jit.trace bakes in: the exporter must refuse it."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        pooled = x.mean((2, 3))
+        if pooled.sum() > 0:
+            return self.head(pooled)
+        return -self.head(pooled)
+
+
+def branchy():
+    return Branchy()
+
+
+class OddTokens(torch.nn.Module):
+    """Tokens that are no patch grid: 7 of them for a 16x16 input."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Linear(3, 8)
+        self.blocks = torch.nn.Linear(8, 8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        tokens = self.embed(torch.nn.functional.adaptive_avg_pool2d(x, (1, 7)).flatten(2).transpose(1, 2))
+        return self.head(self.blocks(tokens).mean(1))
+
+
+def odd_tokens():
+    return OddTokens()

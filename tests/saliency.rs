@@ -509,18 +509,16 @@ fn sanity_checks_cover_every_method_and_depth() {
 }
 
 /// A transformer's tokens `[N, T, C]` (a class token and a square grid of
-/// patches) are a tap like any other: `info` says they become a grid, and
-/// class activation maps and unit objectives run on them.
+/// patches) are a tap like any other: the export returns them as a grid,
+/// `info` says what they were, and class activation maps and unit
+/// objectives run on them.
 #[test]
 fn token_taps_become_grids_for_maps_and_units() {
     let model = test_model("tokens_taps.pt");
     let info = classviz_raw(&["info", "--model", model.to_str().unwrap()]);
     assert!(info.status.success(), "{}", stderr(&info));
     let text = String::from_utf8_lossy(&info.stdout);
-    assert!(
-        text.contains("blocks 17x8 tokens (seen as a 8x4x4 grid, class token dropped)"),
-        "{text}"
-    );
+    assert!(text.contains("blocks 8x4x4 (tokens 17x8, 1 prefix)"), "{text}");
     let out = scratch("saliency-tokens");
     let image = photo("coffee.png");
     let output = saliency_on(

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The project's entry to python/classviz/export.py (see there), writing into
-this folder, weights/, by default."""
+"""The project's entry to the exporter, python/classviz/export/ (see there), writing
+into this folder, weights/, by default."""
 
 import sys
 from pathlib import Path
@@ -8,8 +8,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "python"))
 
-from classviz.export import *  # noqa: E402,F401,F403
-from classviz import export as _module  # noqa: E402
+from classviz.export import main  # noqa: E402
 
 if __name__ == "__main__":
-    _module.main(HERE) if _module.main.__code__.co_argcount else _module.main()
+    main(HERE)

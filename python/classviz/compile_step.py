@@ -18,13 +18,13 @@ against the TorchScript model (<stem>.pt), and the sidecar records the package u
 """
 
 import argparse
-import hashlib
-import json
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+from classviz import sidecar as sidecars
 
 # The compiled step's scores, and its gradient at the zero image, against the
 # TorchScript file's, as ||difference|| / ||TorchScript's|| (measured about 1e-6 on
@@ -69,7 +69,7 @@ def step_function(network, taps):
 
 
 def read_sidecar(pt_path):
-    return json.loads(pt_path.with_suffix(".json").read_text())
+    return sidecars.read(pt_path)
 
 
 def layout(sidecar):
@@ -181,12 +181,11 @@ def check_package(package, pt_path, device, batch):
 
 def record(package, partial, pt_path, device, batch):
     """Move the checked package into place and record it in the model's sidecar."""
-    sidecar_path = pt_path.with_suffix(".json")
-    sidecar = json.loads(sidecar_path.read_text())
-    model_sha256 = hashlib.sha256(pt_path.read_bytes()).hexdigest()
+    sidecar = sidecars.read(pt_path)
+    model_sha256 = sidecars.sha256(pt_path)
     if sidecar.get("sha256") != model_sha256:
         fail(f"{pt_path} does not match its sidecar's sha256: export the model again first")
-    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+    digest = sidecars.sha256(partial)
     partial.replace(package)
     entry = {
         "file": package.name,
@@ -198,10 +197,8 @@ def record(package, partial, pt_path, device, batch):
         "model_sha256": model_sha256,
         "torch": torch.__version__.split("+")[0],
     }
-    sidecar["compiled"] = [p for p in sidecar.get("compiled", []) if p.get("device") != device] + [entry]
-    tmp = sidecar_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(sidecar, indent=2) + "\n")
-    tmp.replace(sidecar_path)
+    others = [p for p in sidecar.get("compiled", []) if p.get("device") != device]
+    sidecars.update(pt_path, compiled=others + [entry])
 
 
 def main():

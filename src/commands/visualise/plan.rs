@@ -434,10 +434,7 @@ mod tests {
             outputs_probabilities: false,
             score_kind: tch::Kind::Float,
             parameter_count: 0,
-            taps: vec![
-                Tap { name: "early".into(), shape: vec![8, 16, 16] },
-                Tap { name: "late".into(), shape: vec![32, 4, 4] },
-            ],
+            taps: vec![Tap::grid("early", [8, 16, 16]), Tap::grid("late", [32, 4, 4])],
             sidecar: None,
         }
     }
