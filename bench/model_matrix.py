@@ -128,20 +128,17 @@ def row(key, family, source, taps, out):
     args = export_arguments(key, source, out)
     export = [PYTHON, str(ROOT / "weights" / "export.py"), *args, "--name", key, "--taps", taps, "--out", str(out)]
     cells = {}
-    ok, why, seconds = run([*export, "--randomise"])
-    cells["export"] = (ok, why, seconds)
-    if not ok:
+    done = subprocess.run([*export, "--randomise", "--compile"], capture_output=True, text=True, cwd=ROOT)
+    cells["export"] = (done.returncode == 0, first_line(done.stderr), 0)
+    if done.returncode != 0:
         return cells
-    compiled = run([*export, "--compile"], timeout=1800)
     model = out / f"{key}_taps.pt"
+    compiled = json.loads(model.with_suffix(".json").read_text()).get("compiled")
+    warning = [l for l in done.stderr.splitlines() if "no compiled package" in l]
     for column, command in classviz_cells(model, out, taps).items():
         cells[column] = run(command)
-        if column == "compile" and not compiled[0]:
-            cells[column] = compiled
-        elif column == "compile":
-            sidecar = json.loads(model.with_suffix(".json").read_text())
-            if not sidecar.get("compiled"):
-                cells[column] = (False, first_line(compiled[1]) or "no package (see the export's warning)", compiled[2])
+        if column == "compile" and not compiled:
+            cells[column] = (False, warning[0].split("warning: ", 1)[-1][:200] if warning else "no package", 0)
     return cells
 
 

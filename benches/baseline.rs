@@ -7,9 +7,11 @@
 //! smallest R whose typical move is under 5% on every photo.
 //! `cargo bench --bench baseline`; `make bench-saliency`.
 
-use classviz::image_io::{self, load_photo, Fit};
-use classviz::model::Model;
-use classviz::saliency::{faithfulness, random_orders, RandomBaseline};
+use classviz_core::saliency::{faithfulness, random_orders, RandomBaseline};
+use classviz_engine::input::Normalise;
+use classviz_engine::model::Model;
+use classviz_engine::tensors;
+use classviz_records::pixels::{load_photo, Fit};
 use tch::Device;
 
 const PHOTOS: [&str; 5] =
@@ -29,8 +31,7 @@ fn main() -> anyhow::Result<()> {
     let mut worst = vec![[0.0f64; 4]; COUNTS.len()];
     for name in PHOTOS {
         let photo = load_photo(&root.join("tests/data").join(name), model.input(), Fit::Crop)?;
-        let x =
-            model.input().normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
+        let x = model.input().normalise(&tensors::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
         let class = tch::no_grad(|| model.forward(&x, &[]).map(|o| o.scores))?
             .argmax(-1, false)
             .int64_value(&[0]);

@@ -4,10 +4,11 @@
 
 use std::time::Instant;
 
-use classviz::image_io;
-use classviz::image_io::{load_photo, Fit};
-use classviz::model::Model;
-use classviz::saliency::{attribute, Method};
+use classviz_core::saliency::{attribute, Method};
+use classviz_engine::input::Normalise;
+use classviz_engine::model::Model;
+use classviz_engine::tensors;
+use classviz_records::pixels::{load_photo, Fit};
 use tch::{Device, Tensor};
 
 const SAMPLES: i64 = 25;
@@ -31,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     let model = Model::open(&root.join("weights/efficientnet_lite0.pt"), Device::Cpu)?;
     let photo = load_photo(&root.join("tests/data/coffee.png"), model.input(), Fit::Crop)?;
     let x: Tensor =
-        model.input().normalise(&image_io::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
+        model.input().normalise(&tensors::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
     let class = 967;
     let smooth = median_seconds(|| {
         let _ = attribute(&model, &x, class, Method::SmoothGrad { samples: SAMPLES, noise: 0.1 })

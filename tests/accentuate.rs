@@ -23,15 +23,15 @@ fn distance(a: &Path, b: &Path) -> f64 {
 
 /// The photo as the model sees it (the same fit), written beside the run's images.
 fn fitted_photo(model: &Path, photo_path: &str, out: &Path) -> std::path::PathBuf {
-    let model = classviz::model::Model::open(model, tch::Device::Cpu).unwrap();
-    let fitted = classviz::image_io::load_photo(
+    let model = classviz_engine::model::Model::open(model, tch::Device::Cpu).unwrap();
+    let fitted = classviz_records::pixels::load_photo(
         Path::new(photo_path),
         model.input(),
-        classviz::image_io::Fit::Crop,
+        classviz_records::pixels::Fit::Crop,
     )
     .unwrap();
     let path = out.join("photo_fitted.png");
-    classviz::image_io::write_png_atomic(&path, &fitted.pixels, &[]).unwrap();
+    classviz_records::pixels::write_png_atomic(&path, &fitted.pixels, &[]).unwrap();
     path
 }
 

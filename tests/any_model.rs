@@ -6,8 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use classviz::image_io::{self, Pixels};
-use classviz::model::Model;
+use classviz_engine::model::Model;
+use classviz_engine::tensors;
+use classviz_records::pixels::{self, Pixels};
 use common::{classviz, classviz_raw, listing, scratch, stderr, stdout, test_model};
 use tch::Device;
 
@@ -90,8 +91,7 @@ fn a_second_digits_network_recognises_most_visualisations() {
             }
         })
         .collect();
-    let x =
-        image_io::to_batch(&images, judge.input(), image_io::Fit::Stretch, Device::Cpu).unwrap();
+    let x = tensors::to_batch(&images, judge.input(), pixels::Fit::Stretch, Device::Cpu).unwrap();
     let scores = judge.classify(&x, &classes).unwrap();
     let recognised = scores.iter().zip(&classes).filter(|(s, &c)| s.top[0].0 == c).count();
     eprintln!("digits_b recognises {recognised} of 10 simonyan digit visualisations");
@@ -272,7 +272,7 @@ fn four_channel_images_are_written_as_strips() {
     let pixels = Pixels { width: 3, height: 2, channels: 4, data: (0..24).collect() };
     let dir = scratch("any-strip");
     let path = dir.join("strip.png");
-    image_io::write_png_atomic(&path, &pixels, &[]).unwrap();
+    pixels::write_png_atomic(&path, &pixels, &[]).unwrap();
     let image = image::open(&path).unwrap();
     assert_eq!((image.width(), image.height()), (12, 2));
 }

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use classviz::ascent::{class_models, AscentParams};
-use classviz::model::Model;
+use classviz_core::ascent::{class_models, AscentParams};
+use classviz_engine::model::Model;
 use common::{classviz, listing, pngs, scratch, stderr, summary, test_model};
 use tch::Device;
 

@@ -75,7 +75,7 @@ fn png_metadata_round_trips() {
         &["--class", "1", "--iters", "7", "--lr", "0.25", "--l2", "0.5", "--seed", "42"],
     ));
     assert!(output.status.success(), "{}", stderr(&output));
-    let text = classviz::image_io::read_png_text(&out.join("1_one.png")).unwrap();
+    let text = classviz_records::pixels::read_png_text(&out.join("1_one.png")).unwrap();
     let get = |key: &str| text.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     assert_eq!(get("model"), Some(test_model("linear.pt").to_str().unwrap()));
     assert_eq!(get("class"), Some("1"));

@@ -6,8 +6,8 @@ mod common;
 
 use std::ops::ControlFlow;
 
-use classviz::ascent::{class_models, AscentParams, Step};
-use classviz::model::Model;
+use classviz_core::ascent::{class_models, AscentParams, Step};
+use classviz_engine::model::Model;
 use tch::{Device, Tensor};
 
 fn linear() -> Model {
@@ -97,7 +97,7 @@ fn a_callback_break_stops_the_ascent() {
     let model = linear();
     let params = AscentParams::new(100, 1.0, 0.1);
     let mut seen = 0;
-    let ended = classviz::ascent::optimise(&model, &[1], &params, |step: &Step| {
+    let ended = classviz_core::ascent::optimise(&model, &[1], &params, |step: &Step| {
         seen = step.step;
         if step.step == 5 {
             ControlFlow::Break(())
@@ -107,7 +107,7 @@ fn a_callback_break_stops_the_ascent() {
     })
     .unwrap();
     assert!(
-        matches!(ended, classviz::ascent::Ended::Stopped),
+        matches!(ended, classviz_core::ascent::Ended::Stopped),
         "a stop is a return value, not an error"
     );
     assert_eq!(seen, 5);

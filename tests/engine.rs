@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use classviz::model::{DeviceChoice, Model, ModelRequest};
-use classviz::network::{Cotangent, EngineChoice, Pass, Weights, Wrt};
-use classviz::precision::Precision;
+use classviz_engine::model::{DeviceChoice, Model, ModelRequest};
+use classviz_engine::network::{Cotangent, EngineChoice, Pass, Weights, Wrt};
+use classviz_engine::precision::Precision;
 use common::{classviz, json_lines, listing, pngs, scratch, stderr, summary, test_model};
 use tch::{Device, Kind, Tensor};
 
@@ -221,7 +221,7 @@ fn a_corrupt_package_is_an_error_or_a_fallback_never_a_crash() {
         [("truncated", bytes[..bytes.len() / 3].to_vec()), ("garbage", vec![7u8; 4096])]
     {
         std::fs::write(&package, &damaged).unwrap();
-        let digest = classviz::files::sha256_hex(&package, "package").unwrap();
+        let digest = classviz_records::files::sha256_hex(&package, "package").unwrap();
         let text = std::fs::read_to_string(dir.join("tiny_taps.json")).unwrap();
         let mut sidecar: serde_json::Value = serde_json::from_str(&text).unwrap();
         // The hash matches the damaged file: only the loader can tell.

@@ -29,11 +29,11 @@ mod common;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use classviz::ascent::{class_models, AscentParams, Step};
 use classviz::cli::{parse_args, Parsed};
 use classviz::commands::visualise::Plan;
-use classviz::model::Model;
 use classviz::Request;
+use classviz_core::ascent::{class_models, AscentParams, Step};
+use classviz_engine::model::Model;
 use common::{classviz, scratch, stderr};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};

@@ -223,7 +223,7 @@ fn a_stalled_ascent_is_flagged_and_a_noisy_start_moves_it() {
         assert!(line["logit"].as_f64() > before["logit"].as_f64(), "{line} vs {before}");
     }
     assert!(!stderr(&noisy).contains("stalled"), "{}", stderr(&noisy));
-    let text = classviz::image_io::read_png_text(&out.join("2_two.png")).unwrap();
+    let text = classviz_records::pixels::read_png_text(&out.join("2_two.png")).unwrap();
     assert!(text.contains(&("init".to_string(), "noise:0.01".to_string())), "{text:?}");
 }
 

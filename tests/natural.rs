@@ -196,7 +196,7 @@ fn preset_transforms_scale_with_the_input_and_flags_do_not() {
         let output = classviz(&args);
         assert!(output.status.success(), "{}", stderr(&output));
         let png = listing(&out).into_iter().find(|n| n.ends_with(".png")).unwrap();
-        let text = classviz::image_io::read_png_text(&out.join(png)).unwrap();
+        let text = classviz_records::pixels::read_png_text(&out.join(png)).unwrap();
         let style = &text.iter().find(|(k, _)| k == "style").unwrap().1;
         assert!(style.contains(pad) && style.contains(jitter), "{extra:?}: {style}");
     }

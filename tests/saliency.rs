@@ -5,11 +5,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use classviz::cam::CamKind;
-use classviz::model::Model;
-use classviz::saliency::{
+use classviz_core::cam::CamKind;
+use classviz_core::saliency::{
     attribute, faithfulness, random_orders, saliency_order, Baseline, Method, RandomBaseline,
 };
+use classviz_engine::input::Normalise;
+use classviz_engine::model::Model;
 use common::{classviz_raw, listing, scratch, stderr, test_model};
 use tch::{Device, Kind, Tensor};
 
@@ -92,7 +93,7 @@ fn the_random_baseline_steadies_as_orders_are_added() {
         RandomBaseline::of(
             &means
                 .iter()
-                .map(|&d| classviz::saliency::Faithfulness { deletion: d, insertion: 0.0 })
+                .map(|&d| classviz_core::saliency::Faithfulness { deletion: d, insertion: 0.0 })
                 .collect::<Vec<_>>(),
         )
         .deletion_std
@@ -138,10 +139,11 @@ fn integrated_gradients_are_complete() {
         let reference = match baseline {
             Baseline::Mean => x.zeros_like(),
             Baseline::Black => model.input().normalise(&x.zeros_like()).unwrap(),
-            Baseline::Blur => {
-                classviz::priors::gaussian_blur(&x, classviz::saliency::INSERTION_BLUR_SIGMA)
-                    .unwrap()
-            }
+            Baseline::Blur => classviz_core::priors::gaussian_blur(
+                &x,
+                classviz_core::saliency::INSERTION_BLUR_SIGMA,
+            )
+            .unwrap(),
         };
         let (attribution, _) =
             attribute(&model, &x, 4, Method::IntegratedGradients { steps: 20, baseline }).unwrap();
@@ -354,7 +356,7 @@ fn class_activation_maps_match_the_hooked_reference() {
             .unwrap();
     for (photo, entry) in reference.as_object().unwrap() {
         let decoded = image::open(root.join(format!("cam_{photo}.png"))).unwrap().to_rgb8();
-        let pixels = classviz::image_io::Pixels {
+        let pixels = classviz_records::pixels::Pixels {
             width: 224,
             height: 224,
             channels: 3,
@@ -362,14 +364,14 @@ fn class_activation_maps_match_the_hooked_reference() {
         };
         let x = model
             .input()
-            .normalise(&classviz::image_io::pixels_to_tensor(&pixels, Device::Cpu).unwrap())
+            .normalise(&classviz_engine::tensors::pixels_to_tensor(&pixels, Device::Cpu).unwrap())
             .unwrap();
         let class = entry["class"].as_i64().unwrap();
         let tap = model.tap_index(entry["tap"].as_str().unwrap()).unwrap();
         for method in entry["methods"].as_array().unwrap() {
             let method = method.as_str().unwrap();
             let kind = CamKind::ALL.into_iter().find(|k| k.name() == method).unwrap();
-            let ours = classviz::cam::cam(&model, &x, class, kind, tap).unwrap();
+            let ours = classviz_core::cam::cam(&model, &x, class, kind, tap).unwrap();
             let theirs = Tensor::read_npy(root.join(format!("cam_{photo}_{method}.npy"))).unwrap();
             let error = f64::try_from((&ours - &theirs).abs().max()).unwrap();
             eprintln!("{photo} {method}: max |difference| {error:.2e}");
@@ -503,7 +505,10 @@ fn sanity_checks_cover_every_method_and_depth() {
     for row in &rows {
         let (rho, ssim) = (row["spearman"].as_f64().unwrap(), row["ssim"].as_f64().unwrap());
         assert!((-1.0..=1.0).contains(&rho) && (-1.0..=1.0).contains(&ssim), "{row}");
-        assert_eq!(row["unchanged"].as_bool().unwrap(), rho >= classviz::sanity::FLAG_SPEARMAN);
+        assert_eq!(
+            row["unchanged"].as_bool().unwrap(),
+            rho >= classviz_core::sanity::FLAG_SPEARMAN
+        );
     }
     assert_eq!(rows[8]["blocks"], serde_json::json!(["head", "conv"]));
 }

@@ -1,0 +1,29 @@
+//! classviz: class model visualisation for image classifiers.
+//!
+//! Reproduces Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional
+//! Networks" (arXiv 1312.6034): starting from the zero image in the model's
+//! zero-centred input space, gradient ascent on `S_c(I) − λ‖I‖²` finds an image
+//! that the classifier scores highly for class `c`; adding the dataset mean
+//! back and writing a PNG shows what the model has learned about that class.
+//!
+//! This crate is the command line over three libraries: `classviz_records`
+//! (files and records), `classviz_engine` (the network through one seam) and
+//! `classviz_core` (the maths). Flags are parsed once ([`cli`]), each
+//! subcommand resolves them against the model into a plan ([`commands`]), and
+//! one printer shows the results ([`report`]).
+//!
+//! ```no_run
+//! use classviz::cli::{parse_args, Parsed};
+//! if let Parsed::Run(request) = parse_args(["classviz", "--class", "100,130"])? {
+//!     classviz::execute(&request)?;
+//! }
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+pub mod cli;
+pub mod commands;
+pub mod home;
+pub mod report;
+
+pub use classviz_records::exit::Status;
+pub use commands::{execute, Request};
