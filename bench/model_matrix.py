@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python3")
-CLASSVIZ = str(ROOT / "target" / "release" / "classviz")
+CLASSVIZ = str(ROOT / "target" / "release" / "classviz")  # --classviz overrides
 PHOTO = str(ROOT / "tests" / "data" / "coffee.png")
 
 # (row, family, source arguments, taps)
@@ -146,7 +146,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated row keys")
     parser.add_argument("--out", type=Path, default=ROOT / "target" / "model-matrix")
+    parser.add_argument("--classviz", default=CLASSVIZ, help="the binary to run (default: the project's release build)")
     args = parser.parse_args()
+    globals()["CLASSVIZ"] = args.classviz
     only = set(args.only.split(",")) if args.only else None
     print("| family | " + " | ".join(COLUMNS) + " |")
     print("| --- |" + " :-: |" * len(COLUMNS))

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use classviz_engine::model::{DeviceChoice, Model, ModelRequest};
-use classviz_engine::network::{Cotangent, EngineChoice, Pass, Weights, Wrt};
+use classviz_engine::network::{Cotangent, EngineChoice, Pass, TapId, Weights, Wrt};
 use classviz_engine::precision::Precision;
 use common::{classviz, json_lines, listing, pngs, scratch, stderr, summary, test_model};
 use tch::{Device, Kind, Tensor};
@@ -40,7 +40,7 @@ fn relative(a: &Tensor, b: &Tensor) -> f64 {
 fn product(
     model: &Model,
     x: &Tensor,
-    taps: &[usize],
+    taps: &[TapId],
     weights: &Weights,
 ) -> (Tensor, Vec<Tensor>, Tensor) {
     let pass = Pass {
@@ -84,8 +84,8 @@ fn the_compiled_engine_gives_taps_and_gradients_on_a_fixture_at_any_batch() {
             scores: Some(Tensor::randn([rows, 3], (Kind::Float, Device::Cpu))),
             taps: vec![Some(Tensor::randn([rows, 4, 16, 16], (Kind::Float, Device::Cpu)))],
         };
-        let (s1, t1, g1) = product(&script, &x, &[0], &weights);
-        let (s2, t2, g2) = product(&compiled, &x, &[0], &weights);
+        let (s1, t1, g1) = product(&script, &x, &[TapId::at(0)], &weights);
+        let (s2, t2, g2) = product(&compiled, &x, &[TapId::at(0)], &weights);
         for (what, error) in [
             ("scores", relative(&s2, &s1)),
             ("tap", relative(&t2[0], &t1[0])),

@@ -29,9 +29,8 @@ mod common;
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use classviz::cli::{parse_args, Parsed};
 use classviz::commands::visualise::Plan;
-use classviz::Request;
+use classviz::flags::{parse_args, Parsed};
 use classviz_core::ascent::{class_models, AscentParams, Step};
 use classviz_engine::model::Model;
 use common::{classviz, scratch, stderr};
@@ -72,12 +71,11 @@ fn floats(value: &Value) -> Vec<f64> {
 
 /// The settings the command line's plan gives the default preset for `class` on `model`.
 fn preset_params(model: &Path, class: &str) -> AscentParams {
-    let Parsed::Run(request) = parse_args(["classviz", "--class", class]).unwrap() else {
+    let Parsed::Run(cli) = parse_args(["classviz", "--class", class]).unwrap() else {
         panic!("parse_args printed help")
     };
-    let Request::Visualise(request) = *request else { panic!("not a visualise request") };
     let model = Model::open(model, Device::Cpu).unwrap();
-    Plan::resolve(&request, &model.info, Device::Cpu).unwrap().ascent
+    Plan::resolve(&cli.run, &model.info, Device::Cpu).unwrap().ascent
 }
 
 /// One image of the paper's ascent through the library: the scores before

@@ -204,6 +204,39 @@ fn recommended_methods_beat_random_on_both_metrics_on_real_photos() {
     assert_eq!(sheets, PHOTOS.len());
 }
 
+/// Two methods run one after the other into one folder keep both maps: every
+/// file carries its method's name. A list of methods runs each once.
+#[test]
+fn two_methods_into_one_folder_keep_both() {
+    let model = test_model("tiny_taps.pt");
+    let out = scratch("saliency-two-methods");
+    let image = photo("coffee.png");
+    for method in ["grad-cam", "grad-cam++"] {
+        let output =
+            saliency_on(&model, &image, &out, &["--method", method, "--random-orders", "2"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let overlays: Vec<String> =
+        listing(&out).into_iter().filter(|n| n.ends_with("_overlay.png")).collect();
+    assert_eq!(overlays.len(), 2, "{overlays:?}");
+    assert!(
+        overlays.iter().any(|n| n.contains("_grad-cam_"))
+            && overlays.iter().any(|n| n.contains("_grad-cam++_"))
+    );
+    let listed = saliency_on(
+        &model,
+        &image,
+        &scratch("saliency-method-list"),
+        &["--method", "gradient,grad-cam,gradient", "--random-orders", "2", "--json"],
+    );
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let methods: Vec<String> = common::json_lines(&listed)
+        .iter()
+        .map(|row| row["method"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(methods, ["gradient", "grad-cam"], "each method once, in the order given");
+}
+
 #[test]
 fn coffee_is_espresso_and_three_pngs_are_written() {
     let model = common::default_model();
@@ -217,12 +250,12 @@ fn coffee_is_espresso_and_three_pngs_are_written() {
     assert_eq!(
         listing(&out),
         vec![
-            "coffee_967_espresso_overlay.png",
-            "coffee_967_espresso_saliency.png",
-            "coffee_967_espresso_saliency16.png"
+            "coffee_967_espresso_gradient_overlay.png",
+            "coffee_967_espresso_gradient_saliency.png",
+            "coffee_967_espresso_gradient_saliency16.png"
         ]
     );
-    let raw = image::open(out.join("coffee_967_espresso_saliency16.png")).unwrap();
+    let raw = image::open(out.join("coffee_967_espresso_gradient_saliency16.png")).unwrap();
     assert_eq!(raw.color(), image::ColorType::L16);
     // The box is in original pixels (coffee is 600x400) and inside the photo.
     let b = &row["box"];
@@ -367,7 +400,7 @@ fn class_activation_maps_match_the_hooked_reference() {
             .normalise(&classviz_engine::tensors::pixels_to_tensor(&pixels, Device::Cpu).unwrap())
             .unwrap();
         let class = entry["class"].as_i64().unwrap();
-        let tap = model.tap_index(entry["tap"].as_str().unwrap()).unwrap();
+        let tap = model.info.tap(entry["tap"].as_str().unwrap()).unwrap().id;
         for method in entry["methods"].as_array().unwrap() {
             let method = method.as_str().unwrap();
             let kind = CamKind::ALL.into_iter().find(|k| k.name() == method).unwrap();

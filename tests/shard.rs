@@ -86,16 +86,8 @@ fn a_killed_shard_is_completed_by_its_rerun() {
     victim.kill().unwrap();
     let _ = victim.wait();
 
-    let status_args = [
-        "status",
-        "--model",
-        model.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--class",
-        "0-11",
-        "--json",
-    ];
+    // status takes the run's own flags, so that it compares the images with them.
+    let status_args = [&["status"][..], &base[..], &["--json"]].concat();
     let before = common::classviz_raw(&status_args);
     assert_eq!(before.status.code(), Some(1), "{}", stderr(&before));
     let report: serde_json::Value = serde_json::from_str(common::stdout(&before).trim()).unwrap();

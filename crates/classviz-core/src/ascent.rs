@@ -17,7 +17,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::objective::{Goal, Objective};
+use crate::objective::{Diversity, Goal, GoalSpec, Objective};
 use crate::optim::Optimizer;
 use crate::param::{Param, Parameterisation, Start};
 use crate::presets::Style;
@@ -25,9 +25,11 @@ use crate::priors::total_variation;
 use crate::rng::Rng;
 use crate::spectrum::Magnitude;
 use crate::views::{self, apply_views, canvas_spec, central_view, draw_views, Transforms};
+use classviz_engine::error::torch_error;
 use classviz_engine::input::Normalise;
 use classviz_engine::model::Model;
-use classviz_engine::network::{torch_error, Cotangent, Outputs, Pass, Weights, Wrt};
+use classviz_engine::model::TapRef;
+use classviz_engine::network::{Cotangent, Outputs, Pass, TapId, Weights, Wrt};
 use classviz_engine::precision::Precision;
 use classviz_engine::tensors;
 use classviz_records::input::InputSpec;
@@ -82,7 +84,7 @@ pub struct AscentParams {
 pub struct Facets {
     pub count: u32,
     pub weight: f64,
-    pub tap: String,
+    pub tap: TapRef,
 }
 
 /// Facets of pixel images start from noise of this σ (seeded per facet): from
@@ -223,7 +225,7 @@ impl fmt::Display for Init {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accentuation {
     pub weight: f64,
-    pub tap: Option<String>,
+    pub tap: Option<TapRef>,
 }
 
 /// The result of an ascent: final images, the kept frames (step, images), and
@@ -332,8 +334,8 @@ struct Run<'a> {
     frames: Vec<(u32, Tensor)>,
     /// Pixel-space accentuation: the starting images and W per pixel value.
     pixel_anchor: Option<(Tensor, f64)>,
-    /// Accentuation at a tap: the starting images and the model's tap index.
-    tap_anchor: Option<(Tensor, usize)>,
+    /// Accentuation at a tap: the starting images and the model's tap.
+    tap_anchor: Option<(Tensor, TapId)>,
 }
 
 impl<'a> Run<'a> {
@@ -367,7 +369,7 @@ impl<'a> Run<'a> {
                 (Some((images, *weight / per_image)), None)
             }
             (Some(Accentuation { tap: Some(tap), .. }), Some(images)) => {
-                (None, Some((images, model.tap_index(tap)?)))
+                (None, Some((images, tap.id)))
             }
             _ => (None, None),
         };
@@ -565,24 +567,21 @@ fn goal(model: &Model, targets: &[i64], params: &AscentParams, photo: bool) -> R
     let views = i64::from(params.style.transforms.views.max(1));
     // The targets repeat view by view: rows are view-major.
     let repeated: Vec<i64> = (0..views).flat_map(|_| targets.iter().copied()).collect();
-    let objective_tap = params.objective.tap().map(|name| model.tap_index(name)).transpose()?;
-    let diversity = match &params.facets {
-        Some(facets) => {
-            Some((facets.weight, i64::from(facets.count), model.tap_index(&facets.tap)?))
-        }
-        None => None,
-    };
-    let mut goal = Goal::new(
-        &params.objective,
-        &repeated,
+    let diversity = params.facets.as_ref().map(|facets| Diversity {
+        weight: facets.weight,
+        count: i64::from(facets.count),
+        tap: facets.tap.id,
+    });
+    let mut goal = Goal::new(GoalSpec {
+        objective: &params.objective,
+        targets: &repeated,
         views,
-        model.info.outputs_probabilities,
-        objective_tap,
+        probabilities: model.info.outputs_probabilities,
         diversity,
-        model.device(),
-    )?;
+        device: model.device(),
+    })?;
     if let (Some(Accentuation { weight, tap: Some(tap) }), true) = (&params.accentuate, photo) {
-        goal.anchor(model.tap_index(tap)?, *weight);
+        goal.anchor(tap.id, *weight);
     }
     Ok(goal)
 }
@@ -598,7 +597,7 @@ fn zero_outputs(model: &Model, goal: &Goal) -> Result<Outputs> {
         .taps
         .iter()
         .map(|&tap| {
-            let [c, h, w] = model.info.taps[tap].grid_shape()?;
+            let [c, h, w] = model.info.tap_info(tap).grid_shape()?;
             Ok(Tensor::f_zeros([rows, c, h, w], (Kind::Float, device))?)
         })
         .collect::<Result<Vec<_>>>()?;

@@ -14,9 +14,9 @@
 use anyhow::{bail, Context, Result};
 use tch::{Kind, Tensor};
 
-use classviz_engine::knobs;
+use crate::saliency;
 use classviz_engine::model::Model;
-use classviz_engine::network::{Cotangent, Pass, Weights, Wrt};
+use classviz_engine::network::{Cotangent, Pass, TapId, Weights, Wrt};
 use classviz_engine::precision::Precision;
 
 /// A class activation map method.
@@ -44,7 +44,7 @@ impl CamKind {
 
 /// The default tap of class activation maps: the last one with a spatial grid
 /// (more than one position).
-pub fn default_tap(model: &Model) -> Result<usize> {
+pub fn default_tap(model: &Model) -> Result<TapId> {
     let taps = &model.info.taps;
     if taps.is_empty() {
         bail!(
@@ -52,14 +52,15 @@ pub fn default_tap(model: &Model) -> Result<usize> {
             model.info.path.display()
         );
     }
-    taps.iter().rposition(|tap| tap.grid_shape().is_ok_and(|[_, h, w]| h * w > 1)).with_context(
-        || format!("{} has no tap with a spatial grid (all are 1×1)", model.info.path.display()),
-    )
+    let last = taps.iter().rposition(|tap| tap.grid_shape().is_ok_and(|[_, h, w]| h * w > 1));
+    last.map(TapId::at).with_context(|| {
+        format!("{} has no tap with a spatial grid (all are 1×1)", model.info.path.display())
+    })
 }
 
 /// The map `[H, W]` (input size, in [0, 1]) of `kind` for `class` at the
 /// photo `x` (`[1, C, H, W]`, model space), at the model's tap `tap`.
-pub fn cam(model: &Model, x: &Tensor, class: i64, kind: CamKind, tap: usize) -> Result<Tensor> {
+pub fn cam(model: &Model, x: &Tensor, class: i64, kind: CamKind, tap: TapId) -> Result<Tensor> {
     let (height, width) = (x.size()[2], x.size()[3]);
     let coarse = match kind {
         CamKind::ScoreCam => score_cam(model, x, class, tap)?,
@@ -69,7 +70,7 @@ pub fn cam(model: &Model, x: &Tensor, class: i64, kind: CamKind, tap: usize) -> 
                 bail!(
                     "{}'s gradient at tap {} is zero everywhere: the class score does not depend on its positions (in a ViT, the last block's patch tokens never reach the class token; a head that is all zeros does the same); take the map at an earlier tap",
                     kind.name(),
-                    model.info.taps[tap].name
+                    model.info.tap_info(tap).name
                 );
             }
             gradient_cam(kind, &activations, &gradient)?
@@ -79,7 +80,7 @@ pub fn cam(model: &Model, x: &Tensor, class: i64, kind: CamKind, tap: usize) -> 
 }
 
 /// A (`[1, K, h, w]`) and ∂S_c/∂A at the tap.
-fn tap_gradient(model: &Model, x: &Tensor, class: i64, tap: usize) -> Result<(Tensor, Tensor)> {
+fn tap_gradient(model: &Model, x: &Tensor, class: i64, tap: TapId) -> Result<(Tensor, Tensor)> {
     let classes = model.info.labels.len() as i64;
     let column = Tensor::f_from_slice(&[class])?.f_to_device(model.device())?;
     let scores = Tensor::f_zeros([1, classes], (Kind::Float, model.device()))?
@@ -123,13 +124,13 @@ fn gradient_cam(kind: CamKind, a: &Tensor, g: &Tensor) -> Result<Tensor> {
 
 /// Score-CAM's map `[h, w]` (before ReLU): channels weighted by the class
 /// probability each keeps when it masks the image, batched.
-fn score_cam(model: &Model, x: &Tensor, class: i64, tap: usize) -> Result<Tensor> {
+fn score_cam(model: &Model, x: &Tensor, class: i64, tap: TapId) -> Result<Tensor> {
     let (height, width) = (x.size()[2], x.size()[3]);
     let activations = model.forward(x, &[tap])?.taps.remove(0).f_to_kind(Kind::Float)?;
     let masks = scaled_per_channel(&upsample(&activations.f_transpose(0, 1)?, height, width)?)?;
     let channels = masks.size()[0];
     let baseline = model.probabilities(&x.f_zeros_like()?)?.f_select(1, class)?;
-    let batch = knobs::sample_batch().unwrap_or(if model.device().is_cuda() { 16 } else { 5 });
+    let batch = saliency::sample_batch(model.device());
     let mut kept = Vec::new();
     for start in (0..channels).step_by(batch as usize) {
         let take = batch.min(channels - start);

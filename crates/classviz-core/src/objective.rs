@@ -5,14 +5,14 @@
 //! similarity of images' Gram matrices, which the facets' diversity penalty lowers.
 
 use std::fmt;
-use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
-use classviz_engine::network::{Outputs, Weights};
+use classviz_engine::model::TapRef;
+use classviz_engine::network::{Outputs, TapId, Weights};
 
-/// `--objective`.
+/// What is maximised, with any tap resolved against the model.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Objective {
     /// The class score itself (pre-softmax), as in the paper.
@@ -23,60 +23,11 @@ pub enum Objective {
     /// p_c: softmax of the scores, or a softmax-ended model's output itself.
     Prob,
     /// The mean activation of a channel of a tap.
-    Channel(String),
+    Channel(TapRef),
     /// A channel of a tap at the centre position.
-    Neuron(String),
+    Neuron(TapRef),
     /// The mean squared activation of a whole tap (DeepDream).
-    Layer(String),
-}
-
-/// A parsed `--objective`: the objective and, for `channel:TAP:K` and
-/// `neuron:TAP:K`, the unit K.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ObjectiveSpec {
-    pub objective: Objective,
-    pub unit: Option<i64>,
-}
-
-impl FromStr for ObjectiveSpec {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let text = text.trim();
-        let plain = |objective| Ok(ObjectiveSpec { objective, unit: None });
-        match text.to_ascii_lowercase().as_str() {
-            "logit" => return plain(Objective::Logit),
-            "log-prob" | "logprob" => return plain(Objective::LogProb),
-            "prob" => return plain(Objective::Prob),
-            _ => {}
-        }
-        let (kind, rest) = text.split_once(':').ok_or_else(|| {
-            format!("'{text}' is not logit, log-prob, prob, channel:TAP[:K], neuron:TAP[:K] or layer:TAP")
-        })?;
-        let (tap, unit) =
-            match (kind, rest.rsplit_once(':')) {
-                ("layer", _) => (rest, None),
-                (_, Some((tap, unit))) => {
-                    let unit =
-                        unit.trim().parse::<i64>().ok().filter(|u| *u >= 0).ok_or_else(|| {
-                            format!("'{unit}' in '{text}' is not a channel number")
-                        })?;
-                    (tap, Some(unit))
-                }
-                (_, None) => (rest, None),
-            };
-        if tap.trim().is_empty() {
-            return Err(format!("'{text}' names no tap"));
-        }
-        let tap = tap.trim().to_string();
-        let objective = match kind {
-            "channel" => Objective::Channel(tap),
-            "neuron" => Objective::Neuron(tap),
-            "layer" => Objective::Layer(tap),
-            _ => return Err(format!("'{kind}' in '{text}' is not channel, neuron or layer")),
-        };
-        Ok(ObjectiveSpec { objective, unit })
-    }
+    Layer(TapRef),
 }
 
 impl fmt::Display for Objective {
@@ -85,16 +36,16 @@ impl fmt::Display for Objective {
             Objective::Logit => write!(f, "logit"),
             Objective::LogProb => write!(f, "log-prob"),
             Objective::Prob => write!(f, "prob"),
-            Objective::Channel(tap) => write!(f, "channel:{tap}"),
-            Objective::Neuron(tap) => write!(f, "neuron:{tap}"),
-            Objective::Layer(tap) => write!(f, "layer:{tap}"),
+            Objective::Channel(tap) => write!(f, "channel:{}", tap.name),
+            Objective::Neuron(tap) => write!(f, "neuron:{}", tap.name),
+            Objective::Layer(tap) => write!(f, "layer:{}", tap.name),
         }
     }
 }
 
 impl Objective {
     /// The tap a unit objective reads, `None` for class objectives.
-    pub fn tap(&self) -> Option<&str> {
+    pub fn tap(&self) -> Option<&TapRef> {
         match self {
             Objective::Channel(tap) | Objective::Neuron(tap) | Objective::Layer(tap) => Some(tap),
             _ => None,
@@ -105,27 +56,29 @@ impl Objective {
     pub fn is_class(&self) -> bool {
         self.tap().is_none()
     }
-
-    /// An image's file stem for unit `index` of this objective (class
-    /// objectives name files by class elsewhere): `<tap>_c<K>`, `<tap>_n<K>`, `<tap>_layer`.
-    pub fn unit_stem(&self, index: i64) -> String {
-        match self {
-            Objective::Channel(tap) => format!("{tap}_c{index}"),
-            Objective::Neuron(tap) => format!("{tap}_n{index}"),
-            Objective::Layer(tap) => format!("{tap}_layer"),
-            _ => index.to_string(),
-        }
-    }
 }
 
 /// `--facets`' diversity term: `weight` × the mean pairwise similarity of
-/// each target's `count` facets' Gram matrices at one tap.
+/// each target's `count` facets' Gram matrices at the model's tap `tap`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Diversity {
     pub weight: f64,
     pub count: i64,
-    /// The tap's position among the taps the goal asks for.
-    pub tap: usize,
+    pub tap: TapId,
+}
+
+/// What a goal is made of.
+pub struct GoalSpec<'a> {
+    pub objective: &'a Objective,
+    /// Each row's target (a class, or a channel of the objective's tap), `K·N`
+    /// of them, view-major.
+    pub targets: &'a [i64],
+    /// K, the views of each image.
+    pub views: i64,
+    /// The model's outputs are probabilities already (a softmax-ended model).
+    pub probabilities: bool,
+    pub diversity: Option<Diversity>,
+    pub device: Device,
 }
 
 /// What one batch maximises: each row's objective for its target (a class, or
@@ -138,11 +91,12 @@ pub struct Goal {
     views: i64,
     /// The model's outputs are probabilities already (a softmax-ended model).
     probabilities: bool,
-    diversity: Option<Diversity>,
+    /// The diversity term, with its tap's position among `taps`.
+    diversity: Option<(Diversity, usize)>,
     anchor: Option<Anchor>,
     /// The model's taps to ask for: the objective's first, then the facets'
     /// and the anchor's.
-    pub taps: Vec<usize>,
+    pub taps: Vec<TapId>,
 }
 
 /// Feature accentuation's penalty: `weight` × the mean squared difference of
@@ -158,46 +112,37 @@ struct Anchor {
 }
 
 impl Goal {
-    /// The goal of `objective` for rows whose targets are `targets` (`K·N`
-    /// of them, view-major). `objective_tap` is the model's index of the
-    /// objective's tap, `diversity_tap` that of the facets' tap.
-    pub fn new(
-        objective: &Objective,
-        targets: &[i64],
-        views: i64,
-        probabilities: bool,
-        objective_tap: Option<usize>,
-        diversity: Option<(f64, i64, usize)>,
-        device: Device,
-    ) -> Result<Goal> {
-        let mut taps: Vec<usize> = objective_tap.into_iter().collect();
-        let diversity = diversity.map(|(weight, count, model_tap)| {
-            let tap = taps.iter().position(|&t| t == model_tap).unwrap_or_else(|| {
-                taps.push(model_tap);
-                taps.len() - 1
-            });
-            Diversity { weight, count, tap }
-        });
-        let targets = Tensor::f_from_slice(targets)?.f_to_device(device)?.f_view([-1, 1])?;
-        Ok(Goal {
-            objective: objective.clone(),
-            targets,
-            views,
-            probabilities,
-            diversity,
+    /// The goal `spec` describes.
+    pub fn new(spec: GoalSpec<'_>) -> Result<Goal> {
+        let mut goal = Goal {
+            objective: spec.objective.clone(),
+            targets: Tensor::f_from_slice(spec.targets)?
+                .f_to_device(spec.device)?
+                .f_view([-1, 1])?,
+            views: spec.views,
+            probabilities: spec.probabilities,
+            diversity: None,
             anchor: None,
-            taps,
+            taps: spec.objective.tap().map(|tap| tap.id).into_iter().collect(),
+        };
+        goal.diversity =
+            spec.diversity.map(|diversity| (diversity, goal.tap_position(diversity.tap)));
+        Ok(goal)
+    }
+
+    /// Where `tap` is among the taps the goal asks for, added if new.
+    fn tap_position(&mut self, tap: TapId) -> usize {
+        self.taps.iter().position(|&t| t == tap).unwrap_or_else(|| {
+            self.taps.push(tap);
+            self.taps.len() - 1
         })
     }
 
-    /// Add feature accentuation's penalty at the model's tap `model_tap`:
+    /// Add feature accentuation's penalty at the model's tap `tap`:
     /// `weight` × ‖f(x) − reference‖² per row; the reference is given each
     /// step by [`Goal::set_anchor_reference`].
-    pub fn anchor(&mut self, model_tap: usize, weight: f64) {
-        let tap = self.taps.iter().position(|&t| t == model_tap).unwrap_or_else(|| {
-            self.taps.push(model_tap);
-            self.taps.len() - 1
-        });
+    pub fn anchor(&mut self, tap: TapId, weight: f64) {
+        let tap = self.tap_position(tap);
         self.anchor = Some(Anchor { tap, reference: None, weight });
     }
 
@@ -271,8 +216,10 @@ impl Goal {
             let weight = anchor.weight / (self.views as f64 * per_image);
             total = total.f_sub(&distance.f_mul_scalar(weight)?)?;
         }
-        let Some(diversity) = self.diversity.filter(|d| d.weight != 0.0) else { return Ok(total) };
-        let activations = &outputs.taps[diversity.tap];
+        let Some((diversity, tap)) = self.diversity.filter(|(d, _)| d.weight != 0.0) else {
+            return Ok(total);
+        };
+        let activations = &outputs.taps[tap];
         let per_view = activations.size()[0] / self.views;
         let mut similarity = Tensor::f_zeros([], (Kind::Float, activations.device()))?;
         for view in 0..self.views {
@@ -293,7 +240,9 @@ impl Goal {
             }
             Objective::Layer(_) => false,
         };
-        linear_objective && self.diversity.is_none_or(|d| d.weight == 0.0) && self.anchor.is_none()
+        linear_objective
+            && self.diversity.is_none_or(|(d, _)| d.weight == 0.0)
+            && self.anchor.is_none()
     }
 
     /// The weights of the total on the outputs: ∂total/∂outputs, by autograd
@@ -315,7 +264,7 @@ impl Goal {
         // An output the total does not use gets no gradient (an undefined
         // tensor): it weighs nothing.
         let mut gradients = Tensor::f_run_backward(&[&total], &leaves, false, false)
-            .map_err(classviz_engine::network::torch_error)?
+            .map_err(classviz_engine::error::torch_error)?
             .into_iter()
             .map(|gradient| gradient.defined().then_some(gradient));
         let scores = gradients.next().flatten();
@@ -370,32 +319,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn objectives_parse() {
-        let parse = |text: &str| text.parse::<ObjectiveSpec>();
-        assert_eq!(parse("logit").unwrap().objective, Objective::Logit);
-        assert_eq!(parse("LOG-PROB").unwrap().objective, Objective::LogProb);
-        assert_eq!(
-            parse("channel:_blocks.3:5").unwrap(),
-            ObjectiveSpec { objective: Objective::Channel("_blocks.3".into()), unit: Some(5) }
-        );
-        assert_eq!(
-            parse("neuron:features").unwrap(),
-            ObjectiveSpec { objective: Objective::Neuron("features".into()), unit: None }
-        );
-        assert_eq!(parse("layer:a.b").unwrap().objective, Objective::Layer("a.b".into()));
-        for bad in ["channel:", "channel:x:-1", "channel:x:y", "pixel:x", "", "dream"] {
-            assert!(parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn unit_file_stems() {
-        assert_eq!(Objective::Channel("_blocks.3".into()).unit_stem(5), "_blocks.3_c5");
-        assert_eq!(Objective::Neuron("t".into()).unit_stem(0), "t_n0");
-        assert_eq!(Objective::Layer("t".into()).unit_stem(0), "t_layer");
-    }
-
-    #[test]
     fn gram_similarity_is_one_for_copies_and_lower_for_different_images() {
         let a = Tensor::randn([1, 4, 5, 5], (Kind::Float, Device::Cpu));
         let copies = Tensor::cat(&[&a, &a, &a], 0);
@@ -414,6 +337,18 @@ mod tests {
 mod goal_tests {
     use super::*;
 
+    fn goal(objective: &Objective, targets: &[i64], views: i64) -> Goal {
+        let spec = GoalSpec {
+            objective,
+            targets,
+            views,
+            probabilities: false,
+            diversity: None,
+            device: Device::Cpu,
+        };
+        Goal::new(spec).unwrap()
+    }
+
     fn outputs(scores: &[f32], classes: i64) -> Outputs {
         let rows = scores.len() as i64 / classes;
         Outputs { scores: Tensor::from_slice(scores).view([rows, classes]), taps: Vec::new() }
@@ -421,8 +356,7 @@ mod goal_tests {
 
     #[test]
     fn the_logit_goal_weighs_each_rows_target_over_the_views() {
-        let goal =
-            Goal::new(&Objective::Logit, &[1, 0, 1, 0], 2, false, None, None, Device::Cpu).unwrap();
+        let goal = goal(&Objective::Logit, &[1, 0, 1, 0], 2);
         let out = outputs(&[0.0, 3.0, 5.0, 0.0, 0.0, 1.0, 7.0, 0.0], 2);
         assert_eq!(
             f64::try_from(goal.total(&out).unwrap()).unwrap(),
@@ -438,7 +372,7 @@ mod goal_tests {
 
     #[test]
     fn log_prob_weights_depend_on_the_scores() {
-        let goal = Goal::new(&Objective::LogProb, &[0], 1, false, None, None, Device::Cpu).unwrap();
+        let goal = goal(&Objective::LogProb, &[0], 1);
         assert!(!goal.is_linear());
         let weights = goal.weights(&outputs(&[0.0, 0.0], 2)).unwrap().scores.unwrap();
         // ∂ log softmax_0 / ∂ s = e_0 − softmax = (0.5, −0.5).
@@ -448,10 +382,9 @@ mod goal_tests {
 
     #[test]
     fn a_channel_goal_reads_its_tap() {
-        let goal =
-            Goal::new(&Objective::Channel("t".into()), &[1], 1, false, Some(3), None, Device::Cpu)
-                .unwrap();
-        assert_eq!(goal.taps, vec![3]);
+        let tap = TapRef { id: TapId::at(3), name: "t".into() };
+        let goal = goal(&Objective::Channel(tap), &[1], 1);
+        assert_eq!(goal.taps, vec![TapId::at(3)]);
         let tap = Tensor::from_slice(&[1.0f32, 1.0, 2.0, 4.0]).view([1, 2, 1, 2]);
         let out =
             Outputs { scores: Tensor::zeros([1, 2], (Kind::Float, Device::Cpu)), taps: vec![tap] };

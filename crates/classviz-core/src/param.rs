@@ -41,7 +41,7 @@ classviz_records::choice! {
 }
 
 /// How a parameterisation is built: its kind and its spectral settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ParamSpec {
     pub param: Param,
     /// Colour space of the Fourier and MaCo parameterisations.

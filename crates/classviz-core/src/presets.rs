@@ -9,7 +9,7 @@ use crate::priors::Priors;
 use crate::views::{scale_range, Transforms};
 
 /// Everything beyond the paper's plain ascent. `Style::simonyan()` is the paper.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Style {
     pub param: ParamSpec,
     pub optimizer: OptimizerKind,
@@ -89,7 +89,7 @@ classviz_records::choice! {
 /// A named set of defaults: the style and the ascent's step count, learning
 /// rate and L2 weight. Padding and jitter are given for a
 /// `views::TRANSFORM_REFERENCE_SIDE`-pixel input; the plan scales them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Preset {
     pub style: Style,
     pub iters: u32,

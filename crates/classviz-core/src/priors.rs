@@ -7,7 +7,7 @@ use anyhow::Result;
 use tch::{Kind, Tensor};
 
 /// The priors of a run: penalties in the objective and operations between steps.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Priors {
     /// Gaussian blur of the image every K steps (0: never). Pixel parameterisation only.
     pub blur_every: u32,

@@ -12,10 +12,11 @@ use tch::{Device, Kind, Tensor};
 use crate::cam::{self, CamKind};
 use crate::priors;
 use crate::rng::Rng;
+use crate::segment;
 use classviz_engine::input::Normalise;
 use classviz_engine::knobs;
 use classviz_engine::model::Model;
-use classviz_engine::network::{Cotangent, Pass, Weights, Wrt};
+use classviz_engine::network::{Cotangent, Pass, TapId, Weights, Wrt};
 use classviz_engine::precision::Precision;
 use classviz_records::pixels::Pixels;
 
@@ -37,7 +38,7 @@ const BOX_MASS: f64 = 0.5;
 /// SmoothGrad samples in batches of 5 beat 25 single passes, batches of 8 or 16
 /// lost), 16 on CUDA (`bench/gpu.sh` on an H200: every method on a photo in
 /// 10.7 s at 16, 11.2 s at 32, 11.9 s at 64).
-fn sample_batch(device: Device) -> i64 {
+pub(crate) fn sample_batch(device: Device) -> i64 {
     knobs::sample_batch().unwrap_or(if device.is_cuda() { 16 } else { 5 })
 }
 
@@ -54,7 +55,7 @@ pub enum Method {
     /// Sundararajan et al. 2017 with a Riemann midpoint sum of `steps`.
     IntegratedGradients { steps: i64, baseline: Baseline },
     /// A class activation map at the model's tap `tap`.
-    Cam { kind: CamKind, tap: usize },
+    Cam { kind: CamKind, tap: TapId },
 }
 
 classviz_records::choice! {
@@ -109,7 +110,7 @@ impl Method {
     pub fn resolve(
         name: MethodName,
         settings: MethodSettings,
-        tap: Option<usize>,
+        tap: Option<TapId>,
     ) -> Result<Vec<Method>> {
         let MethodSettings { samples, noise, steps, baseline } = settings;
         let single = match name {
@@ -167,7 +168,7 @@ impl Method {
     }
 
     /// The model's tap a class activation map is taken at.
-    pub fn tap(&self) -> Option<usize> {
+    pub fn tap(&self) -> Option<TapId> {
         match self {
             Method::Cam { tap, .. } => Some(*tap),
             _ => None,
@@ -501,48 +502,12 @@ pub fn bounding_box(map: &Tensor) -> Result<(u32, u32, u32, u32)> {
         }
     }
     let selected: Vec<bool> = values.iter().map(|&v| v >= threshold && v > 0.0).collect();
-    let mut label = vec![0usize; values.len()];
-    let mut best = (0usize, (0, 0, 0, 0));
-    let mut next = 0;
-    for start in 0..values.len() {
-        if !selected[start] || label[start] != 0 {
-            continue;
-        }
-        next += 1;
-        let (mut count, mut bounds) = (0usize, (usize::MAX, usize::MAX, 0, 0));
-        let mut stack = vec![start];
-        label[start] = next;
-        while let Some(index) = stack.pop() {
-            let (y, x) = (index / width, index % width);
-            count += 1;
-            bounds = (bounds.0.min(x), bounds.1.min(y), bounds.2.max(x), bounds.3.max(y));
-            for dy in -1i64..=1 {
-                for dx in -1i64..=1 {
-                    let (ny, nx) = (y as i64 + dy, x as i64 + dx);
-                    if ny < 0 || nx < 0 || ny >= height as i64 || nx >= width as i64 {
-                        continue;
-                    }
-                    let neighbour = ny as usize * width + nx as usize;
-                    if selected[neighbour] && label[neighbour] == 0 {
-                        label[neighbour] = next;
-                        stack.push(neighbour);
-                    }
-                }
-            }
-        }
-        if count > best.0 {
-            best = (count, bounds);
-        }
-    }
-    if best.0 == 0 {
-        bail!("the saliency map is all zero: no box");
-    }
-    let (x0, y0, x1, y1) = best.1;
-    Ok((x0 as u32, y0 as u32, x1 as u32, y1 as u32))
+    segment::largest_component_box(&selected, width, height)
+        .context("the saliency map is all zero: no box")
 }
 
 /// The map's values, row by row, on the CPU.
-fn map_values(map: &Tensor) -> Result<Vec<f64>> {
+pub fn map_values(map: &Tensor) -> Result<Vec<f64>> {
     Ok(Vec::<f64>::try_from(
         map.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?.f_reshape([-1])?,
     )?)

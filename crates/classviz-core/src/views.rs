@@ -14,7 +14,7 @@ use classviz_records::input::InputSpec;
 
 /// The random transforms of each step. `Transforms::none()` is the paper's:
 /// the image itself, once.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Transforms {
     /// Reflection padding (pixels) around the image before the transforms.
     pub pad: i64,

@@ -11,6 +11,7 @@
 //!   memory and the environment switches.
 
 pub mod allocator;
+pub mod error;
 pub mod input;
 pub mod knobs;
 pub mod memory;

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::knobs;
-use crate::network::{self, EngineChoice, EngineContext, Network, Outputs, TorchScript};
+use crate::network::{self, EngineChoice, EngineContext, Network, Outputs, TapId, TorchScript};
 use crate::precision::Precision;
 use crate::probe::{self, InputOverrides, ShapeSource};
 use classviz_records::classes::Labels;
@@ -122,6 +122,9 @@ pub struct ModelInfo {
     pub taps: Vec<Tap>,
     /// The sidecar, when there is one (it names compiled packages).
     pub sidecar: Option<Sidecar>,
+    /// The model file's SHA-256: the one its sidecar records (checked at
+    /// load), else the file's. Images record it as what made them.
+    pub digest: String,
 }
 
 /// A loaded model: the network and what is known of it.
@@ -208,7 +211,12 @@ fn load(path: &Path, device: Device, request: &ModelRequest) -> Result<Loaded> {
     let (network, note) = network::open(request.engine, torchscript, &context)?;
     warnings.extend(note);
     knobs::trace(|| format!("engine: {}", network.engine()));
+    let digest = match sidecar.as_ref().and_then(|s| s.sha256.clone()) {
+        Some(recorded) => recorded.to_ascii_lowercase(),
+        None => files::sha256_hex(path, "model")?,
+    };
     let info = ModelInfo {
+        digest,
         path: path.to_path_buf(),
         input: settled.input,
         shape_source: settled.source,
@@ -265,9 +273,17 @@ fn labels(path: &Path, sidecar: Option<&Sidecar>, classes: i64) -> Result<Labels
     }
 }
 
+/// A tap resolved against the model: its id, and its name for reports and
+/// file names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapRef {
+    pub id: TapId,
+    pub name: String,
+}
+
 impl ModelInfo {
-    /// The index of the tap named `name`, or an error listing the model's taps.
-    pub fn tap_index(&self, name: &str) -> Result<usize> {
+    /// The tap named `name`, or an error listing the model's taps.
+    pub fn tap(&self, name: &str) -> Result<TapRef> {
         let taps = &self.taps;
         if taps.is_empty() {
             bail!(
@@ -275,13 +291,19 @@ impl ModelInfo {
                 self.path.display()
             );
         }
-        taps.iter().position(|tap| tap.name == name).ok_or_else(|| {
+        let index = taps.iter().position(|tap| tap.name == name).ok_or_else(|| {
             anyhow!(
                 "unknown tap {name}; {} has taps {}",
                 self.path.display(),
                 taps.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
             )
-        })
+        })?;
+        Ok(TapRef { id: TapId::at(index), name: name.to_string() })
+    }
+
+    /// What the sidecar says of a tap.
+    pub fn tap_info(&self, tap: TapId) -> &Tap {
+        &self.taps[tap.index()]
     }
 }
 
@@ -301,13 +323,8 @@ impl Model {
         &self.info.input
     }
 
-    /// The index of the tap named `name`, or an error listing the model's taps.
-    pub fn tap_index(&self, name: &str) -> Result<usize> {
-        self.info.tap_index(name)
-    }
-
     /// The outputs for a batch in the model's space, without gradients, in fp32.
-    pub fn forward(&self, x: &Tensor, taps: &[usize]) -> Result<Outputs> {
+    pub fn forward(&self, x: &Tensor, taps: &[TapId]) -> Result<Outputs> {
         self.network.forward(x, taps, Precision::Fp32)
     }
 

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tch::{Kind, Tensor};
 
 use crate::memory;
-use crate::network::{Cotangent, Network, Pass, Weights, Wrt};
+use crate::network::{Cotangent, Network, Pass, TapId, Weights, Wrt};
 use crate::precision::Precision;
 use classviz_records::input::{check_channel_values, InputSpec, FLOAT_BYTES};
 use classviz_records::input::{ChannelValues, InputSize};
@@ -205,7 +205,7 @@ pub fn check_taps(network: &dyn Network, input: &InputSpec, taps: &[Tap]) -> Res
         return Ok(());
     }
     let zeros = Tensor::f_zeros(input.batch_shape(1), (Kind::Float, network.device()))?;
-    let all: Vec<usize> = (0..taps.len()).collect();
+    let all: Vec<TapId> = (0..taps.len()).map(TapId::at).collect();
     let outputs = network.forward(&zeros, &all, Precision::Fp32)?;
     for (tap, activation) in taps.iter().zip(&outputs.taps) {
         let shape = activation.size();

@@ -1,5 +1,5 @@
 //! Class names: resolving `--class` (an index or a name, lists, ranges, a
-//! file) and the file names a class's outputs get.
+//! file) and the slugs of names in file names (`crate::layout` names the files).
 
 use std::path::{Path, PathBuf};
 
@@ -31,26 +31,6 @@ impl ClassSelection {
             resolved.extend(labels.resolve_file(file)?);
         }
         Ok(dedup_keep_order(resolved))
-    }
-}
-
-/// Where a class's image lives in an output folder: `<dir>/<index>_<slug>.png`.
-pub fn class_image_path(dir: &Path, class: i64, labels: &Labels) -> PathBuf {
-    dir.join(output_file_name(class, labels.name(class)))
-}
-
-/// `<index>_<slug>.png`, or `<index>.png` when the class has no name.
-pub fn output_file_name(class: i64, name: &str) -> String {
-    format!("{}.png", output_stem(class, name))
-}
-
-/// `<index>_<slug>`, or `<index>` when the class has no name.
-pub fn output_stem(class: i64, name: &str) -> String {
-    let slug = slug(name);
-    if slug.is_empty() || slug == class.to_string() {
-        class.to_string()
-    } else {
-        format!("{class}_{slug}")
     }
 }
 
@@ -344,18 +324,6 @@ mod tests {
             "{message}"
         );
         std::fs::remove_file(path).unwrap();
-    }
-
-    #[test]
-    fn file_names() {
-        assert_eq!(output_file_name(100, "black swan"), "100_black_swan.png");
-        assert_eq!(output_file_name(3, "3"), "3.png");
-        assert_eq!(output_file_name(3, "!!"), "3.png");
-        let labels = labels();
-        assert_eq!(
-            class_image_path(Path::new("out"), 1, &labels),
-            Path::new("out/1_black_swan.png")
-        );
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! and the text chunks of every PNG. One definition serves the writer, the
 //! gallery and the tests: keys are never spelled out twice.
 
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::classes::Labels;
@@ -141,8 +144,81 @@ pub struct SummaryLine {
     pub params: RunParams,
 }
 
-/// The summary file inside `--out`.
-pub const SUMMARY_FILE: &str = "summary.jsonl";
+impl SummaryLine {
+    /// Add this line to the summary at `path`, dropping any earlier line for
+    /// the same image (a `--force` rerun), so that the summary says what the
+    /// folder holds. Under an exclusive advisory lock, in one write, so that
+    /// concurrent classviz processes (shards) never interleave or tear lines.
+    pub fn append_to(&self, path: &Path) -> Result<()> {
+        let mut text = serde_json::to_string(self)?;
+        text.push('\n');
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.lock().with_context(|| format!("locking {}", path.display()))?;
+        let written = self.write_locked(&mut file, &text);
+        let _ = file.unlock();
+        written.with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn write_locked(&self, file: &mut std::fs::File, text: &str) -> std::io::Result<()> {
+        let mut old = String::new();
+        file.read_to_string(&mut old)?;
+        let same_image = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|value| value["path"].as_str() == Some(self.result.path.as_str()))
+        };
+        if !old.lines().any(same_image) {
+            file.seek(SeekFrom::End(0))?;
+            return file.write_all(text.as_bytes()).and_then(|()| file.flush());
+        }
+        let mut kept: String =
+            old.lines().filter(|line| !same_image(line)).map(|line| format!("{line}\n")).collect();
+        kept.push_str(text);
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(kept.as_bytes()).and_then(|()| file.flush())
+    }
+}
+
+/// What `--dry-run` prints: the run resolved, and what it would write and skip.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DryRunReport {
+    pub model: String,
+    pub device: String,
+    /// What runs the network: "torchscript", or a compiled package.
+    pub engine: String,
+    pub batch: usize,
+    pub preset: String,
+    /// Every resolved setting, as each image would record it.
+    pub settings: Provenance,
+    /// Images the run would write.
+    pub write: Vec<String>,
+    /// Images it would skip, and why.
+    pub skip: Vec<Skipped>,
+}
+
+/// An image a run would not make.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Skipped {
+    pub path: String,
+    pub why: String,
+}
+
+/// What `saliency --dry-run` prints for each photo: its class, the methods
+/// and the files they would write.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SaliencyPlanRow {
+    pub image: String,
+    pub class: i64,
+    pub name: String,
+    pub methods: Vec<String>,
+    pub write: Vec<String>,
+}
 
 /// What `classviz status` reports.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -150,7 +226,11 @@ pub struct StatusReport {
     pub out: String,
     pub total: usize,
     pub done: usize,
+    /// Targets (classes, or a tap's channels) with an image missing.
     pub missing: Vec<i64>,
+    /// Targets whose images were made with other settings than these.
+    #[serde(default)]
+    pub stale: Vec<i64>,
 }
 
 /// A box in original-image pixels: `[x0, x1) × [y0, y1)`.
@@ -297,30 +377,120 @@ pub struct SanityResult {
     pub unchanged: bool,
 }
 
-/// The text chunks of a class image's PNG: enough to reproduce the run.
+/// What made an image: the model, its input, the objective and every
+/// setting of the ascent and the display, resolved. Stored as JSON in each
+/// image's `provenance` text chunk; a rerun into the same folder reuses an
+/// image only when its provenance is the one the run would write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The model file's SHA-256.
+    pub model: String,
+    /// `[C, H, W]` and the normalisation the image was made for.
+    pub input: ProvenanceInput,
+    /// `logit`, `log-prob`, `prob`, `channel:TAP`, `neuron:TAP` or `layer:TAP`.
+    pub objective: String,
+    pub iters: u32,
+    pub lr: f64,
+    pub l2: f64,
+    pub seed: u64,
+    /// `--init` as resolved (`zero`, `noise:σ`, `image:PATH`), if not the parameterisation's own.
+    pub init: Option<String>,
+    /// The resolved style: parameterisation, optimiser, views, priors.
+    pub style: serde_json::Value,
+    /// With `--facets`: how many, the diversity weight and its tap.
+    pub facets: Option<serde_json::Value>,
+    /// With `--accentuate`: the weight and the tap.
+    pub accentuate: Option<serde_json::Value>,
+    /// `--stretch`: the contrast stretched for display.
+    pub stretch: bool,
+}
+
+/// The input part of a [`Provenance`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvenanceInput {
+    pub shape: Vec<i64>,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+/// The PNG text chunk that holds an image's [`Provenance`].
+pub const PROVENANCE_KEY: &str = "provenance";
+
+impl Provenance {
+    /// The provenance recorded in a PNG's text chunks, if any.
+    pub fn of_text(text: &[(String, String)]) -> Option<Provenance> {
+        let (_, json) = text.iter().find(|(key, _)| key == PROVENANCE_KEY)?;
+        serde_json::from_str(json).ok()
+    }
+
+    /// The settings in which `self` (an image's) differs from `now` (this
+    /// run's), each as `setting then (now now)`, by their JSON keys.
+    pub fn differences(&self, now: &Provenance) -> Vec<String> {
+        let (then, now) = (serde_json::json!(self), serde_json::json!(now));
+        let mut found = Vec::new();
+        differences_in("", &then, &now, &mut found);
+        found
+    }
+}
+
+/// Walk two JSON values side by side; where they differ, say so by path.
+fn differences_in(
+    path: &str,
+    then: &serde_json::Value,
+    now: &serde_json::Value,
+    found: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (then, now) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                let inner = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let missing = Value::Null;
+                differences_in(
+                    &inner,
+                    a.get(key).unwrap_or(&missing),
+                    b.get(key).unwrap_or(&missing),
+                    found,
+                );
+            }
+        }
+        (a, b) if a != b => found.push(format!("{path} {} (now {})", shown(a), shown(b))),
+        _ => {}
+    }
+}
+
+fn shown(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Null => "none".to_string(),
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The text chunks of a visualisation's PNG: what it shows, in words, and its
+/// [`Provenance`], enough to reproduce the run and to compare on resume.
 /// Written by the visualise command and read back for skipped images.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PngRecord {
+    /// The model file, as given.
     pub model: String,
     /// `Some((class, name))` for a class image.
     pub class: Option<(i64, String)>,
     /// `Some((objective, unit))` for a unit image.
     pub unit: Option<(String, i64)>,
-    pub iters: u32,
-    pub lr: f64,
-    pub l2: f64,
-    pub seed: u64,
-    /// The style's settings (its Debug form).
-    pub style: String,
-    pub init: Option<String>,
     /// "j of N, diversity W at TAP".
     pub facet: Option<String>,
+    pub provenance: Provenance,
 }
 
 impl PngRecord {
     /// The text chunks, in order.
     pub fn to_text(&self) -> Vec<(String, String)> {
         let version = env!("CARGO_PKG_VERSION").to_string();
+        let p = &self.provenance;
         let mut text =
             vec![("Software", format!("classviz {version}")), ("model", self.model.clone())];
         if let Some((class, name)) = &self.class {
@@ -332,15 +502,16 @@ impl PngRecord {
             text.push(("unit", unit.to_string()));
         }
         text.extend([
-            ("iters", self.iters.to_string()),
-            ("lr", self.lr.to_string()),
-            ("l2", self.l2.to_string()),
-            ("seed", self.seed.to_string()),
+            ("iters", p.iters.to_string()),
+            ("lr", p.lr.to_string()),
+            ("l2", p.l2.to_string()),
+            ("seed", p.seed.to_string()),
             ("version", version),
-            ("style", self.style.clone()),
+            ("style", p.style.to_string()),
         ]);
-        text.extend(self.init.iter().map(|init| ("init", init.clone())));
+        text.extend(p.init.iter().map(|init| ("init", init.clone())));
         text.extend(self.facet.iter().map(|facet| ("facet", facet.clone())));
+        text.push((PROVENANCE_KEY, serde_json::to_string(p).unwrap_or_default()));
         text.into_iter().map(|(key, value)| (key.to_string(), value)).collect()
     }
 
@@ -412,6 +583,41 @@ mod tests {
     }
 
     #[test]
+    fn a_summary_keeps_one_line_per_image() {
+        let path =
+            std::env::temp_dir().join(format!("classviz-summary-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let params = RunParams {
+            model: "m.pt".into(),
+            lr: 1.0,
+            l2: 1e-4,
+            seed: 0,
+            device: "cpu".into(),
+            batch: 4,
+        };
+        let line = |path: &str, logit: f64| {
+            let mut result = class_result();
+            result.path = path.into();
+            if let Subject::Class { logit: l, .. } = &mut result.subject {
+                *l = logit;
+            }
+            SummaryLine { result, params: params.clone() }
+        };
+        for (image, logit) in [("a.png", 1.0), ("b.png", 2.0), ("a.png", 3.0)] {
+            line(image, logit).append_to(&path).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<SummaryLine> =
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(
+            lines,
+            vec![line("b.png", 2.0), line("a.png", 3.0)],
+            "the rerun replaces its line"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
     fn summary_lines_round_trip() {
         let params = RunParams {
             model: "m.pt".into(),
@@ -429,14 +635,35 @@ mod tests {
         assert_eq!(back.result.stem().as_deref(), Some("100_black_swan"));
     }
 
+    fn provenance() -> Provenance {
+        Provenance {
+            model: "ab".repeat(32),
+            input: ProvenanceInput {
+                shape: vec![3, 224, 224],
+                mean: vec![0.5; 3],
+                std: vec![0.5; 3],
+            },
+            objective: "logit".into(),
+            iters: 150,
+            lr: 1.0,
+            l2: 1e-4,
+            seed: 0,
+            init: None,
+            style: serde_json::json!({"param": {"param": "pixel", "decay": 1.0}, "views": 1}),
+            facets: None,
+            accentuate: None,
+            stretch: false,
+        }
+    }
+
     #[test]
-    fn png_records_write_their_keys_in_order() {
+    fn png_records_write_their_keys_in_order_and_their_provenance_reads_back() {
         let record = PngRecord {
             model: "m.pt".into(),
             class: Some((1, "one".into())),
-            iters: 7,
-            lr: 0.25,
-            ..PngRecord::default()
+            unit: None,
+            facet: None,
+            provenance: Provenance { iters: 7, lr: 0.25, ..provenance() },
         };
         let text = record.to_text();
         let keys: Vec<&str> = text.iter().map(|(k, _)| k.as_str()).collect();
@@ -452,9 +679,29 @@ mod tests {
                 "l2",
                 "seed",
                 "version",
-                "style"
+                "style",
+                "provenance"
             ]
         );
         assert_eq!(PngRecord::iters_of(&text), Some(7));
+        assert_eq!(Provenance::of_text(&text), Some(record.provenance.clone()));
+        let style: serde_json::Value = serde_json::from_str(&text[9].1).unwrap();
+        assert_eq!(style["param"]["param"], "pixel", "the style chunk is JSON");
+    }
+
+    #[test]
+    fn provenance_names_each_setting_that_differs() {
+        let then = provenance();
+        assert!(then.differences(&then).is_empty());
+        let mut now = Provenance { iters: 50, init: Some("noise:0.01".into()), ..provenance() };
+        now.style["param"]["param"] = "fourier".into();
+        assert_eq!(
+            then.differences(&now),
+            [
+                "init none (now noise:0.01)",
+                "iters 150 (now 50)",
+                "style.param.param pixel (now fourier)"
+            ]
+        );
     }
 }

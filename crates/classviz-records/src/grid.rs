@@ -8,8 +8,6 @@ use image::{imageops, Rgb, RgbImage};
 
 use crate::pixels::{self, Pixels};
 
-/// The contact sheet's file name inside `--out`.
-pub const GRID_FILE: &str = "grid.png";
 /// Tiles shrink so that the sheet stays at most this wide.
 const MAX_SHEET_WIDTH: u32 = 4096;
 /// Glyphs are 8×8 pixels, drawn at this scale (1 on small tiles).
@@ -25,7 +23,7 @@ const INK: Rgb<u8> = Rgb([0, 0, 0]);
 
 /// Write `<dir>/grid.png` with one tile per entry (an image path and its
 /// label) whose image exists, in that order. Returns the path and the tile count.
-pub fn write_grid(dir: &Path, entries: &[(PathBuf, String)]) -> Result<(PathBuf, usize)> {
+pub fn write_grid(path: &Path, entries: &[(PathBuf, String)]) -> Result<(PathBuf, usize)> {
     let mut tiles = Vec::new();
     for (path, label) in entries {
         if path.exists() {
@@ -35,23 +33,17 @@ pub fn write_grid(dir: &Path, entries: &[(PathBuf, String)]) -> Result<(PathBuf,
         }
     }
     if tiles.is_empty() {
+        let dir = path.parent().unwrap_or(Path::new("."));
         bail!("no class images in {} to put in a grid", dir.display());
     }
     let count = tiles.len();
     let sheet = compose(&tiles, None);
-    let path = dir.join(GRID_FILE);
-    let pixels = Pixels {
-        width: sheet.width(),
-        height: sheet.height(),
-        channels: 3,
-        data: sheet.into_raw(),
-    };
     pixels::write_png_atomic(
-        &path,
-        &pixels,
+        path,
+        &Pixels::from_rgb(sheet),
         &[("Software".into(), format!("classviz {}", env!("CARGO_PKG_VERSION")))],
     )?;
-    Ok((path, count))
+    Ok((path.to_path_buf(), count))
 }
 
 /// Lay labelled tiles out in `columns` columns (default: a near-square grid),
@@ -139,7 +131,7 @@ fn draw_text(sheet: &mut RgbImage, text: &str, left: u32, top: u32, scale: u32) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classes::{self, Labels};
+    use crate::classes::Labels;
 
     #[test]
     fn wrap_breaks_at_spaces_and_splits_long_words() {
@@ -159,17 +151,17 @@ mod tests {
                 channels: 3,
                 data: vec![class as u8 * 50; 32 * 32 * 3],
             };
-            let name = classes::output_file_name(class, labels.name(class));
+            let name = format!("{}.png", crate::layout::class_stem(class, labels.name(class)));
             pixels::write_png_atomic(&dir.join(name), &pixels, &[]).unwrap();
         }
         let entries: Vec<(PathBuf, String)> = [4, 0, 1, 2, 3]
             .iter()
             .map(|&class| {
-                let name = classes::output_file_name(class, labels.name(class));
+                let name = format!("{}.png", crate::layout::class_stem(class, labels.name(class)));
                 (dir.join(name), format!("{class} {}", labels.name(class)))
             })
             .collect();
-        let (path, count) = write_grid(&dir, &entries).unwrap();
+        let (path, count) = write_grid(&dir.join("grid.png"), &entries).unwrap();
         assert_eq!(count, 4, "class 1 has no image");
         let sheet = image::open(&path).unwrap().to_rgb8();
         // 2×2 cells of (32 + 6) × (32 + 3 + 2·8 + 6) pixels (small tiles use scale 1).

@@ -16,6 +16,7 @@ pub mod formats;
 pub mod gallery;
 pub mod grid;
 pub mod input;
+pub mod layout;
 pub mod metadata;
 pub mod pixels;
 pub mod shard;

@@ -24,6 +24,33 @@ pub struct Pixels {
     pub data: Vec<u8>,
 }
 
+impl Pixels {
+    /// An RGB image's pixels.
+    pub fn from_rgb(image: image::RgbImage) -> Pixels {
+        Pixels { width: image.width(), height: image.height(), channels: 3, data: image.into_raw() }
+    }
+
+    /// The pixels as an RGB image (gray repeated to three channels; beyond
+    /// three channels, the first three).
+    pub fn to_rgb(&self) -> image::RgbImage {
+        let data = (0..self.width as usize * self.height as usize)
+            .flat_map(|p| self.rgb_bytes(p))
+            .collect();
+        image::RgbImage::from_raw(self.width, self.height, data).unwrap_or_default()
+    }
+
+    /// Pixel `p` (row by row) as RGB in [0, 1].
+    pub fn rgb(&self, p: usize) -> [f64; 3] {
+        self.rgb_bytes(p).map(|v| f64::from(v) / 255.0)
+    }
+
+    fn rgb_bytes(&self, p: usize) -> [u8; 3] {
+        let channels = usize::from(self.channels.max(1));
+        let value = |c: usize| self.data[p * channels + c.min(channels - 1)];
+        [value(0), value(1), value(2)]
+    }
+}
+
 crate::choice! {
     /// `--fit`: how a photo becomes the model's input size.
     pub enum Fit {
@@ -365,6 +392,16 @@ mod tests {
             std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("7_x.png")]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn gray_and_rgb_pixels_convert_to_rgb() {
+        let gray = Pixels { width: 2, height: 1, channels: 1, data: vec![0, 255] };
+        assert_eq!(gray.to_rgb().into_raw(), vec![0, 0, 0, 255, 255, 255]);
+        assert_eq!(gray.rgb(1), [1.0, 1.0, 1.0]);
+        let rgb = Pixels { width: 1, height: 1, channels: 3, data: vec![255, 0, 51] };
+        assert_eq!(Pixels::from_rgb(rgb.to_rgb()), rgb);
+        assert_eq!(rgb.rgb(0), [1.0, 0.0, 0.2]);
     }
 
     #[test]

@@ -8,22 +8,22 @@
 //!
 //! This crate is the command line over three libraries: `classviz_records`
 //! (files and records), `classviz_engine` (the network through one seam) and
-//! `classviz_core` (the maths). Flags are parsed once ([`cli`]), each
+//! `classviz_core` (the maths). Flags are parsed once ([`flags`]), each
 //! subcommand resolves them against the model into a plan ([`commands`]), and
-//! one printer shows the results ([`report`]).
+//! one printer shows the results ([`printer`]).
 //!
 //! ```no_run
-//! use classviz::cli::{parse_args, Parsed};
-//! if let Parsed::Run(request) = parse_args(["classviz", "--class", "100,130"])? {
-//!     classviz::execute(&request)?;
+//! use classviz::flags::{parse_args, Parsed};
+//! if let Parsed::Run(cli) = parse_args(["classviz", "--class", "100,130"])? {
+//!     classviz::execute(&cli)?;
 //! }
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
-pub mod cli;
 pub mod commands;
+pub mod flags;
 pub mod home;
-pub mod report;
+pub mod printer;
 
 pub use classviz_records::exit::Status;
-pub use commands::{execute, Request};
+pub use commands::execute;

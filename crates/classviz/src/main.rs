@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use classviz::cli::{self, Parsed};
+use classviz::flags::{self, Parsed};
 use classviz::Status;
 use classviz_records::exit::{self, INTERNAL_ERROR};
 
@@ -18,18 +18,18 @@ fn main() -> ExitCode {
     if std::env::var_os(PANIC_TEST_VARIABLE).is_some() {
         panic!("{PANIC_TEST_VARIABLE} is set");
     }
-    let request = match cli::parse_args(std::env::args_os()) {
-        Ok(Parsed::Run(request)) => request,
+    let cli = match flags::parse_args(std::env::args_os()) {
+        Ok(Parsed::Run(cli)) => cli,
         Ok(Parsed::Exit(status)) => return status.into(),
         Err(err) => {
-            eprintln!("classviz: {}", cli::error_line(&err));
+            eprintln!("classviz: {}", flags::error_line(&err));
             return Status::Usage.into();
         }
     };
-    match classviz::execute(&request) {
+    match classviz::execute(&cli) {
         Ok(status) => status.into(),
         Err(err) => {
-            eprintln!("classviz: {}", cli::error_line(&err));
+            eprintln!("classviz: {}", flags::error_line(&err));
             exit::status_of(&err).into()
         }
     }
@@ -49,7 +49,7 @@ fn install_panic_hook() {
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
         eprintln!(
             "classviz: internal error: {}{}; this is a bug, please report it with the command line that caused it",
-            cli::one_line(classviz_engine::network::first_line_of_torch_error(&message)),
+            flags::one_line(classviz_engine::error::first_line(&message)),
             place.unwrap_or_default()
         );
         if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {

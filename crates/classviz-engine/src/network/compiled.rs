@@ -18,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;
 
 use crate::knobs;
-use crate::network::seam::{Cotangent, Network, Outputs, Pass, Weights, Wrt};
+use crate::network::seam::{Cotangent, Network, Outputs, Pass, TapId, Weights, Wrt};
 use crate::network::torchscript::TorchScript;
 use crate::precision::Precision;
 
@@ -230,7 +230,7 @@ pub struct Compiled {
     /// The batch the package was compiled for; `None`: any.
     batch: Option<i64>,
     /// The model's taps the package returns after the scores, in order.
-    taps: Vec<usize>,
+    taps: Vec<TapId>,
     /// `[classes]` and each tap's `[C, H, W]`: the shapes of zero weights.
     shapes: Vec<Vec<i64>>,
     /// CUDA graphs by batch size; `None` where capture is off or failed.
@@ -245,7 +245,7 @@ impl Compiled {
         package: Package,
         fallback: TorchScript,
         batch: Option<i64>,
-        taps: Vec<usize>,
+        taps: Vec<TapId>,
         shapes: Vec<Vec<i64>>,
         path: &Path,
     ) -> Compiled {
@@ -265,7 +265,7 @@ impl Compiled {
 
     /// The package's inputs for `x` and `weights`: every weight it takes, zero
     /// where the product puts none.
-    fn inputs(&self, x: &Tensor, taps: &[usize], weights: &Weights) -> Result<Vec<Tensor>> {
+    fn inputs(&self, x: &Tensor, taps: &[TapId], weights: &Weights) -> Result<Vec<Tensor>> {
         let rows = x.size()[0];
         let zeros = |shape: &[i64]| -> Result<Tensor> {
             let mut full = vec![rows];
@@ -374,7 +374,7 @@ impl Network for Compiled {
         false
     }
 
-    fn forward(&self, x: &Tensor, taps: &[usize], precision: Precision) -> Result<Outputs> {
+    fn forward(&self, x: &Tensor, taps: &[TapId], precision: Precision) -> Result<Outputs> {
         self.fallback.forward(x, taps, precision)
     }
 

@@ -16,8 +16,8 @@ use classviz_records::files;
 use classviz_records::metadata::{beside_sidecar, CompiledPackage, Sidecar, Tap};
 
 pub use compiled::{Compiled, Package};
-pub use seam::{tap_as_grid, Cotangent, Network, Outputs, Pass, Weights, Wrt};
-pub use torchscript::{first_line_of_torch_error, torch_error, TorchScript};
+pub use seam::{tap_as_grid, Cotangent, Network, Outputs, Pass, TapId, Weights, Wrt};
+pub use torchscript::TorchScript;
 
 classviz_records::choice! {
     /// `--engine`: what runs the network.
@@ -116,7 +116,7 @@ pub fn open(
 fn package_layout(
     package: &CompiledPackage,
     context: &EngineContext<'_>,
-) -> Result<(Vec<usize>, Vec<Vec<i64>>)> {
+) -> Result<(Vec<TapId>, Vec<Vec<i64>>)> {
     let mut taps = Vec::new();
     let mut shapes = vec![vec![context.classes]];
     for name in &package.taps {
@@ -125,7 +125,7 @@ fn package_layout(
                 "the compiled package returns tap {name}, which the model's sidecar does not list"
             );
         };
-        taps.push(index);
+        taps.push(TapId::at(index));
         shapes.push(context.taps[index].grid_shape()?.to_vec());
     }
     Ok((taps, shapes))

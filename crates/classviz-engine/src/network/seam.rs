@@ -8,6 +8,22 @@ use tch::{Device, Tensor};
 
 use crate::precision::Precision;
 
+/// A tap of the model, by its place in the sidecar's list of taps: a name is
+/// resolved to one once (`ModelInfo::tap`), and only the id travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TapId(usize);
+
+impl TapId {
+    /// The model's tap at `index` in its sidecar's list.
+    pub fn at(index: usize) -> TapId {
+        TapId(index)
+    }
+
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 /// What a network returns for a batch `[N, C, H, W]`.
 pub struct Outputs {
     /// The class scores `[N, classes]`.
@@ -84,14 +100,13 @@ pub enum Wrt {
 /// One vector-Jacobian product: the taps to return, the weights, what the
 /// gradient is with respect to, and the forward pass's arithmetic.
 pub struct Pass<'a> {
-    pub taps: &'a [usize],
+    pub taps: &'a [TapId],
     pub cotangent: Cotangent<'a>,
     pub wrt: Wrt,
     pub precision: Precision,
 }
 
-/// A network as classviz uses it. Taps are named by their index in the
-/// model's tap list (the sidecar's order).
+/// A network as classviz uses it. Taps are asked for by [`TapId`].
 pub trait Network: Send + Sync {
     fn device(&self) -> Device;
 
@@ -103,7 +118,7 @@ pub trait Network: Send + Sync {
 
     /// The outputs at `x` (model space) without gradients, with the forward
     /// pass in `precision` (resolved for the batch: fp32 or bf16).
-    fn forward(&self, x: &Tensor, taps: &[usize], precision: Precision) -> Result<Outputs>;
+    fn forward(&self, x: &Tensor, taps: &[TapId], precision: Precision) -> Result<Outputs>;
 
     /// The outputs at `x`, detached, and the gradient of ⟨w, outputs⟩ with
     /// respect to `wrt`, for the weights w the cotangent gives.

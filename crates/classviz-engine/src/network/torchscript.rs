@@ -4,10 +4,12 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tch::{CModule, Device, IValue, TchError, Tensor};
+use tch::{CModule, Device, IValue, Tensor};
+
+use crate::error::torch_error;
 
 use crate::knobs::{self, Jit};
-use crate::network::seam::{tap_as_grid, Cotangent, Network, Outputs, Pass, Wrt};
+use crate::network::seam::{tap_as_grid, Cotangent, Network, Outputs, Pass, TapId, Wrt};
 use crate::precision::{self, Precision};
 use classviz_records::metadata::OutputSelector;
 
@@ -54,13 +56,13 @@ impl TorchScript {
     }
 
     /// The outputs with autograd's graph, for taps `taps`; the input as given.
-    fn outputs(&self, x: &Tensor, taps: &[usize]) -> Result<Outputs> {
+    fn outputs(&self, x: &Tensor, taps: &[TapId]) -> Result<Outputs> {
         Ok(self.raw_outputs(x, taps)?.0)
     }
 
     /// The outputs, and the taps as the model returned them (a transformer's
     /// tokens before they become a grid), for gradients at a tap.
-    fn raw_outputs(&self, x: &Tensor, taps: &[usize]) -> Result<(Outputs, Vec<Tensor>)> {
+    fn raw_outputs(&self, x: &Tensor, taps: &[TapId]) -> Result<(Outputs, Vec<Tensor>)> {
         use_jit_mode(self.device)?;
         let value =
             self.module.forward_is(&[IValue::Tensor(self.laid_out(x)?)]).map_err(torch_error)?;
@@ -76,7 +78,7 @@ impl TorchScript {
         };
         let mut tensors = Vec::with_capacity(taps.len());
         for &tap in taps {
-            let name = self.tap_names.get(tap).context("no such tap")?;
+            let name = self.tap_names.get(tap.index()).context("no such tap")?;
             let position = entries
                 .iter()
                 .position(|(key, _)| matches!(key, IValue::String(k) if k == name))
@@ -121,7 +123,7 @@ impl Network for TorchScript {
         true
     }
 
-    fn forward(&self, x: &Tensor, taps: &[usize], arithmetic: Precision) -> Result<Outputs> {
+    fn forward(&self, x: &Tensor, taps: &[TapId], arithmetic: Precision) -> Result<Outputs> {
         let batch = x.size()[0];
         tch::no_grad(|| precision::run(arithmetic, self.device, batch, || self.outputs(x, taps)))
     }
@@ -243,31 +245,9 @@ fn select_from_dict(
     }
 }
 
-/// libtorch errors carry a C++ backtrace after the first line; keep the message.
-pub fn torch_error(err: TchError) -> anyhow::Error {
-    anyhow!("{}", first_line_of_torch_error(&err.to_string()))
-}
-
-/// The first meaningful line of a libtorch error, without its prefix.
-pub fn first_line_of_torch_error(text: &str) -> &str {
-    text.lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .unwrap_or("unknown libtorch error")
-        .trim_start_matches("Internal torch error: ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn torch_errors_keep_only_the_first_line() {
-        let err = TchError::Torch(
-            "bad thing happened\nException raised from foo at bar.cpp:1\nframe #0".into(),
-        );
-        assert_eq!(torch_error(err).to_string(), "bad thing happened");
-    }
 
     #[test]
     fn outputs_are_chosen_from_tuples_and_dicts() {

@@ -13,10 +13,10 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::files;
-use crate::formats::{ScoreTotals, Subject, SummaryLine, SUMMARY_FILE};
+use crate::formats::{ScoreTotals, Subject, SummaryLine};
+use crate::layout::{self, Extra, ImageName, Kind, SUMMARY_FILE};
 
 /// The page's file name inside the first folder.
-pub const GALLERY_FILE: &str = "index.html";
 /// Image files larger than this are linked, never embedded.
 const MAX_EMBED_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -56,12 +56,15 @@ struct Row {
     cells: BTreeMap<usize, Cell>,
 }
 
-/// What building the page saw: images, rows, and the lines it skipped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What building the page saw: images, rows, and the lines it skipped
+/// (`classviz gallery --json` prints it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GalleryReport {
-    pub path: PathBuf,
+    /// The page written.
+    pub page: String,
     pub rows: usize,
     pub images: usize,
+    pub folders: usize,
     pub warnings: Vec<String>,
 }
 
@@ -93,8 +96,8 @@ pub fn write_gallery(spec: &GallerySpec) -> Result<GalleryReport> {
             }
             let cell = Cell {
                 src: reference(&path, &page_dir, spec.embed)?,
-                alpha: extra(&root, &format!("{stem}_alpha.png"), &page_dir, spec.embed)?,
-                gif: extra(&root, &format!("{stem}.gif"), &page_dir, spec.embed)?,
+                alpha: extra(&root, &Extra::Alpha.beside(&stem), &page_dir, spec.embed)?,
+                gif: extra(&root, &Extra::Gif.beside(&stem), &page_dir, spec.embed)?,
                 ..Cell::default()
             };
             let row = rows.entry(stem.clone()).or_default();
@@ -119,7 +122,8 @@ pub fn write_gallery(spec: &GallerySpec) -> Result<GalleryReport> {
     }
     let html = render(spec, &rows);
     files::write_atomic(&spec.out, html.as_bytes())?;
-    Ok(GalleryReport { path: spec.out.clone(), rows: rows.len(), images, warnings })
+    let page = spec.out.display().to_string();
+    Ok(GalleryReport { page, rows: rows.len(), images, folders: spec.dirs.len(), warnings })
 }
 
 /// Whether a PNG decodes whole (a truncated or corrupt file would show as a
@@ -162,7 +166,7 @@ fn describe(
             row.name = verdict.name.clone();
         }
     }
-    row.index = row.index.or(leading_index(stem));
+    row.index = row.index.or(ImageName::parse(stem).class);
     if row.name.is_empty() {
         row.name = stem_name(stem);
     }
@@ -180,22 +184,16 @@ struct Verdict {
     name: String,
 }
 
-/// The class images of a folder: `<stem>.png` without the `_alpha`,
-/// `_canvas`, `_methods` extras and the contact sheet, by stem, sorted; only
-/// files that really are inside the folder (a link out of it is skipped).
+/// The images of a folder (what `layout::kind_of` calls images: not the
+/// extras beside them, saliency files or the contact sheet), by stem, sorted;
+/// only files that really are inside the folder (a link out of it is skipped).
 fn class_images(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(root).with_context(|| format!("listing {}", root.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".png") else { continue };
-        if name.starts_with('.') || name == "grid.png" {
-            continue;
-        }
-        if ["_alpha", "_canvas", "_methods", "_overlay", "_saliency", "_saliency16"]
-            .iter()
-            .any(|s| stem.ends_with(s))
-        {
+        let Kind::Image(stem) = layout::kind_of(&name) else { continue };
+        if name.starts_with('.') {
             continue;
         }
         let Ok(path) = std::fs::canonicalize(entry.path()) else { continue };
@@ -364,12 +362,6 @@ pub fn column_name(dir: &Path) -> String {
     absolute
         .file_name()
         .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
-}
-
-/// `100_black_swan` → 100.
-fn leading_index(stem: &str) -> Option<i64> {
-    let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// Each folder's column heading; folders of the same name get their parent's too.
@@ -548,8 +540,6 @@ mod tests {
 
     #[test]
     fn names_from_stems() {
-        assert_eq!(leading_index("100_black_swan"), Some(100));
-        assert_eq!(leading_index("_blocks.3_c5"), None);
         assert_eq!(stem_name("100_black_swan"), "black swan");
         assert_eq!(stem_name("_blocks.3_c5"), "blocks.3 c5");
     }

@@ -5,25 +5,20 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::report;
+use crate::commands::load_model;
+use crate::commands::visualise::plan::device_name;
+use crate::flags::InfoArgs;
+use crate::printer::Printer;
 use classviz_core::ascent::{self, AscentParams};
-use classviz_engine::model::ModelRequest;
 use classviz_records::exit::Status;
 use classviz_records::formats::InfoReport;
-
-/// `classviz info`.
-#[derive(Debug, Clone)]
-pub struct InfoRequest {
-    pub model: ModelRequest,
-    pub json: bool,
-}
 
 /// Forward+backward passes timed (after one warm-up).
 const TIMING_RUNS: usize = 5;
 
 /// Describe the model as classviz will use it.
-pub fn run(request: &InfoRequest) -> Result<Status> {
-    let model = report::with_warnings(crate::commands::load_model(&request.model)?);
+pub fn run(args: &InfoArgs) -> Result<Status> {
+    let model = load_model(&args.model)?;
     let mut times = Vec::with_capacity(TIMING_RUNS);
     let params = AscentParams::new(1, 1.0, 0.0);
     for run in 0..=TIMING_RUNS {
@@ -47,13 +42,13 @@ pub fn run(request: &InfoRequest) -> Result<Status> {
         output: info.output.as_ref().map(ToString::to_string),
         outputs_probabilities: info.outputs_probabilities,
         parameters: info.parameter_count,
-        device: format!("{:?}", model.device()).to_lowercase(),
+        device: device_name(model.device()),
         dtype: format!("{:?}", info.score_kind).to_lowercase(),
         forward_backward_ms: times[times.len() / 2],
         timing_runs: TIMING_RUNS,
         taps: info.taps.clone(),
         engine: model.network.engine(),
     };
-    report::print_info(&report, request.json)?;
+    Printer::of(&args.printing).print(&report)?;
     Ok(Status::Success)
 }

@@ -2,166 +2,199 @@
 //! al. §3), with maps, overlays and faithfulness scores against random
 //! orders; class activation maps at a tap; the paper's §3.1 segmentation
 //! (`--segment`); and the cascading randomisation test of every method
-//! (`--sanity`; Adebayo et al. 2018).
+//! (`--sanity`; Adebayo et al. 2018). Every file carries its method's name,
+//! so that runs of different methods into one folder keep each other's maps.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use image::RgbImage;
+use tch::Tensor;
 
-use crate::report;
 use classviz_core::cam;
 use classviz_core::saliency::{
     self, Faithfulness, Method, MethodName, MethodSettings, RandomBaseline,
 };
 use classviz_core::sanity;
 use classviz_core::segment;
-use classviz_engine::model::{Model, ModelRequest};
+use classviz_engine::model::Model;
+use classviz_engine::network::TapId;
 use classviz_engine::tensors;
-use classviz_records::classes;
 use classviz_records::exit::Status;
 use classviz_records::files;
-use classviz_records::formats::{BoxCoordinates, SaliencyResult, SanityResult};
+use classviz_records::formats::{BoxCoordinates, SaliencyPlanRow, SaliencyResult, SanityResult};
 use classviz_records::grid;
+use classviz_records::layout::{Layout, MapFile, Target};
 use classviz_records::metadata::beside_sidecar;
-use classviz_records::pixels::{self, Fit, Photo, Pixels};
+use classviz_records::pixels::{self, Photo, Pixels};
 
-/// `classviz saliency`.
-#[derive(Debug, Clone)]
-pub struct SaliencyRequest {
-    pub images: Vec<PathBuf>,
-    /// The class as written; `None` explains each photo's top-1.
-    pub class: Option<String>,
-    pub method: MethodName,
-    pub settings: MethodSettings,
-    /// The tap of class activation maps; `None`: the last spatial tap.
-    pub tap: Option<String>,
-    pub fit: Fit,
-    pub draw_box: bool,
-    /// `--segment`: the §3.1 mask and its box.
-    pub segment: bool,
-    /// `--sanity`: the cascading randomisation test instead of maps.
-    pub sanity: bool,
-    pub model: ModelRequest,
-    pub out_dir: PathBuf,
-    /// Random pixel orders averaged for the baseline.
-    pub random_orders: i64,
-    /// σ of the Gaussian pooling of the maps; `None`: each method's default.
-    pub smoothing: Option<f64>,
-    pub seed: u64,
-    pub json: bool,
-}
+use crate::commands::load_model;
+use crate::flags::{ModelArgs, SaliencyArgs};
+use crate::printer::{Printer, Progress};
 
 /// For each photo and method: the map, its overlay, the raw 16-bit map, and
 /// the deletion and insertion scores against the random baseline; with
 /// several methods also a sheet comparing them. With `--sanity`, the
-/// randomisation test instead.
-pub fn run(config: &SaliencyRequest) -> Result<Status> {
-    let model = report::with_warnings(crate::commands::load_model(&config.model)?);
-    files::ensure_writable_dir(&config.out_dir)?;
-    let methods = methods(config, &model)?;
-    let labels = &model.info.labels;
-    let fixed_class = config.class.as_deref().map(|spec| labels.resolve(spec)).transpose()?;
-    if config.sanity {
-        return sanity_check(config, &model, &methods, fixed_class);
+/// randomisation test instead; with `--dry-run`, what would be written.
+pub fn run(args: &SaliencyArgs) -> Result<Status> {
+    let printer = Printer::of(&args.printing);
+    let model = load_model(&args.model)?;
+    let methods = methods(args, &model)?;
+    let fixed_class =
+        args.class.as_deref().map(|spec| model.info.labels.resolve(spec)).transpose()?;
+    if args.dry_run {
+        return dry_run(args, &model, &methods, fixed_class, &printer);
     }
-    for path in &config.images {
-        let subject = Subject::of(&model, config, path, fixed_class)?;
-        let several = methods.len() > 1;
-        let mut tiles = vec![("photo".to_string(), rgb_image(&subject.photo.pixels))];
-        for &method in &methods {
-            let map = method_map(&model, config, &subject, method)?;
-            let order = saliency::saliency_order(&map)?;
-            let scores = saliency::faithfulness(&model, &subject.x, subject.class, &[order])?[0];
-            let prefix = if several {
-                format!("{}_{}", subject.base, method.name())
-            } else {
-                subject.base.clone()
-            };
-            let written = write_maps(&map, &subject.photo, config, &prefix)?;
-            tiles.push((
-                tile_label(method, scores, &subject.baseline),
-                written.overlay_image.clone(),
-            ));
-            let sheet = several.then(|| sheet_path(config, &subject).display().to_string());
-            let mut result = subject.result(method, &model, config, scores, &written, sheet);
-            if config.segment {
-                segmented(config, &subject, &map, &prefix, &mut result)?;
-            }
-            report::print_saliency(&result, config.json)?;
-        }
-        if several {
-            let sheet = grid::compose(&tiles, Some(tiles.len() as u32));
-            pixels::write_png_atomic(&sheet_path(config, &subject), &rgb_pixels(sheet), &[])?;
-        }
+    files::ensure_writable_dir(&args.out)?;
+    if args.sanity {
+        return sanity_check(args, &model, &methods, fixed_class, &printer);
     }
+    let progress = Progress::items(args.images.len() * methods.len(), "maps", args.printing.quiet);
+    for path in &args.images {
+        let subject = Subject::of(&model, args, path, fixed_class, true)?;
+        explain(args, &model, &subject, &methods, &progress, &printer)?;
+    }
+    progress.finish();
     Ok(Status::Success)
+}
+
+/// Every method's maps of one photo, and the sheet comparing them.
+fn explain(
+    args: &SaliencyArgs,
+    model: &Model,
+    subject: &Subject,
+    methods: &[Method],
+    progress: &Progress,
+    printer: &Printer,
+) -> Result<()> {
+    let layout = Layout::new(&args.out);
+    let several = methods.len() > 1;
+    let sheet = layout.sheet(&subject.path, &subject.target);
+    let mut tiles = vec![("photo".to_string(), subject.photo.pixels.to_rgb())];
+    for &method in methods {
+        let map = method_map(model, args, subject, method)?;
+        let order = saliency::saliency_order(&map)?;
+        let scores = saliency::faithfulness(model, &subject.x, subject.class, &[order])?[0];
+        let written = write_maps(&map, subject, args, method)?;
+        tiles.push((tile_label(method, scores, &subject.baseline), written.overlay_image.clone()));
+        let sheet = several.then(|| sheet.display().to_string());
+        let mut result = subject.result(method, model, args, scores, &written, sheet);
+        if args.segment {
+            segmented(&layout, subject, &map, method, &mut result)?;
+        }
+        printer.print(&result)?;
+        progress.items_done(1);
+    }
+    if several {
+        let composed = grid::compose(&tiles, Some(tiles.len() as u32));
+        pixels::write_png_atomic(&sheet, &Pixels::from_rgb(composed), &[])?;
+    }
+    Ok(())
 }
 
 /// The methods asked for, with the class activation maps' tap resolved: the
 /// one named, or the last spatial tap. CAMs on a model without taps are refused.
-fn methods(config: &SaliencyRequest, model: &Model) -> Result<Vec<Method>> {
-    let tap = match (&config.tap, config.method) {
-        (Some(name), _) => Some(model.tap_index(name).context("--tap")?),
-        (None, MethodName::All) if model.info.taps.is_empty() => None,
-        (None, MethodName::All) => cam::default_tap(model).ok(),
-        (None, name) if name.cam().is_some() => {
-            Some(cam::default_tap(model).with_context(|| format!("--method {}", name_of(name)))?)
+fn methods(args: &SaliencyArgs, model: &Model) -> Result<Vec<Method>> {
+    let all = args.method.contains(&MethodName::All);
+    let wants_cam = args.method.iter().any(|name| name.cam().is_some());
+    let tap: Option<TapId> = match &args.tap {
+        Some(name) => Some(model.info.tap(name).context("--tap")?.id),
+        None if wants_cam => {
+            let named: Vec<String> = args.method.iter().map(ToString::to_string).collect();
+            Some(cam::default_tap(model).with_context(|| format!("--method {}", named.join(",")))?)
         }
-        (None, _) => None,
+        None if all && !model.info.taps.is_empty() => cam::default_tap(model).ok(),
+        None => None,
     };
-    Method::resolve(config.method, config.settings, tap)
+    let settings = settings(args);
+    let mut methods: Vec<Method> = Vec::new();
+    for &name in &args.method {
+        for method in Method::resolve(name, settings, tap)? {
+            if !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+    }
+    Ok(methods)
 }
 
-fn name_of(name: MethodName) -> String {
-    name.to_string()
+fn settings(args: &SaliencyArgs) -> MethodSettings {
+    MethodSettings {
+        samples: i64::from(args.samples),
+        noise: args.noise,
+        steps: i64::from(args.steps),
+        baseline: args.baseline,
+    }
 }
 
 /// One method's map `[H, W]` at the subject, pooled as the method (or `--smooth`) asks.
 fn method_map(
     model: &Model,
-    config: &SaliencyRequest,
+    args: &SaliencyArgs,
     subject: &Subject,
     method: Method,
-) -> Result<tch::Tensor> {
-    tch::manual_seed(config.seed as i64);
+) -> Result<Tensor> {
+    tch::manual_seed(args.seed as i64);
     let (_, map) = saliency::attribute(model, &subject.x, subject.class, method)?;
-    saliency::smooth_map(&map, smoothing(config, method))
+    saliency::smooth_map(&map, smoothing(args, method))
 }
 
-fn smoothing(config: &SaliencyRequest, method: Method) -> f64 {
-    config.smoothing.unwrap_or_else(|| method.default_smoothing())
+fn smoothing(args: &SaliencyArgs, method: Method) -> f64 {
+    args.smooth.unwrap_or_else(|| method.default_smoothing())
 }
 
-/// `<stem>_<index>_<name>_methods.png`: the sheet comparing the methods.
-fn sheet_path(config: &SaliencyRequest, subject: &Subject) -> PathBuf {
-    config.out_dir.join(format!("{}_methods.png", subject.base))
+/// `--dry-run`: each photo's class, and the files each method would write.
+fn dry_run(
+    args: &SaliencyArgs,
+    model: &Model,
+    methods: &[Method],
+    fixed_class: Option<i64>,
+    printer: &Printer,
+) -> Result<Status> {
+    let layout = Layout::new(&args.out);
+    for path in &args.images {
+        let subject = Subject::of(model, args, path, fixed_class, false)?;
+        let mut write = Vec::new();
+        for method in methods {
+            let mut files = vec![MapFile::Heat, MapFile::Overlay, MapFile::Raw];
+            if args.segment {
+                files.push(MapFile::Mask);
+            }
+            write.extend(
+                files
+                    .into_iter()
+                    .map(|file| layout.map(path, &subject.target, method.name(), file)),
+            );
+        }
+        if methods.len() > 1 {
+            write.push(layout.sheet(path, &subject.target));
+        }
+        printer.print(&SaliencyPlanRow {
+            image: path.display().to_string(),
+            class: subject.class,
+            name: subject.name.clone(),
+            methods: methods.iter().map(|m| m.name().to_string()).collect(),
+            write: write.iter().map(|p| p.display().to_string()).collect(),
+        })?;
+    }
+    Ok(Status::Success)
 }
 
-/// `--segment`: the §3.1 mask of the map, written as `<prefix>_mask.png`, and
-/// the box of its largest part, in the photo's pixels.
+/// `--segment`: the §3.1 mask of the map, written as `…_<method>_mask.png`,
+/// and the box of its largest part, in the photo's pixels.
 fn segmented(
-    config: &SaliencyRequest,
+    layout: &Layout,
     subject: &Subject,
-    map: &tch::Tensor,
-    prefix: &str,
+    map: &Tensor,
+    method: Method,
     result: &mut SaliencyResult,
 ) -> Result<()> {
     let pixels = &subject.photo.pixels;
     let (width, height) = (pixels.width as usize, pixels.height as usize);
     let values = saliency::normalised_map(map, 100.0)?;
-    let rgb: Vec<[f64; 3]> = (0..width * height)
-        .map(|p| {
-            let value = |c: usize| {
-                f64::from(
-                    pixels.data[p * pixels.channels as usize + c.min(pixels.channels as usize - 1)],
-                ) / 255.0
-            };
-            [value(0), value(1), value(2)]
-        })
-        .collect();
+    let rgb: Vec<[f64; 3]> = (0..width * height).map(|p| pixels.rgb(p)).collect();
     let segmentation = segment::segment(&rgb, &values, width, height)?;
-    let path = config.out_dir.join(format!("{prefix}_mask.png"));
+    let path = layout.map(&subject.path, &subject.target, method.name(), MapFile::Mask);
     let mask = Pixels {
         width: pixels.width,
         height: pixels.height,
@@ -178,10 +211,11 @@ fn segmented(
 /// against the same method's map on each variant with its top blocks
 /// re-initialised, by Spearman's ρ and SSIM.
 fn sanity_check(
-    config: &SaliencyRequest,
+    args: &SaliencyArgs,
     model: &Model,
     methods: &[Method],
     fixed_class: Option<i64>,
+    printer: &Printer,
 ) -> Result<Status> {
     let variants =
         model.info.sidecar.as_ref().and_then(|s| s.randomised.clone()).unwrap_or_default();
@@ -191,53 +225,54 @@ fn sanity_check(
             model.info.path.display()
         );
     }
-    let subjects: Vec<(Subject, Vec<tch::Tensor>)> = config
+    let subjects: Vec<(Subject, Vec<Tensor>)> = args
         .images
         .iter()
         .map(|path| {
-            let subject = Subject::of(model, config, path, fixed_class)?;
+            let subject = Subject::of(model, args, path, fixed_class, false)?;
             let maps = methods
                 .iter()
-                .map(|&m| method_map(model, config, &subject, m))
+                .map(|&m| method_map(model, args, &subject, m))
                 .collect::<Result<Vec<_>>>()?;
             Ok((subject, maps))
         })
         .collect::<Result<_>>()?;
     for variant in &variants {
         let path = beside_sidecar(&model.info.path, &variant.file);
-        let request = ModelRequest { path: Some(path), ..config.model.clone() };
-        let randomised = report::with_warnings(request.load()?);
+        let randomised = load_model(&ModelArgs { model: Some(path), ..args.model.clone() })?;
         for (subject, maps) in &subjects {
             for (&method, trained) in methods.iter().zip(maps) {
-                let map = method_map(&randomised, config, subject, method)?;
-                let (a, b) = (map_values(trained)?, map_values(&map)?);
-                let (width, height) =
-                    (subject.photo.pixels.width as usize, subject.photo.pixels.height as usize);
-                let spearman = sanity::spearman(&a, &b);
-                report::print_sanity(
-                    &SanityResult {
-                        image: subject.path.display().to_string(),
-                        class: subject.class,
-                        name: subject.name.clone(),
-                        method: method.name().to_string(),
-                        depth: variant.depth,
-                        blocks: variant.blocks.clone(),
-                        spearman,
-                        ssim: sanity::ssim(&a, &b, width, height),
-                        unchanged: spearman >= sanity::FLAG_SPEARMAN,
-                    },
-                    config.json,
-                )?;
+                let map = method_map(&randomised, args, subject, method)?;
+                printer.print(&compare(subject, method, variant, trained, &map)?)?;
             }
         }
     }
     Ok(Status::Success)
 }
 
-fn map_values(map: &tch::Tensor) -> Result<Vec<f64>> {
-    Ok(Vec::<f64>::try_from(
-        map.f_to_kind(tch::Kind::Double)?.f_reshape([-1])?.f_to_device(tch::Device::Cpu)?,
-    )?)
+/// One method's map on the trained model against the randomised variant's.
+fn compare(
+    subject: &Subject,
+    method: Method,
+    variant: &classviz_records::metadata::Randomised,
+    trained: &Tensor,
+    map: &Tensor,
+) -> Result<SanityResult> {
+    let (a, b) = (saliency::map_values(trained)?, saliency::map_values(map)?);
+    let (width, height) =
+        (subject.photo.pixels.width as usize, subject.photo.pixels.height as usize);
+    let spearman = sanity::spearman(&a, &b);
+    Ok(SanityResult {
+        image: subject.path.display().to_string(),
+        class: subject.class,
+        name: subject.name.clone(),
+        method: method.name().to_string(),
+        depth: variant.depth,
+        blocks: variant.blocks.clone(),
+        spearman,
+        ssim: sanity::ssim(&a, &b, width, height),
+        unchanged: spearman >= sanity::FLAG_SPEARMAN,
+    })
 }
 
 /// A photo to explain, as the model sees it, with its class and the random
@@ -246,45 +281,47 @@ struct Subject {
     path: PathBuf,
     photo: Photo,
     /// The photo in the model's space, `[1, C, H, W]`.
-    x: tch::Tensor,
+    x: Tensor,
     class: i64,
     name: String,
+    /// The class, as the layout names it.
+    target: Target,
     prob: f64,
-    /// `<stem>_<index>_<name>`: the files' common prefix.
-    base: String,
     baseline: RandomBaseline,
 }
 
 impl Subject {
+    /// The photo at `path`, its class (`fixed_class` or the model's top-1),
+    /// and with `baseline` the random orders' scores.
     fn of(
         model: &Model,
-        config: &SaliencyRequest,
+        args: &SaliencyArgs,
         path: &Path,
         fixed_class: Option<i64>,
+        baseline: bool,
     ) -> Result<Subject> {
-        let photo = pixels::load_photo(path, model.input(), config.fit)?;
-        let pixels = std::slice::from_ref(&photo.pixels);
-        let x = tensors::to_batch(pixels, model.input(), config.fit, model.device())?;
+        let photo = pixels::load_photo(path, model.input(), args.fit)?;
+        let x = tensors::to_batch(
+            std::slice::from_ref(&photo.pixels),
+            model.input(),
+            args.fit,
+            model.device(),
+        )?;
         let probs = tch::no_grad(|| model.probabilities(&x))?;
         let class = match fixed_class {
             Some(class) => class,
             None => probs.f_argmax(-1, false)?.f_int64_value(&[0])?,
         };
         let (height, width) = (i64::from(photo.pixels.height), i64::from(photo.pixels.width));
-        let seed = saliency::RANDOM_ORDER_SEED.wrapping_add(config.seed);
-        let orders = if config.sanity {
-            Vec::new()
-        } else {
-            saliency::random_orders(height, width, config.random_orders, seed, model.device())?
-        };
+        let seed = saliency::RANDOM_ORDER_SEED.wrapping_add(args.seed);
+        let count = if baseline { i64::from(args.random_orders) } else { 0 };
+        let orders = saliency::random_orders(height, width, count, seed, model.device())?;
         let baseline = RandomBaseline::of(&saliency::faithfulness(model, &x, class, &orders)?);
-        let stem =
-            path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
         let name = model.info.labels.name(class).to_string();
         Ok(Subject {
             path: path.to_path_buf(),
             prob: probs.f_double_value(&[0, class])?,
-            base: format!("{stem}_{}", classes::output_stem(class, &name)),
+            target: Target::Class { index: class, name: name.clone() },
             photo,
             x,
             class,
@@ -298,7 +335,7 @@ impl Subject {
         &self,
         method: Method,
         model: &Model,
-        config: &SaliencyRequest,
+        args: &SaliencyArgs,
         scores: Faithfulness,
         written: &Written,
         sheet: Option<String>,
@@ -310,8 +347,8 @@ impl Subject {
             name: self.name.clone(),
             prob: self.prob,
             method: method.name().to_string(),
-            smoothing: smoothing(config, method),
-            tap: method.tap().map(|t| model.info.taps[t].name.clone()),
+            smoothing: smoothing(args, method),
+            tap: method.tap().map(|t| model.info.tap_info(t).name.clone()),
             saliency: written.heat.display().to_string(),
             overlay: written.overlay.display().to_string(),
             raw: written.raw.display().to_string(),
@@ -347,23 +384,29 @@ struct Written {
     bbox: Option<(u32, u32, u32, u32)>,
 }
 
-/// `<prefix>_saliency.png` (colour map), `_overlay.png` (over the photo, with
-/// the box if asked) and `_saliency16.png` (the raw map, 16-bit).
+/// `…_<method>_saliency.png` (colour map), `_overlay.png` (over the photo,
+/// with the box if asked) and `_saliency16.png` (the raw map, 16-bit).
 fn write_maps(
-    map: &tch::Tensor,
-    photo: &Photo,
-    config: &SaliencyRequest,
-    prefix: &str,
+    map: &Tensor,
+    subject: &Subject,
+    args: &SaliencyArgs,
+    method: Method,
 ) -> Result<Written> {
+    let layout = Layout::new(&args.out);
+    let photo = &subject.photo;
     let values = saliency::display_map(map)?;
     let raw_values = saliency::normalised_map(map, 100.0)?;
     let (width, height) = (photo.pixels.width, photo.pixels.height);
-    let bbox = if config.draw_box { Some(saliency::bounding_box(map)?) } else { None };
-    let file = |what: &str| config.out_dir.join(format!("{prefix}_{what}.png"));
-    let (heat, overlay, raw) = (file("saliency"), file("overlay"), file("saliency16"));
-    pixels::write_png_atomic(&heat, &rgb_pixels(saliency::heatmap(&values, width, height)), &[])?;
+    let bbox = if args.draw_box { Some(saliency::bounding_box(map)?) } else { None };
+    let file = |what| layout.map(&subject.path, &subject.target, method.name(), what);
+    let (heat, overlay, raw) = (file(MapFile::Heat), file(MapFile::Overlay), file(MapFile::Raw));
+    pixels::write_png_atomic(
+        &heat,
+        &Pixels::from_rgb(saliency::heatmap(&values, width, height)),
+        &[],
+    )?;
     let overlay_image = saliency::overlay(&photo.pixels, &values, bbox);
-    pixels::write_png_atomic(&overlay, &rgb_pixels(overlay_image.clone()), &[])?;
+    pixels::write_png_atomic(&overlay, &Pixels::from_rgb(overlay_image.clone()), &[])?;
     pixels::write_gray16_atomic(&raw, width, height, &saliency::map_u16(&raw_values))?;
     Ok(Written { heat, overlay, raw, overlay_image, bbox })
 }
@@ -372,17 +415,4 @@ fn write_maps(
 fn tile_label(method: Method, scores: Faithfulness, baseline: &RandomBaseline) -> String {
     let mark = if baseline.beaten_by(scores) { "ok" } else { "x" };
     format!("{} del {:.3} ins {:.3} {mark}", method.name(), scores.deletion, scores.insertion)
-}
-
-fn rgb_pixels(image: RgbImage) -> Pixels {
-    Pixels { width: image.width(), height: image.height(), channels: 3, data: image.into_raw() }
-}
-
-fn rgb_image(pixels: &Pixels) -> RgbImage {
-    let data = if pixels.channels == 1 {
-        pixels.data.iter().flat_map(|&v| [v, v, v]).collect()
-    } else {
-        pixels.data.clone()
-    };
-    RgbImage::from_raw(pixels.width, pixels.height, data).unwrap_or_default()
 }

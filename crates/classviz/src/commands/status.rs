@@ -1,41 +1,34 @@
-//! `classviz status`: which classes of a list have an image in an output folder.
-
-use std::path::PathBuf;
+//! `classviz status`: where a run stands in its output folder. It takes the
+//! run's own flags and resolves the same plan, so that it names every image
+//! the run would write (classes, units, facets, accentuations) and compares
+//! each with the settings it was made with.
 
 use anyhow::Result;
-
-use crate::report;
-use classviz_engine::model::ModelRequest;
-use classviz_records::classes::{self, ClassSelection};
 use classviz_records::exit::Status;
 use classviz_records::formats::StatusReport;
 
-/// `classviz status`.
-#[derive(Debug, Clone)]
-pub struct StatusRequest {
-    pub classes: ClassSelection,
-    pub model: ModelRequest,
-    pub out_dir: PathBuf,
-    pub json: bool,
-}
+use crate::commands::load_model;
+use crate::commands::visualise::{resume, Plan};
+use crate::flags::RunArgs;
+use crate::printer::Printer;
 
-/// Report done and missing classes of a list in a folder. Exit status 0 when
-/// all are done, 1 when some are missing.
-pub fn run(request: &StatusRequest) -> Result<Status> {
-    let model = report::with_warnings(crate::commands::load_model(&request.model)?);
-    let labels = &model.info.labels;
-    let classes = request.classes.resolve(labels)?;
-    let missing: Vec<i64> = classes
-        .iter()
-        .copied()
-        .filter(|&class| !classes::class_image_path(&request.out_dir, class, labels).exists())
-        .collect();
+/// Report the run's targets that are done, missing, or made with other
+/// settings. Exit status 0 when all are done, 1 otherwise.
+pub fn run(args: &RunArgs) -> Result<Status> {
+    let model = load_model(&args.model)?;
+    let plan = Plan::resolve(args, &model.info, model.device())?;
+    let survey = resume::survey(&plan);
+    let stale: Vec<i64> = survey.stale.iter().map(|(index, _)| *index).collect();
+    let missing: Vec<i64> =
+        survey.todo.iter().copied().filter(|index| !stale.contains(index)).collect();
     let report = StatusReport {
-        out: request.out_dir.display().to_string(),
-        total: classes.len(),
-        done: classes.len() - missing.len(),
+        out: plan.layout.dir().display().to_string(),
+        total: plan.mine().len(),
+        done: survey.done.len(),
         missing,
+        stale,
     };
-    report::print_status(&report, request.json)?;
-    Ok(if report.missing.is_empty() { Status::Success } else { Status::Failure })
+    Printer::of(&args.output.printing).print(&report)?;
+    let all_done = report.missing.is_empty() && report.stale.is_empty();
+    Ok(if all_done { Status::Success } else { Status::Failure })
 }

@@ -1,43 +1,50 @@
 //! The main job: what the network has learned, as images. For each target (a
 //! class, or a unit of a tap: a channel, a neuron, a layer) and each of its
-//! facets, batch by batch, skipping finished images, with every finished
-//! image kept on interruption.
+//! facets, batch by batch, skipping images made with these same settings and
+//! refusing to hand back ones made with others, with every finished image
+//! kept on interruption.
 
 pub mod plan;
-pub mod request;
+pub mod resume;
 pub mod runner;
 pub mod writer;
 
 use anyhow::Result;
-
-use crate::report::{self, Progress};
 use classviz_engine::knobs;
-use classviz_engine::model;
+use classviz_engine::model::{self, Model};
 use classviz_records::exit::Status;
 use classviz_records::files;
+use classviz_records::formats::{DryRunReport, Skipped};
 use classviz_records::gallery::{self, GallerySpec};
 use classviz_records::grid;
 
+use crate::commands::load_model;
+use crate::flags::RunArgs;
+use crate::printer::{Printer, Progress};
+
 pub use plan::{Job, Plan};
-pub use request::Request;
+use resume::Survey;
 
-/// Visualise the requested targets: resolve the plan, skip what is done,
-/// optimise the rest batch by batch, then the contact sheet and the gallery.
-pub fn run(request: &Request) -> Result<Status> {
+/// Visualise the targets: resolve the plan, survey the folder, optimise what
+/// is to do batch by batch, then the contact sheet and the gallery.
+pub fn run(args: &RunArgs) -> Result<Status> {
+    let printer = Printer::of(&args.output.printing);
     runner::stop_on_signals();
-    tch::manual_seed(request.preset.seed as i64);
-    files::ensure_writable_dir(&request.output.out_dir)?;
-    files::remove_stale_temp_files(&request.output.out_dir)?;
-    let model = report::with_warnings(crate::commands::load_model(&request.model)?);
-    let plan = Plan::resolve(request, &model.info, model.device())?;
-
-    let mine = plan.mine();
-    // A target is done when all its images are there.
-    let (todo, done): (Vec<i64>, Vec<i64>) = mine.iter().partition(|&&index| {
-        plan.output.force || plan.jobs(index).iter().any(|&job| !plan.path(job).exists())
-    });
-    let todo_jobs: Vec<Job> = todo.iter().flat_map(|&index| plan.jobs(index)).collect();
-    let batches = plan::batches(&todo_jobs, plan.batch, plan.same_shape);
+    tch::manual_seed(args.preset.seed as i64);
+    if !args.output.dry_run {
+        files::ensure_writable_dir(&args.output.out)?;
+        files::remove_stale_temp_files(&args.output.out)?;
+    }
+    let model = load_model(&args.model)?;
+    let plan = Plan::resolve(args, &model.info, model.device())?;
+    let survey = resume::survey(&plan);
+    if args.output.dry_run {
+        printer.print(&dry_run(&model, &plan, &survey))?;
+        return Ok(Status::Success);
+    }
+    survey.refuse_stale(&plan)?;
+    let todo: Vec<Job> = survey.todo.iter().flat_map(|&index| plan.jobs(index)).collect();
+    let batches = plan::batches(&todo, plan.batch, plan.same_shape);
     if let Some(first) = batches.first() {
         classviz_engine::probe::check_batch_fits(
             model.network.as_ref(),
@@ -47,13 +54,21 @@ pub fn run(request: &Request) -> Result<Status> {
     }
     model::enable_cudnn_benchmark(model.device(), batches.len());
     knobs::trace(|| format!("{} batches planned", batches.len()));
-
-    let progress = Progress::new(todo_jobs.len(), plan.ascent.iters, plan.output.quiet);
-    report_skipped(&model, &plan, &mine, &done, &progress)?;
-    let outcome = runner::run_batches(&model, &plan, &batches, &progress)?;
+    let progress = Progress::new(todo.len(), plan.ascent.iters, args.output.printing.quiet);
+    report_skipped(&model, &plan, &survey, &progress, &printer)?;
+    let outcome = runner::run_batches(&model, &plan, &batches, &progress, &printer)?;
     progress.finish();
     knobs::trace(|| "all batches written".to_string());
+    finish(&plan, &outcome, todo.len(), &progress)
+}
 
+/// The stalled images' note, the extras, and the status: interrupted or done.
+fn finish(
+    plan: &Plan,
+    outcome: &runner::Outcome,
+    todo: usize,
+    progress: &Progress,
+) -> Result<Status> {
     let totals = &outcome.totals;
     if !totals.stalled.is_empty() {
         progress.note(&format!(
@@ -63,27 +78,68 @@ pub fn run(request: &Request) -> Result<Status> {
             totals.stalled.join(", ")
         ));
     }
-    write_extras(&plan, &progress)?;
+    write_extras(plan, progress)?;
     if outcome.interrupted {
         progress.note(&format!(
-            "interrupted: {} of {} images finished and kept; run the same command again to finish the rest",
-            totals.written,
-            todo_jobs.len()
+            "interrupted: {} of {todo} images finished and kept; run the same command again to finish the rest",
+            totals.written
         ));
         return Ok(Status::Interrupted);
     }
     Ok(Status::Success)
 }
 
+/// `--dry-run`: the plan, and what the run would write and skip.
+fn dry_run(model: &Model, plan: &Plan, survey: &Survey) -> DryRunReport {
+    let paths = |targets: &[i64]| -> Vec<String> {
+        targets
+            .iter()
+            .flat_map(|&index| plan.jobs(index))
+            .map(|job| plan.path(job).display().to_string())
+            .collect()
+    };
+    let mut skip: Vec<Skipped> = paths(&survey.done)
+        .into_iter()
+        .map(|path| Skipped { path, why: "made with these settings already".to_string() })
+        .collect();
+    skip.extend(survey.stale.iter().filter(|_| !plan.output.force).map(|(_, stale)| Skipped {
+        path: stale.path.display().to_string(),
+        why: format!(
+            "made with other settings: {} (the run refuses; --force)",
+            stale.differences.join(", ")
+        ),
+    }));
+    DryRunReport {
+        model: plan.model.clone(),
+        device: plan.summary.device.clone(),
+        engine: model.network.engine(),
+        batch: plan.batch,
+        preset: plan_preset_name(plan),
+        settings: plan.provenance.clone(),
+        write: paths(&survey.todo),
+        skip,
+    }
+}
+
+fn plan_preset_name(plan: &Plan) -> String {
+    use classviz_core::presets::PresetName;
+    use classviz_records::choice::Choice;
+    PresetName::ALL
+        .iter()
+        .find(|name| name.preset().style == plan.preset.style)
+        .map_or_else(|| "custom".to_string(), |name| name.to_string())
+}
+
 /// Say what this shard does and what is already done, and print a result
 /// line for each done image (a script asking for them gets a line for each).
 fn report_skipped(
-    model: &model::Model,
+    model: &Model,
     plan: &Plan,
-    mine: &[i64],
-    done: &[i64],
+    survey: &Survey,
     progress: &Progress,
+    printer: &Printer,
 ) -> Result<()> {
+    let mine = plan.mine();
     if plan.shard != classviz_records::shard::Shard::ALL {
         progress.note(&format!(
             "shard {}: {} of {} targets",
@@ -92,20 +148,20 @@ fn report_skipped(
             plan.targets.len()
         ));
     }
-    if done.is_empty() {
+    if survey.done.is_empty() {
         return Ok(());
     }
     progress.note(&format!(
-        "skipping {} of {} {} already in {} (--force redoes them)",
-        done.len(),
+        "skipping {} of {} {} already in {}, made with these settings (--force redoes them)",
+        survey.done.len(),
         mine.len(),
         if plan.is_class() { "classes" } else { "units" },
-        plan.output.out_dir.display()
+        plan.layout.dir().display()
     ));
-    let done_jobs: Vec<Job> = done.iter().flat_map(|&index| plan.jobs(index)).collect();
-    for chunk in done_jobs.chunks(plan.batch) {
+    let done: Vec<Job> = survey.done.iter().flat_map(|&index| plan.jobs(index)).collect();
+    for chunk in done.chunks(plan.batch) {
         for result in writer::score_existing(model, plan, chunk)? {
-            report::print_result(&result, plan.output.json)?;
+            printer.print(&result)?;
         }
     }
     Ok(())
@@ -113,30 +169,30 @@ fn report_skipped(
 
 /// The contact sheet (`--grid`) and the gallery page (`--gallery`).
 fn write_extras(plan: &Plan, progress: &Progress) -> Result<()> {
-    let out_dir = &plan.output.out_dir;
     if plan.output.grid {
         let entries: Vec<_> = plan
             .targets
             .iter()
             .flat_map(|&index| plan.jobs(index))
-            .map(|job| (plan.path(job), plan.label(job)))
+            .map(|job| (plan.path(job), plan.name(job).label()))
             .collect();
-        let (path, tiles) = grid::write_grid(out_dir, &entries)?;
+        let (path, tiles) = grid::write_grid(&plan.layout.grid(), &entries)?;
         progress.note(&format!("wrote {} ({tiles} tiles)", path.display()));
     }
     if plan.output.gallery {
+        let dir = plan.layout.dir();
         let spec = GallerySpec {
-            dirs: vec![out_dir.clone()],
+            dirs: vec![dir.to_path_buf()],
             scores: Vec::new(),
-            out: out_dir.join(gallery::GALLERY_FILE),
+            out: plan.layout.gallery(),
             embed: false,
-            title: format!("classviz: {}", out_dir.display()),
+            title: format!("classviz: {}", dir.display()),
         };
         let written = gallery::write_gallery(&spec)?;
         for warning in &written.warnings {
             progress.note(&format!("warning: {warning}"));
         }
-        progress.note(&format!("wrote {} ({} rows)", written.path.display(), written.rows));
+        progress.note(&format!("wrote {} ({} rows)", written.page, written.rows));
     }
     Ok(())
 }

@@ -1,17 +1,15 @@
-//! The one place where a visualisation request meets the model and the
-//! device: presets become a style scaled to the input, the targets become
-//! jobs, the batch, views and check cadence are chosen, and the magnitude
-//! spectrum and a start photo are read, once. Nothing downstream resolves or
-//! re-validates. A conflict between flags is a [`UsageError`] (exit 2).
+//! The one place where a run's flags meet the model and the device: the
+//! preset becomes a style scaled to the input, the objective's taps are
+//! resolved to ids, the targets become jobs, the batch, views and check
+//! cadence are chosen, the magnitude spectrum and a start photo are read, and
+//! every image's name and provenance are fixed, once. Nothing downstream
+//! resolves or re-validates. A conflict between flags is a [`UsageError`]
+//! (exit 2).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use tch::Device;
-
-use crate::commands::visualise::request::{ObjectiveRequest, OutputRequest, Request};
-use crate::home;
 use classviz_core::ascent::{Accentuation, AscentParams, Facets, Init, InitSpec, StartPhoto};
 use classviz_core::objective::Objective;
 use classviz_core::param::Param;
@@ -21,9 +19,15 @@ use classviz_core::views::{canvas_spec, scaled_pixels};
 use classviz_engine::model::ModelInfo;
 use classviz_records::classes::{self, Labels};
 use classviz_records::exit::usage_error;
-use classviz_records::formats::{PngRecord, RunParams};
+use classviz_records::formats::{PngRecord, Provenance, ProvenanceInput, RunParams};
+use classviz_records::layout::{self, ImageName, Layout, Target, Unit};
 use classviz_records::pixels;
 use classviz_records::shard::Shard;
+use tch::Device;
+
+use crate::flags::run::{OutputArgs, RunArgs, TargetArgs};
+use crate::flags::values::{ObjectiveFlag, ObjectiveKind};
+use crate::home;
 
 /// Default `--batch` on the CPU: the fastest per class in `make bench` on a
 /// 2-core machine (docs/benchmarks.md).
@@ -52,7 +56,9 @@ pub struct Job {
 pub struct Plan {
     /// The ascent's settings: the only copy.
     pub ascent: AscentParams,
-    /// Every target of the request, in order (all shards').
+    /// The preset the settings started from, for reports.
+    pub preset: Preset,
+    /// Every target of the run, in order (all shards').
     pub targets: Vec<i64>,
     pub shard: Shard,
     /// Images per forward/backward pass: whole targets (all their facets).
@@ -60,49 +66,54 @@ pub struct Plan {
     /// Pad the last batch to the others' shape (CUDA: no new kernels or graphs).
     pub same_shape: bool,
     pub labels: Labels,
-    pub output: OutputRequest,
+    /// Where every file goes, and its name.
+    pub layout: Layout,
+    pub output: OutputArgs,
     /// Recorded with every summary line.
     pub summary: RunParams,
     /// The model file, as recorded in each PNG.
     pub model: String,
+    /// What makes this run's images: recorded in each, compared on resume.
+    pub provenance: Provenance,
 }
 
 impl Plan {
-    /// Resolve `request` for a model described by `model`, running on `device`.
-    pub fn resolve(request: &Request, model: &ModelInfo, device: Device) -> Result<Plan> {
-        let shard = match request.scale_out.shard {
+    /// Resolve `args` for a model described by `model`, running on `device`.
+    pub fn resolve(args: &RunArgs, model: &ModelInfo, device: Device) -> Result<Plan> {
+        let shard = match args.scale_out.shard()? {
             Some(spec) => spec.resolve_from_env()?,
             None => Shard::ALL,
         };
-        let ascent = resolve_ascent(request, model, device)?;
-        let targets = resolve_targets(&request.objective, &ascent.objective, model)?;
+        let preset = args.preset.preset.preset();
+        let ascent = resolve_ascent(args, &preset, model, device)?;
+        let targets = resolve_targets(&args.target, &ascent.objective, model)?;
         let facets = ascent.facets.as_ref().map_or(1, |f| f.count as usize);
-        let batch = request.scale_out.batch.unwrap_or(if device.is_cuda() {
-            DEFAULT_CUDA_BATCH
-        } else {
-            DEFAULT_CPU_BATCH
-        });
+        let default_batch = if device.is_cuda() { DEFAULT_CUDA_BATCH } else { DEFAULT_CPU_BATCH };
         // A target's facets are optimised together, so a batch holds whole targets.
-        let batch = (batch / facets).max(1) * facets;
+        let batch = (args.scale_out.batch.unwrap_or(default_batch) / facets).max(1) * facets;
         let model_path = model.path.display().to_string();
         let summary = RunParams {
             model: model_path.clone(),
             lr: ascent.learning_rate,
             l2: ascent.l2_weight,
             seed: ascent.seed,
-            device: format!("{device:?}").to_lowercase(),
+            device: device_name(device),
             batch,
         };
+        let provenance = provenance(&ascent, model, args.output.stretch)?;
         Ok(Plan {
             same_shape: device.is_cuda() && facets == 1,
+            preset,
             ascent,
             targets,
             shard,
             batch,
             labels: model.labels.clone(),
-            output: request.output.clone(),
+            layout: Layout::new(&args.output.out),
+            output: args.output.clone(),
             summary,
             model: model_path,
+            provenance,
         })
     }
 
@@ -128,85 +139,124 @@ impl Plan {
         }
     }
 
-    /// `<index>_<slug>`, `<tap>_c<K>`, `<tap>_n<K>` or `<tap>_layer`, with
-    /// `_f<j>` for a facet; with a start photo, `<photo>_to_<index>_<slug>`.
-    pub fn stem(&self, job: Job) -> String {
-        let base = if self.is_class() {
-            classes::output_stem(job.index, self.labels.name(job.index))
-        } else {
-            self.objective().unit_stem(job.index)
+    /// What a target shows, for the layout.
+    pub fn target(&self, index: i64) -> Target {
+        let unit = |unit| Target::Unit {
+            tap: self.objective().tap().map(|t| t.name.clone()).unwrap_or_default(),
+            unit,
         };
-        let base = match &self.ascent.init {
-            Some(Init::Photo(photo)) => format!("{}_to_{base}", file_stem(&photo.path)),
-            _ => base,
-        };
-        match job.facet {
-            Some(facet) => format!("{base}_f{facet}"),
-            None => base,
+        match self.objective() {
+            Objective::Channel(_) => unit(Unit::Channel(index)),
+            Objective::Neuron(_) => unit(Unit::Neuron(index)),
+            Objective::Layer(_) => unit(Unit::Layer),
+            _ => Target::Class { index, name: self.labels.name(index).to_string() },
         }
     }
 
-    pub fn path(&self, job: Job) -> PathBuf {
-        self.output.out_dir.join(format!("{}.png", self.stem(job)))
-    }
-
-    /// The label of an image on the contact sheet.
-    pub fn label(&self, job: Job) -> String {
-        let base = if self.is_class() {
-            format!("{} {}", job.index, self.labels.name(job.index))
-        } else {
-            self.objective().unit_stem(job.index).replace('_', " ").trim().to_string()
+    /// A job's image name: its target, its facet, and the photo an
+    /// accentuation starts from.
+    pub fn name(&self, job: Job) -> ImageName {
+        let photo = match &self.ascent.init {
+            Some(Init::Photo(photo)) => Some(layout::photo_stem(&photo.path)),
+            _ => None,
         };
-        job.facet.map_or(base.clone(), |f| format!("{base} f{f}"))
+        ImageName { target: self.target(job.index), facet: job.facet, photo }
     }
 
-    /// The text chunks of a job's PNG: enough to reproduce the run.
+    pub fn path(&self, job: Job) -> PathBuf {
+        self.layout.image(&self.name(job))
+    }
+
+    /// The text chunks of a job's PNG: enough to reproduce the run, and its provenance.
     pub fn png_record(&self, job: Job) -> PngRecord {
-        let params = &self.ascent;
         let (class, unit) = if self.is_class() {
             (Some((job.index, self.labels.name(job.index).to_string())), None)
         } else {
             (None, Some((self.objective().to_string(), job.index)))
         };
-        let facet = job.facet.zip(params.facets.as_ref()).map(|(facet, facets)| {
-            format!("{facet} of {}, diversity {} at {}", facets.count, facets.weight, facets.tap)
+        let facet = job.facet.zip(self.ascent.facets.as_ref()).map(|(facet, facets)| {
+            format!(
+                "{facet} of {}, diversity {} at {}",
+                facets.count, facets.weight, facets.tap.name
+            )
         });
         PngRecord {
             model: self.model.clone(),
             class,
             unit,
-            iters: params.iters,
-            lr: params.learning_rate,
-            l2: params.l2_weight,
-            seed: params.seed,
-            style: format!("{:?}", params.style),
-            init: params.init.as_ref().map(ToString::to_string),
             facet,
+            provenance: self.provenance.clone(),
         }
     }
 }
 
-fn file_stem(path: &std::path::Path) -> String {
-    path.file_stem().map_or("photo".to_string(), |s| classes::slug(&s.to_string_lossy()))
+/// `cpu`, `cuda:0`: as `--device` takes it.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(index) => format!("cuda:{index}"),
+        _ => "cpu".to_string(),
+    }
+}
+
+/// What makes this run's images: the model, its input, and every resolved setting.
+fn provenance(ascent: &AscentParams, model: &ModelInfo, stretch: bool) -> Result<Provenance> {
+    let input = &model.input;
+    let facets = ascent
+        .facets
+        .as_ref()
+        .map(|f| serde_json::json!({"count": f.count, "diversity": f.weight, "tap": f.tap.name}));
+    let accentuate = ascent.accentuate.as_ref().map(
+        |a| serde_json::json!({"weight": a.weight, "tap": a.tap.as_ref().map(|t| t.name.clone())}),
+    );
+    Ok(Provenance {
+        model: model.digest.clone(),
+        input: ProvenanceInput {
+            shape: vec![input.channels, input.height, input.width],
+            mean: input.mean.clone(),
+            std: input.std.clone(),
+        },
+        objective: ascent.objective.to_string(),
+        iters: ascent.iters,
+        lr: ascent.learning_rate,
+        l2: ascent.l2_weight,
+        seed: ascent.seed,
+        init: ascent.init.as_ref().map(ToString::to_string),
+        style: serde_json::to_value(&ascent.style)?,
+        facets,
+        accentuate,
+        stretch,
+    })
+}
+
+/// The objective, its tap resolved against the model.
+fn resolve_objective(flag: &ObjectiveFlag, model: &ModelInfo) -> Result<Objective> {
+    let tap = || model.tap(flag.tap.as_deref().unwrap_or_default());
+    Ok(match flag.kind {
+        ObjectiveKind::Logit => Objective::Logit,
+        ObjectiveKind::LogProb => Objective::LogProb,
+        ObjectiveKind::Prob => Objective::Prob,
+        ObjectiveKind::Channel => Objective::Channel(tap()?),
+        ObjectiveKind::Neuron => Objective::Neuron(tap()?),
+        ObjectiveKind::Layer => Objective::Layer(tap()?),
+    })
 }
 
 /// The targets: classes for a class objective; the channels of the tap for
 /// channel and neuron objectives; the tap itself (one image) for a layer.
 fn resolve_targets(
-    request: &ObjectiveRequest,
+    args: &TargetArgs,
     objective: &Objective,
     model: &ModelInfo,
 ) -> Result<Vec<i64>> {
     let Some(tap) = objective.tap() else {
-        return request.classes.resolve(&model.labels);
+        return args.classes.selection().resolve(&model.labels);
     };
-    let tap = &model.taps[model.tap_index(tap)?];
     if let Objective::Layer(_) = objective {
         return Ok(vec![0]);
     }
-    let channels = tap.grid_shape()?[0] as usize;
+    let channels = model.tap_info(tap.id).grid_shape()?[0] as usize;
     let what = format!("channel of tap {} ({channels} channels)", tap.name);
-    match (&request.channels, request.objective.unit) {
+    match (&args.channels, args.objective.unit) {
         (Some(list), _) => classes::resolve_indices(list, channels, &what),
         (None, Some(unit)) => classes::resolve_indices(&unit.to_string(), channels, &what),
         (None, None) => Err(usage_error(format!(
@@ -217,24 +267,28 @@ fn resolve_targets(
 
 /// The ascent's settings: the preset's, overridden by every flag given,
 /// completed for this model and device.
-fn resolve_ascent(request: &Request, model: &ModelInfo, device: Device) -> Result<AscentParams> {
-    let preset = request.preset.preset.preset();
-    let style = resolve_style(request, &preset, model, device)?;
-    let iters = request.preset.iters.unwrap_or(preset.iters);
+fn resolve_ascent(
+    args: &RunArgs,
+    preset: &Preset,
+    model: &ModelInfo,
+    device: Device,
+) -> Result<AscentParams> {
+    let style = resolve_style(args, preset, model, device)?;
+    let iters = args.preset.iters.unwrap_or(preset.iters);
     Ok(AscentParams {
         iters,
-        learning_rate: request.preset.lr.unwrap_or(preset.learning_rate),
-        l2_weight: request.preset.l2.unwrap_or(preset.l2_weight),
-        objective: request.objective.objective.objective.clone(),
-        magnitude: magnitude(request, &style)?,
-        init: resolve_init(request, &style, model)?,
-        accentuate: resolve_accentuation(request, model)?,
-        facets: resolve_facets(&request.objective, model)?,
-        frame_every: frame_every(&request.output, iters)?,
-        precision: request.optimiser.precision,
+        learning_rate: args.preset.lr.unwrap_or(preset.learning_rate),
+        l2_weight: args.preset.l2.unwrap_or(preset.l2_weight),
+        objective: resolve_objective(&args.target.objective, model)?,
+        magnitude: magnitude(args, &style)?,
+        init: resolve_init(args, &style, model)?,
+        accentuate: resolve_accentuation(args, model)?,
+        facets: resolve_facets(&args.target, model)?,
+        frame_every: frame_every(&args.output, iters)?,
+        precision: args.optimiser.precision,
         check_every: if device.is_cuda() { CUDA_CHECK_EVERY } else { 1 },
-        alpha: request.maco.alpha,
-        seed: request.preset.seed,
+        alpha: args.maco.alpha,
+        seed: args.preset.seed,
         style,
     })
 }
@@ -242,13 +296,13 @@ fn resolve_ascent(request: &Request, model: &ModelInfo, device: Device) -> Resul
 /// The preset's style with every flag given applied; the preset's padding and
 /// jitter scaled to the model's input, and its CUDA views on CUDA.
 fn resolve_style(
-    request: &Request,
+    args: &RunArgs,
     preset: &Preset,
     model: &ModelInfo,
     device: Device,
 ) -> Result<Style> {
     let base = &preset.style;
-    let (o, t, m) = (&request.optimiser, &request.transforms, &request.maco);
+    let (o, t, m) = (&args.optimiser, &args.transforms, &args.maco);
     let side = model.input.height.min(model.input.width);
     let mut style = base.clone();
     style.param.param = o.param.unwrap_or(base.param.param);
@@ -262,16 +316,20 @@ fn resolve_style(
     let views = &mut style.transforms;
     views.pad = t.pad.map_or(scaled_pixels(base.transforms.pad, side), i64::from);
     views.jitter = t.jitter.map_or(scaled_pixels(base.transforms.jitter, side), i64::from);
-    views.scales = t.scale.clone().unwrap_or(base.transforms.scales.clone());
+    views.scales = t.scale.clone().map_or(base.transforms.scales.clone(), |s| s.0);
     views.rotate = t.rotate.unwrap_or(base.transforms.rotate);
     views.view_noise = t.view_noise.unwrap_or(base.transforms.view_noise);
-    views.views = t.views.unwrap_or(if device.is_cuda() {
-        preset.views_on_cuda
-    } else {
-        base.transforms.views
-    });
+    let preset_views = if device.is_cuda() { preset.views_on_cuda } else { base.transforms.views };
+    views.views = t.views.unwrap_or(preset_views);
     views.canvas = m.canvas.unwrap_or(base.transforms.canvas);
     views.crop_box = m.crop_box.or(base.transforms.crop_box);
+    check_style(&style, model)?;
+    Ok(style)
+}
+
+/// What a style cannot do: priors between steps act on pixels; MaCo's
+/// spectrum is of colour photos.
+fn check_style(style: &Style, model: &ModelInfo) -> Result<()> {
     if style.param.param != Param::Pixel && style.priors.between_steps() {
         return Err(usage_error(
             "--blur-every and --clip-percentile act on pixels: use them with --param pixel",
@@ -283,15 +341,15 @@ fn resolve_style(
             model.input.channels
         );
     }
-    Ok(style)
+    Ok(())
 }
 
 /// MaCo's spectrum, read and checked once, if the style needs it.
-fn magnitude(request: &Request, style: &Style) -> Result<Option<Arc<Magnitude>>> {
+fn magnitude(args: &RunArgs, style: &Style) -> Result<Option<Arc<Magnitude>>> {
     if style.param.param != Param::Maco {
         return Ok(None);
     }
-    let path = match &request.maco.magnitude {
+    let path = match &args.maco.magnitude {
         Some(path) => path.clone(),
         None => {
             home::find(home::DEFAULT_MAGNITUDE, "MaCo's magnitude spectrum", home::MAKE_MAGNITUDE)?
@@ -301,14 +359,14 @@ fn magnitude(request: &Request, style: &Style) -> Result<Option<Arc<Magnitude>>>
 }
 
 /// `--init`, with a start photo read and fitted to the canvas once.
-fn resolve_init(request: &Request, style: &Style, model: &ModelInfo) -> Result<Option<Init>> {
-    Ok(match &request.preset.init {
+fn resolve_init(args: &RunArgs, style: &Style, model: &ModelInfo) -> Result<Option<Init>> {
+    Ok(match &args.preset.init {
         None => None,
         Some(InitSpec::Zero) => Some(Init::Zero),
         Some(InitSpec::Noise(sigma)) => Some(Init::Noise(*sigma)),
         Some(InitSpec::Image(path)) => {
             let canvas = canvas_spec(&model.input, style.transforms.canvas);
-            let photo = pixels::load_photo(path, &canvas, request.preset.fit)
+            let photo = pixels::load_photo(path, &canvas, args.preset.fit)
                 .with_context(|| format!("--init image:{}", path.display()))?;
             Some(Init::Photo(Arc::new(StartPhoto { path: path.clone(), pixels: photo.pixels })))
         }
@@ -316,44 +374,46 @@ fn resolve_init(request: &Request, style: &Style, model: &ModelInfo) -> Result<O
 }
 
 /// `--accentuate W [--tap NAME]`: needs a start photo; a tap must be the model's.
-fn resolve_accentuation(request: &Request, model: &ModelInfo) -> Result<Option<Accentuation>> {
-    let objective = &request.objective;
-    let Some(weight) = objective.accentuate else {
-        if objective.tap.is_some() {
+fn resolve_accentuation(args: &RunArgs, model: &ModelInfo) -> Result<Option<Accentuation>> {
+    let target = &args.target;
+    let Some(weight) = target.accentuate else {
+        if target.tap.is_some() {
             return Err(usage_error(
                 "--tap names where --accentuate compares features: give --accentuate W too",
             ));
         }
         return Ok(None);
     };
-    if !matches!(request.preset.init, Some(InitSpec::Image(_))) {
+    if !matches!(args.preset.init, Some(InitSpec::Image(_))) {
         return Err(usage_error(
             "--accentuate keeps the image near a photo: give --init image:PATH too",
         ));
     }
-    if let Some(tap) = &objective.tap {
-        model.tap_index(tap).context("--accentuate --tap")?;
-    }
-    Ok(Some(Accentuation { weight, tap: objective.tap.clone() }))
+    let tap = target
+        .tap
+        .as_deref()
+        .map(|name| model.tap(name))
+        .transpose()
+        .context("--accentuate --tap")?;
+    Ok(Some(Accentuation { weight, tap }))
 }
 
 /// `--facets`, with its tap: `--diversity-tap`, else the model's middle tap.
-fn resolve_facets(request: &ObjectiveRequest, model: &ModelInfo) -> Result<Option<Facets>> {
-    let Some(count) = request.facets else { return Ok(None) };
+fn resolve_facets(args: &TargetArgs, model: &ModelInfo) -> Result<Option<Facets>> {
+    let Some(count) = args.facets else { return Ok(None) };
     let taps = &model.taps;
-    let tap = match &request.diversity_tap {
+    let name = match &args.diversity_tap {
         Some(tap) => tap.clone(),
         None => taps
             .get(taps.len() / 2)
             .map(|tap| tap.name.clone())
             .context("--facets compares the facets' activations at a tap, and this model has none: export it with `weights/export.py --taps`")?,
     };
-    model.tap_index(&tap)?;
-    Ok(Some(Facets { count, weight: request.diversity, tap }))
+    Ok(Some(Facets { count, weight: args.diversity, tap: model.tap(&name)? }))
 }
 
 /// Steps between kept frames (`--save-every`, or 50 frames for `--gif`), if any.
-fn frame_every(output: &OutputRequest, iters: u32) -> Result<Option<u32>> {
+fn frame_every(output: &OutputArgs, iters: u32) -> Result<Option<u32>> {
     let every = match (output.save_every, output.gif) {
         (Some(every), _) => every,
         (None, true) => (iters / GIF_FRAMES).max(1),
@@ -407,8 +467,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{parse_args, Parsed};
-    use crate::commands::Request as AnyRequest;
+    use crate::flags::{parse_args, Parsed};
     use classviz_core::views::TRANSFORM_REFERENCE_SIDE;
     use classviz_engine::probe::ShapeSource;
     use classviz_records::classes::ClassSelection;
@@ -436,16 +495,14 @@ mod tests {
             parameter_count: 0,
             taps: vec![Tap::grid("early", [8, 16, 16]), Tap::grid("late", [32, 4, 4])],
             sidecar: None,
+            digest: "0".repeat(64),
         }
     }
 
-    fn request(args: &[&str]) -> Request {
+    fn request(args: &[&str]) -> RunArgs {
         let argv = std::iter::once("classviz").chain(args.iter().copied());
         match parse_args(argv).unwrap() {
-            Parsed::Run(request) => match *request {
-                AnyRequest::Visualise(request) => *request,
-                other => panic!("not a visualise request: {other:?}"),
-            },
+            Parsed::Run(cli) => cli.run,
             Parsed::Exit(_) => panic!("printed help"),
         }
     }
@@ -469,7 +526,7 @@ mod tests {
             (plan.targets.clone(), plan.batch, plan.same_shape),
             (vec![1, 3], DEFAULT_CPU_BATCH, false)
         );
-        assert_eq!(plan.stem(Job { index: 3, facet: None }), "3");
+        assert_eq!(plan.name(Job { index: 3, facet: None }).stem(), "3");
     }
 
     #[test]
@@ -514,10 +571,14 @@ mod tests {
             resolve(&["--objective", "channel:late", "--channels", "0-3"], 224, Device::Cpu)
                 .unwrap();
         assert_eq!(units.targets, vec![0, 1, 2, 3]);
-        assert_eq!(units.stem(Job { index: 2, facet: None }), "late_c2");
+        assert_eq!(units.name(Job { index: 2, facet: None }).stem(), "late_c2");
         let facets =
             resolve(&["--class", "1", "--facets", "3", "--batch", "4"], 224, Device::Cpu).unwrap();
-        assert_eq!(facets.ascent.facets.as_ref().unwrap().tap, "late", "the middle tap by default");
+        assert_eq!(
+            facets.ascent.facets.as_ref().unwrap().tap.name,
+            "late",
+            "the middle tap by default"
+        );
         assert_eq!(facets.batch, 3, "whole targets per batch");
         assert_eq!(facets.jobs(1).len(), 3);
         assert!(resolve(
@@ -540,8 +601,8 @@ mod tests {
             let err = resolve(args, 224, Device::Cpu).unwrap_err();
             assert_eq!(status_of(&err), Status::Usage, "{args:?}: {err:#}");
         }
-        let selection = &request(&["--class", "1"]).objective.classes;
-        assert_eq!(selection, &ClassSelection { list: Some("1".into()), file: None });
+        let selection = request(&["--class", "1"]).target.classes.selection();
+        assert_eq!(selection, ClassSelection { list: Some("1".into()), file: None });
     }
 
     fn jobs(indices: &[i64]) -> Vec<Job> {
@@ -582,11 +643,11 @@ mod tests {
 
     #[test]
     fn frames_are_bounded() {
-        let output = OutputRequest { gif: true, ..OutputRequest::default() };
+        let output = OutputArgs { gif: true, ..request(&["--class", "1"]).output };
         assert_eq!(frame_every(&output, 150).unwrap(), Some(3));
-        let every_step = OutputRequest { save_every: Some(1), ..OutputRequest::default() };
+        let every_step = OutputArgs { save_every: Some(1), ..request(&["--class", "1"]).output };
         let err = frame_every(&every_step, 5000).unwrap_err();
         assert_eq!(classviz_records::exit::status_of(&err), classviz_records::exit::Status::Usage);
-        assert_eq!(frame_every(&OutputRequest::default(), 150).unwrap(), None);
+        assert_eq!(frame_every(&request(&["--class", "1"]).output, 150).unwrap(), None);
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, Result};
 
 use crate::commands::visualise::plan::{Batch, Plan};
 use crate::commands::visualise::writer::{self, Finished, WriterTotals};
-use crate::report::Progress;
+use crate::printer::{Printer, Progress};
 use classviz_core::ascent::{self, Ended};
 use classviz_engine::knobs;
 use classviz_engine::model::Model;
@@ -46,11 +46,13 @@ pub fn run_batches(
     plan: &Plan,
     batches: &[Batch],
     progress: &Progress,
+    printer: &Printer,
 ) -> Result<Outcome> {
     let mut interrupted = stop_requested();
     let (totals, optimised) = std::thread::scope(|scope| -> Result<(WriterTotals, Result<()>)> {
         let (sender, receiver) = mpsc::sync_channel::<Finished>(WRITER_QUEUE);
-        let writer = scope.spawn(|| writer::write_batches(receiver, model, plan, progress));
+        let writer =
+            scope.spawn(|| writer::write_batches(receiver, model, plan, progress, printer));
         let optimised = (|| -> Result<()> {
             for (number, batch) in batches.iter().enumerate() {
                 if interrupted {

@@ -2,7 +2,6 @@
 //! and GIFs), the images scored as saved, the result lines and the summary,
 //! on its own thread while the next batch optimises.
 
-use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -10,15 +9,14 @@ use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::commands::visualise::plan::{Batch, Job, Plan};
-use crate::report::{self, Progress};
+use crate::printer::{Printer, Progress};
 use classviz_core::ascent::{self, Ascent};
-use classviz_core::objective::{self, Goal, Objective};
+use classviz_core::objective::{self, Goal, GoalSpec, Objective};
 use classviz_core::saliency;
 use classviz_engine::model::Model;
 use classviz_engine::tensors::{self, Display};
-use classviz_records::formats::{
-    self, FacetSummary, ImageResult, PngRecord, Subject, SummaryLine, SUMMARY_FILE,
-};
+use classviz_records::formats::{self, FacetSummary, ImageResult, PngRecord, Subject, SummaryLine};
+use classviz_records::layout::Extra;
 use classviz_records::pixels::{self, Fit, Pixels};
 
 /// Delay between GIF frames.
@@ -80,6 +78,7 @@ pub fn write_batches(
     model: &Model,
     plan: &Plan,
     progress: &Progress,
+    printer: &Printer,
 ) -> Result<WriterTotals> {
     // One torch thread for this thread's work on the CPU. With a second
     // OpenMP team here, libgomp counts more threads than cores and the
@@ -100,14 +99,14 @@ pub fn write_batches(
                 progress.note(&stall_warning(&result, plan));
                 totals.stalled.push(result.describe());
             }
-            report::print_result(&result, plan.output.json)?;
+            printer.print(&result)?;
             let line = SummaryLine { result, params: plan.summary.clone() };
-            report::append_summary(&plan.output.out_dir.join(SUMMARY_FILE), &line)?;
+            line.append_to(&plan.layout.summary())?;
             totals.written += 1;
             progress.classes_done(1);
         }
         for summary in &facets {
-            report::print_facets(summary, plan.output.json)?;
+            printer.print(summary)?;
         }
     }
     Ok(totals)
@@ -128,18 +127,12 @@ fn stall_warning(result: &ImageResult, plan: &Plan) -> String {
     )
 }
 
-/// `<out>/<stem>_<what>.png` beside an image (alpha, canvas).
-fn suffixed(image: &Path, what: &str) -> PathBuf {
-    let stem = image.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    image.with_file_name(format!("{stem}_{what}.png"))
-}
-
 /// Write the kept frames: PNGs under `<out>/frames/<stem>/` (`--save-every`)
 /// and an animated GIF next to each image (`--gif`).
 fn save_frames(model: &Model, plan: &Plan, jobs: &[Job], frames: &[(u32, Tensor)]) -> Result<()> {
     let output = &plan.output;
     for (row, &job) in jobs.iter().enumerate() {
-        let stem = plan.stem(job);
+        let name = plan.name(job);
         let mut pixels = Vec::with_capacity(frames.len());
         for (step, images) in frames {
             let frame = tensors::to_pixels(
@@ -148,15 +141,17 @@ fn save_frames(model: &Model, plan: &Plan, jobs: &[Job], frames: &[(u32, Tensor)
                 Display::Clamp,
             )?;
             if output.save_every.is_some() {
-                let dir = output.out_dir.join("frames").join(&stem);
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-                pixels::write_png_atomic(&dir.join(format!("{step:05}.png")), &frame, &[])?;
+                let path = plan.layout.frame(&name, *step);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                pixels::write_png_atomic(&path, &frame, &[])?;
             }
             pixels.push(frame);
         }
         if output.gif {
-            pixels::write_gif_atomic(&plan.path(job).with_extension("gif"), &pixels, GIF_FRAME_MS)?;
+            pixels::write_gif_atomic(&plan.layout.extra(&name, Extra::Gif), &pixels, GIF_FRAME_MS)?;
         }
     }
     Ok(())
@@ -208,17 +203,15 @@ fn outcomes(
 /// Each unit image's objective at the saved image `x`.
 fn unit_subjects(model: &Model, plan: &Plan, x: &Tensor, indices: &[i64]) -> Result<Vec<Subject>> {
     let objective = &plan.ascent.objective;
-    let tap = objective.tap().unwrap_or_default().to_string();
-    let tap_index = model.tap_index(&tap)?;
-    let goal = Goal::new(
+    let tap = objective.tap().map(|t| t.name.clone()).unwrap_or_default();
+    let goal = Goal::new(GoalSpec {
         objective,
-        indices,
-        1,
-        model.info.outputs_probabilities,
-        Some(tap_index),
-        None,
-        model.device(),
-    )?;
+        targets: indices,
+        views: 1,
+        probabilities: model.info.outputs_probabilities,
+        diversity: None,
+        device: model.device(),
+    })?;
     let scores = goal.per_row(&model.forward(x, &goal.taps)?)?;
     let scores = Vec::<f64>::try_from(scores.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?)?;
     Ok(indices
@@ -245,7 +238,7 @@ fn facet_summaries(
 ) -> Result<Vec<FacetSummary>> {
     let Some(facets) = &plan.ascent.facets else { return Ok(Vec::new()) };
     let x = tensors::to_batch(pixels, model.input(), Fit::Stretch, model.device())?;
-    let activations = model.forward(&x, &[model.tap_index(&facets.tap)?])?.taps.remove(0);
+    let activations = model.forward(&x, &[facets.tap.id])?.taps.remove(0);
     let similarity = objective::gram_similarity(&activations, i64::from(facets.count))?;
     let similarity =
         Vec::<f64>::try_from(similarity.f_to_kind(Kind::Double)?.f_to_device(Device::Cpu)?)?;
@@ -260,7 +253,7 @@ fn facet_summaries(
             facets: results.len() as u32,
             scores: results.iter().map(ImageResult::score).collect(),
             similarity,
-            tap: facets.tap.clone(),
+            tap: facets.tap.name.clone(),
             diversity: facets.weight,
         })
         .collect())
@@ -323,7 +316,7 @@ fn save_batch(
         for (row, png) in pngs.iter().enumerate() {
             let image = canvas.f_narrow(0, row as i64, 1)?;
             canvases.push(pixels::PngJob {
-                path: suffixed(&png.path, "canvas"),
+                path: plan.layout.extra(&plan.name(finished.jobs[row]), Extra::Canvas),
                 pixels: tensors::to_pixels(&image, model.input(), Display::Clamp)?,
                 text: png.text.clone(),
             });
@@ -332,10 +325,11 @@ fn save_batch(
     }
     pixels::write_pngs_atomic(&pngs)?;
     if let Some(alpha) = &finished.alpha {
-        for (row, (png, pixels)) in pngs.iter().zip(&saved_pixels).enumerate() {
+        for (row, pixels) in saved_pixels.iter().enumerate() {
             let strength = saliency::normalised_map(&alpha.f_get(row as i64)?, ALPHA_PERCENTILE)?;
             let bytes: Vec<u8> = strength.iter().map(|v| (v * 255.0).round() as u8).collect();
-            pixels::write_rgba_png_atomic(&suffixed(&png.path, "alpha"), pixels, &bytes)?;
+            let path = plan.layout.extra(&plan.name(finished.jobs[row]), Extra::Alpha);
+            pixels::write_rgba_png_atomic(&path, pixels, &bytes)?;
         }
     }
     // Score the images as saved (clamped to [0,1], 8-bit), not the unclamped
