@@ -15,27 +15,16 @@ examples do not. Prints a markdown table and the totals.
 """
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-CLASSVIZ = str(ROOT / "target" / "release" / "classviz")
+from common import ROOT, classviz
 TAPPED = str(ROOT / "weights" / "efficientnet_lite0_taps.pt")
 SCORERS = {name: str(ROOT / "weights" / f"efficientnet_{name}.pt") for name in ("lite0", "lite1", "lite2")}
 REPOSITORY = ["coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png"]
-
-
-def classviz(args):
-    done = subprocess.run([CLASSVIZ, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"classviz {' '.join(args)}: {done.stderr.strip()}")
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
 def photos(folder):

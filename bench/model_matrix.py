@@ -19,14 +19,13 @@ input otherwise).
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = str(ROOT / ".venv" / "bin" / "python3")
-CLASSVIZ = str(ROOT / "target" / "release" / "classviz")  # --classviz overrides
+from common import PYTHON, ROOT, attempt
+import common
+
+CLASSVIZ = common.CLASSVIZ  # --classviz overrides
 PHOTO = str(ROOT / "tests" / "data" / "coffee.png")
 
 # (row, family, source arguments, taps)
@@ -53,19 +52,9 @@ ROWS = [
 COLUMNS = ["export", "info", "paper", "natural", "maco", "unit", "facets", "saliency all", "sanity", "compile"]
 
 
-def first_line(text):
-    lines = [l.strip() for l in text.splitlines() if l.strip() and "Warning" not in l and not l.startswith(" ")]
-    return lines[-1][:160] if lines else ""
-
-
 def run(command, timeout=3600):
-    started = time.time()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return False, f"timed out after {timeout} s", timeout
-    ok = done.returncode == 0
-    return ok, "" if ok else first_line(done.stderr or done.stdout), time.time() - started
+    """(succeeded, why not, seconds) of one cell's command."""
+    return attempt(command, timeout)[:3]
 
 
 def hugging_face(kind, folder):
@@ -128,17 +117,17 @@ def row(key, family, source, taps, out):
     args = export_arguments(key, source, out)
     export = [PYTHON, str(ROOT / "weights" / "export.py"), *args, "--name", key, "--taps", taps, "--out", str(out)]
     cells = {}
-    done = subprocess.run([*export, "--randomise", "--compile"], capture_output=True, text=True, cwd=ROOT)
-    cells["export"] = (done.returncode == 0, first_line(done.stderr), 0)
-    if done.returncode != 0:
+    ok, why, seconds, stderr = attempt([*export, "--randomise", "--compile"], timeout=7200)
+    cells["export"] = (ok, why, seconds)
+    if not ok:
         return cells
+    warning = [line.split("warning: ", 1)[-1] for line in stderr.splitlines() if "no compiled package" in line]
     model = out / f"{key}_taps.pt"
     compiled = json.loads(model.with_suffix(".json").read_text()).get("compiled")
-    warning = [l for l in done.stderr.splitlines() if "no compiled package" in l]
     for column, command in classviz_cells(model, out, taps).items():
         cells[column] = run(command)
         if column == "compile" and not compiled:
-            cells[column] = (False, warning[0].split("warning: ", 1)[-1][:200] if warning else "no package", 0)
+            cells[column] = (False, warning[0][:240] if warning else "no package", 0)
     return cells
 
 

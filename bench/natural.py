@@ -10,33 +10,22 @@ top-1/top-5 on Lite1, top-1 on Lite0. `make bench-natural` runs it.
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CLASSVIZ = str(ROOT / "target" / "release" / "classviz")
+from common import CLASSVIZ, ROOT, class_images, score, timed
+
 CLASSES = "9,22,76,145,288,309,386,430,563,779,850,963"
-# The natural preset's transforms at 224 px (src/natural.rs, Style::natural), so
+# The natural preset's transforms at 224 px (Style::natural in crates/classviz-core/src/presets.rs), so
 # that the reference does the same work per step as classviz.
 NATURAL_TRANSFORMS = ["--pad", "16", "--jitter", "16", "--scale-low", "0.8", "--scale-high", "1.2", "--degrees", "20"]
 
 
-def timed(command):
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return time.perf_counter() - started, done.stdout
-
-
-def score(model, folder):
-    pngs = sorted(str(p) for p in Path(folder).glob("*.png") if p.name != "grid.png")
-    _, out = timed([CLASSVIZ, "score", "--model", model, *pngs, "--json"])
-    return json.loads(out)
+def score_folder(model, folder):
+    return score(model, class_images(folder))
 
 
 def main():
@@ -73,7 +62,7 @@ def main():
     print("| method | steps | s/class | runs | Lite1 top-1 | Lite1 top-5 | Lite0 top-1 |")
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
     for name, steps, folder, _ in methods:
-        second, own = score(lite1, work / f"{folder}0"), score(lite0, work / f"{folder}0")
+        second, own = score_folder(lite1, work / f"{folder}0"), score_folder(lite0, work / f"{folder}0")
         each = ", ".join(f"{t:.2f}" for t in times[name])
         print(f"| {name} | {steps} | {statistics.median(times[name]):.2f} | {each} | {second['top1']}/{count} "
               f"| {second['top5']}/{count} | {own['top1']}/{count} |")

@@ -23,17 +23,14 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from streaks import streak_ratio  # noqa: E402
-# CLASSVIZ_BIN runs another build (e.g. a snapshot while tuning).
-CLASSVIZ = os.environ.get("CLASSVIZ_BIN", str(ROOT / "target" / "release" / "classviz"))
+from common import CLASSVIZ, ROOT, class_images, json_lines, score, timed, top1
+from streaks import streak_ratio
+
 CLASSES = ",".join(str(c) for c in range(13, 1000, 20))
 PRESETS = {
     "simonyan": ["--preset", "simonyan"],
@@ -42,35 +39,23 @@ PRESETS = {
 }
 
 
-def class_images(folder):
-    """The class images of a folder: <index>_<slug>.png, not the _alpha / _canvas extras."""
-    return sorted(str(p) for p in Path(folder).glob("*.png")
-                  if p.name != "grid.png" and not p.stem.endswith(("_alpha", "_canvas")))
-
-
 def run(name, flags, args, work):
     out = work / name
     command = [CLASSVIZ, "--model", args.model, "--class", args.classes, "--threads", str(args.threads),
                "--out", str(out), "--force", "--quiet", "--json", *flags]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"quality.py: {name} failed: {done.stderr.strip()}")
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    own = sum(r["top5"][0]["class"] == r["class"] for r in rows)
-    scored = subprocess.run([CLASSVIZ, "score", "--model", args.scorer, "--json", *class_images(out)],
-                            capture_output=True, text=True, check=True)
-    score = json.loads(scored.stdout)
+    seconds, printed = timed(command)
+    rows = json_lines(printed)
+    own = top1(rows)
+    verdict = score(args.scorer, class_images(out))
     steps = rows[0]["iters"] if rows else 0
     from PIL import Image
 
     streaks = [streak_ratio(Image.open(path).convert("RGB")) for path in class_images(out)]
     return {"name": name, "flags": " ".join(flags), "steps": steps, "seconds_per_class": seconds / len(rows),
             "streak_ratio": sum(streaks) / max(len(streaks), 1), "streak_max": max(streaks, default=0.0),
-            "own_top1": own, "top1": score["top1"], "top5": score["top5"], "mean_prob": score["mean_prob"],
+            "own_top1": own, "top1": verdict["top1"], "top5": verdict["top5"], "mean_prob": verdict["mean_prob"],
             "count": len(rows), "out": str(out),
-            "per_class": [{"class": r["class"], "prob": r["prob"], "top1": r["top1"]} for r in score["images"]]}
+            "per_class": [{"class": r["class"], "prob": r["prob"], "top1": r["top1"]} for r in verdict["images"]]}
 
 
 def main():

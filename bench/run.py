@@ -12,21 +12,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CLASSVIZ = os.environ.get("CLASSVIZ_BIN", str(ROOT / "target" / "release" / "classviz"))
-PYTHON = sys.executable
+from common import CLASSVIZ, KEEP_FREED_MEMORY, PYTHON, ROOT, json_lines, timed, top1
 DEFAULT_CLASSES = "1,9,100,130,309,407,963,967"
-
-
-# glibc's malloc, told to keep freed memory: the same thresholds classviz sets
-# for itself at start (src/allocator.rs), for the references run with it.
-KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "2147483647"}
 
 
 # The rows `make bench` prints: classviz at its defaults and on each engine, with and
@@ -39,36 +31,24 @@ DEFAULT_ROWS = [
 ALL_ROWS = DEFAULT_ROWS + ["package-malloc", "compile-malloc", "tuned-cl", "tuned-bf16"]
 
 
-def environment(extra):
-    env = dict(os.environ)
-    env.update(extra)
-    return env
-
-
 def run_classviz(args, out_dir, extra=(), env=None):
     command = [
-        str(CLASSVIZ), "--model", args.model, "--class", args.classes, "--iters", str(args.iters),
+        CLASSVIZ, "--model", args.model, "--class", args.classes, "--iters", str(args.iters),
         "--batch", str(args.batch), "--threads", str(args.threads), "--out", out_dir, "--force",
         "--quiet", "--json", *extra,
     ]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment(env or {}))
-    seconds = time.perf_counter() - started
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
-    top1 = sum(row["top5"][0]["class"] == row["class"] for row in rows)
-    return seconds, top1
+    seconds, out = timed(command, env)
+    return seconds, top1(json_lines(out))
 
 
 def run_reference(args, mode, extra=(), env=None):
     command = [
-        PYTHON, str(ROOT / "bench" / "reference.py"), "--mode", mode, "--model", args.model,
+        PYTHON, ROOT / "bench" / "reference.py", "--mode", mode, "--model", args.model,
         "--classes", args.classes, "--iters", str(args.iters), "--batch", str(args.batch),
         "--threads", str(args.threads), *extra,
     ]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment(env or {}))
-    seconds = time.perf_counter() - started
-    result = json.loads(done.stdout.splitlines()[-1])
+    seconds, out = timed(command, env)
+    result = json.loads(out.splitlines()[-1])
     return seconds, sum(row["top1"] for row in result["classes"])
 
 

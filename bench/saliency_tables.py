@@ -23,7 +23,6 @@ python bench/saliency_tables.py [--only faithfulness,sanity,segment] [--seeds N]
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,8 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
-CLASSVIZ = ROOT / "target" / "release" / "classviz"
+from common import ROOT, classviz, run
 TAPPED = ROOT / "weights" / "efficientnet_lite0_taps.pt"
 TAPS = "_blocks.1,_blocks.3,_blocks.5,_blocks.8,_blocks.11,_blocks.15"
 IN_REPOSITORY = ["coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png"]
@@ -41,13 +39,6 @@ METHODS = ["gradient", "smoothgrad", "gradient-x-input", "integrated-gradients",
            "grad-cam", "grad-cam++", "layer-cam", "score-cam"]
 # The thresholded map: its top fraction of pixels.
 THRESHOLD_FRACTION = 0.3
-
-
-def run(args):
-    done = subprocess.run([str(CLASSVIZ), *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"classviz {' '.join(args)} failed: {done.stderr.strip()}")
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
 def off_repository_photos(folder):
@@ -73,7 +64,7 @@ def faithfulness(folder):
     print("| --- | --- |" + " --- |" * (len(METHODS) + 1))
     wins = {m: 0 for m in METHODS}
     for photo in photos:
-        rows = run(["saliency", "--model", str(TAPPED), "--image", str(photo), "--method", "all",
+        rows = classviz(["saliency", "--model", str(TAPPED), "--image", str(photo), "--method", "all",
                     "--out", str(folder / "maps"), "--json"])
         by_method = {r["method"]: r for r in rows}
         first = rows[0]
@@ -92,13 +83,12 @@ def faithfulness(folder):
 def sanity(folder):
     sidecar = json.loads(TAPPED.with_suffix(".json").read_text())
     if not sidecar.get("randomised"):
-        subprocess.run([sys.executable, str(ROOT / "weights" / "export.py"), "efficientnet_lite0", "--taps", TAPS,
-                        "--randomise"], check=True)
+        run([sys.executable, ROOT / "weights" / "export.py", "efficientnet_lite0", "--taps", TAPS, "--randomise"])
     photos = [str(ROOT / "tests" / "data" / name) for name in SANITY_PHOTOS]
     args = ["saliency", "--model", str(TAPPED), "--method", "all", "--sanity", "--out", str(folder), "--json"]
     for photo in photos:
         args += ["--image", photo]
-    rows = run(args)
+    rows = classviz(args)
     depths = sorted({r["depth"] for r in rows})
     names = {r["depth"]: r["blocks"][-1] for r in rows}
     print("\nSpearman's ρ / SSIM against the trained model's map, mean of "
@@ -154,7 +144,7 @@ def segment(folder, seeds, method):
                 image, truth = composite(Image.fromarray(pixels), texture, side, left, top)
                 path = folder / f"{name}_{texture_name}_{seed}.png"
                 image.save(path)
-                row = run(["saliency", "--image", str(path), "--method", method, "--segment", "--box",
+                row = classviz(["saliency", "--image", str(path), "--method", method, "--segment", "--box",
                            "--random-orders", "2", "--out", str(folder / "out"), "--json"])[0]
                 mask = np.asarray(Image.open(row["mask"])) > 127
                 raw = np.asarray(Image.open(row["raw"])).astype(float)
@@ -185,7 +175,7 @@ def runtime(folder, repeats=3):
     for _ in range(repeats):
         for name, extra in runs.items():
             started = time.perf_counter()
-            run(["saliency", "--image", photo, "--out", str(folder / "time"), "--json", *extra])
+            classviz(["saliency", "--image", photo, "--out", str(folder / "time"), "--json", *extra])
             times[name].append(time.perf_counter() - started)
     print("\n| run (coffee.png, whole process) | seconds (median) | runs |")
     print("| --- | ---: | --- |")

@@ -10,14 +10,10 @@ prints the medians and the ratio. `make bench-taps` runs it; a quiet machine, pl
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CLASSVIZ = str(ROOT / "target" / "release" / "classviz")
+from common import CLASSVIZ, ROOT, timed
 
 
 def main():
@@ -33,11 +29,9 @@ def main():
     out = tempfile.mkdtemp(prefix="classviz-taps-")
     for repeat in range(args.repeats):
         for name, model in models.items():
-            started = time.perf_counter()
-            subprocess.run([CLASSVIZ, "--model", str(model), "--class", args.classes, "--iters", str(args.iters),
-                            "--threads", str(args.threads), "--out", f"{out}/{name}", "--force", "--quiet"],
-                           check=True, capture_output=True)
-            times[name].append(time.perf_counter() - started)
+            seconds, _ = timed([CLASSVIZ, "--model", model, "--class", args.classes, "--iters", str(args.iters),
+                                "--threads", str(args.threads), "--out", f"{out}/{name}", "--force", "--quiet"])
+            times[name].append(seconds)
             print(f"run {repeat + 1}/{args.repeats} {name:9s} {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
     ratio = medians["tapped"] / medians["untapped"]

@@ -155,6 +155,10 @@ fn tuple_and_dict_outputs_work() {
         assert_eq!(rows[0]["class"], 2, "{name}");
         assert!(out.join("2_two.png").exists(), "{name}");
     }
+}
+
+#[test]
+fn a_dict_without_logits_needs_an_output_key() {
     // A dict without logits/out needs --output-key.
     let out = scratch("any-dict-scores");
     let model = test_model("dict_scores.pt");
@@ -277,11 +281,11 @@ fn four_channel_images_are_written_as_strips() {
     assert_eq!((image.width(), image.height()), (12, 2));
 }
 
-#[test]
-fn every_sidecar_error_has_a_clear_message() {
+/// Broken sidecars of the linear model: a name, the sidecar, what the error says.
+fn broken_sidecars() -> Vec<(&'static str, String, &'static str)> {
     let good_shape =
         r#""input_shape": [3, 8, 8], "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.5]"#;
-    for (name, sidecar, expected) in [
+    vec![
         ("unknown-key", format!(r#"{{{good_shape}, "colour": "rgb"}}"#), "unknown field `colour`"),
         (
             "mean-length",
@@ -325,7 +329,12 @@ fn every_sidecar_error_has_a_clear_message() {
         ),
         ("output-type", format!(r#"{{{good_shape}, "output": [1]}}"#), "did not match any variant"),
         ("syntax", "{\"input_shape\": [3, 8, 8],".to_string(), "EOF while parsing"),
-    ] {
+    ]
+}
+
+#[test]
+fn every_sidecar_error_has_a_clear_message() {
+    for (name, sidecar, expected) in broken_sidecars() {
         let dir = scratch(&format!("any-sidecar-{name}"));
         let model = model_copy(&dir, "linear", Some(&sidecar));
         let output = classviz(&[

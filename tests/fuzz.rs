@@ -11,8 +11,9 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -157,135 +158,146 @@ fn valid_value(rng: &mut Rng, flag: &str) -> String {
     rng.pick(choices).to_string()
 }
 
+/// The main command's flags a case draws from, valid and not.
+const RUN_FLAGS: [&str; 36] = [
+    "--lr",
+    "--l2",
+    "--batch",
+    "--size",
+    "--mean",
+    "--std",
+    "--seed",
+    "--preset",
+    "--param",
+    "--optimizer",
+    "--jitter",
+    "--scale",
+    "--rotate",
+    "--pad",
+    "--blur-every",
+    "--blur-sigma",
+    "--clip-percentile",
+    "--tv",
+    "--save-every",
+    "--objective",
+    "--device",
+    "--shard",
+    "--shards",
+    "--init",
+    "--output",
+    "--output-key",
+    "--threads",
+    "--gif",
+    "--grid",
+    "--force",
+    "--stretch",
+    "--json",
+    "--bogus-flag",
+    "-x",
+    "--",
+    "--class",
+];
+
+/// A model path: mostly the linear model, sometimes something that is not one.
+fn model_path(rng: &mut Rng, paths: &Paths) -> String {
+    match rng.below(10) {
+        0 => paths.folder.clone(),
+        1 => paths.fifo.clone(),
+        2 => paths.missing.clone(),
+        3 => "/dev/zero".into(),
+        4..=5 => paths.others[rng.below(paths.others.len())].clone(),
+        _ => paths.linear.clone(),
+    }
+}
+
+/// An image path: mostly the photo, sometimes something that is not one.
+fn image_path(rng: &mut Rng, paths: &Paths) -> String {
+    match rng.below(4) {
+        0 => paths.folder.clone(),
+        1 => paths.fifo.clone(),
+        2 => paths.missing.clone(),
+        _ => paths.photo.clone(),
+    }
+}
+
 /// One argument vector. `out` is the case's own output folder.
 fn case(rng: &mut Rng, paths: &Paths, out: &Path) -> Vec<String> {
-    let mut args: Vec<String> = Vec::new();
     let out = out.display().to_string();
-    let model = |rng: &mut Rng| -> String {
-        match rng.below(10) {
-            0 => paths.folder.clone(),
-            1 => paths.fifo.clone(),
-            2 => paths.missing.clone(),
-            3 => "/dev/zero".into(),
-            4..=5 => paths.others[rng.below(paths.others.len())].clone(),
-            _ => paths.linear.clone(),
-        }
-    };
     let subcommand = rng.below(10);
-    match subcommand {
-        0 => args.extend(["info".into(), "--model".into(), model(rng)]),
+    let mut args: Vec<String> = match subcommand {
+        0 => vec!["info".into(), "--model".into(), model_path(rng, paths)],
         1 => {
-            args.extend(["score".into(), "--model".into(), model(rng)]);
-            let image = match rng.below(4) {
-                0 => paths.folder.clone(),
-                1 => paths.fifo.clone(),
-                2 => paths.missing.clone(),
-                _ => paths.photo.clone(),
-            };
-            args.push(image);
+            let mut args = vec!["score".into(), "--model".into(), model_path(rng, paths)];
+            args.push(image_path(rng, paths));
             if rng.chance(50) {
                 args.extend(["--class".into(), class_list(rng)]);
             }
+            args
         }
-        2 => {
-            args.extend(["saliency".into(), "--model".into(), model(rng), "--out".into(), out]);
-            let image = match rng.below(4) {
-                0 => paths.folder.clone(),
-                1 => paths.fifo.clone(),
-                2 => paths.missing.clone(),
-                _ => paths.photo.clone(),
-            };
-            args.extend(["--image".into(), image]);
-            let method = rng.pick(&["gradient", "smoothgrad", "integrated-gradients", "bogus"]);
-            args.extend(["--method".into(), method.into()]);
-            if rng.chance(50) {
-                args.extend(["--samples".into(), numbers(rng)]);
-            }
+        2 => saliency_case(rng, paths, out),
+        3 => {
+            let model = model_path(rng, paths);
+            vec![
+                "status".into(),
+                "--model".into(),
+                model,
+                "--out".into(),
+                out,
+                "--class".into(),
+                class_list(rng),
+            ]
         }
-        3 => args.extend([
-            "status".into(),
-            "--model".into(),
-            model(rng),
-            "--out".into(),
-            out,
-            "--class".into(),
-            class_list(rng),
-        ]),
-        _ => {
-            args.extend(["--model".into(), model(rng), "--out".into(), out]);
-            match rng.below(6) {
-                0 => args.extend(["--classes-file".into(), paths.classes_file.clone()]),
-                1 => {
-                    let file = rng.pick(&["folder", "fifo", "missing", "/dev/zero"]);
-                    let file = match file {
-                        "folder" => paths.folder.clone(),
-                        "fifo" => paths.fifo.clone(),
-                        "missing" => paths.missing.clone(),
-                        other => other.into(),
-                    };
-                    args.extend(["--classes-file".into(), file]);
-                }
-                _ => args.extend(["--class".into(), class_list(rng)]),
-            }
-            // Keep most runs short; a long one is stopped with Ctrl-C.
-            let iters = if rng.chance(90) { (1 + rng.below(20)).to_string() } else { numbers(rng) };
-            args.extend(["--iters".into(), iters]);
-            for _ in 0..rng.below(5) {
-                let flag = rng.pick(&[
-                    "--lr",
-                    "--l2",
-                    "--batch",
-                    "--size",
-                    "--mean",
-                    "--std",
-                    "--seed",
-                    "--preset",
-                    "--param",
-                    "--optimizer",
-                    "--jitter",
-                    "--scale",
-                    "--rotate",
-                    "--pad",
-                    "--blur-every",
-                    "--blur-sigma",
-                    "--clip-percentile",
-                    "--tv",
-                    "--save-every",
-                    "--objective",
-                    "--device",
-                    "--shard",
-                    "--shards",
-                    "--init",
-                    "--output",
-                    "--output-key",
-                    "--threads",
-                    "--gif",
-                    "--grid",
-                    "--force",
-                    "--stretch",
-                    "--json",
-                    "--bogus-flag",
-                    "-x",
-                    "--",
-                    "--class",
-                ]);
-                let value =
-                    if matches!(flag, "--gif" | "--grid" | "--force" | "--stretch" | "--json") {
-                        None
-                    } else if rng.chance(25) {
-                        Some(numbers(rng))
-                    } else {
-                        Some(valid_value(rng, flag))
-                    };
-                args.push(flag.into());
-                if let Some(value) = value {
-                    args.push(value);
-                }
-            }
-        }
-    }
+        _ => visualise_case(rng, paths, out),
+    };
     if subcommand >= 4 {
         args.push("--quiet".into());
+    }
+    args
+}
+
+fn saliency_case(rng: &mut Rng, paths: &Paths, out: String) -> Vec<String> {
+    let mut args =
+        vec!["saliency".into(), "--model".into(), model_path(rng, paths), "--out".into(), out];
+    args.extend(["--image".into(), image_path(rng, paths)]);
+    let method = rng.pick(&["gradient", "smoothgrad", "integrated-gradients", "bogus"]);
+    args.extend(["--method".into(), method.into()]);
+    if rng.chance(50) {
+        args.extend(["--samples".into(), numbers(rng)]);
+    }
+    args
+}
+
+/// The main command: a model, classes (or a classes file), a few steps and
+/// up to four random flags.
+fn visualise_case(rng: &mut Rng, paths: &Paths, out: String) -> Vec<String> {
+    let mut args = vec!["--model".into(), model_path(rng, paths), "--out".into(), out];
+    match rng.below(6) {
+        0 => args.extend(["--classes-file".into(), paths.classes_file.clone()]),
+        1 => {
+            let file = match rng.pick(&["folder", "fifo", "missing", "/dev/zero"]) {
+                "folder" => paths.folder.clone(),
+                "fifo" => paths.fifo.clone(),
+                "missing" => paths.missing.clone(),
+                other => other.into(),
+            };
+            args.extend(["--classes-file".into(), file]);
+        }
+        _ => args.extend(["--class".into(), class_list(rng)]),
+    }
+    // Keep most runs short; a long one is stopped with Ctrl-C.
+    let iters = if rng.chance(90) { (1 + rng.below(20)).to_string() } else { numbers(rng) };
+    args.extend(["--iters".into(), iters]);
+    for _ in 0..rng.below(5) {
+        let flag = rng.pick(&RUN_FLAGS);
+        let value = if matches!(flag, "--gif" | "--grid" | "--force" | "--stretch" | "--json") {
+            None
+        } else if rng.chance(25) {
+            Some(numbers(rng))
+        } else {
+            Some(valid_value(rng, flag))
+        };
+        args.push(flag.into());
+        args.extend(value);
     }
     args
 }
@@ -310,7 +322,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 /// Run one case; `Ok` is its exit status, `Err` says what went wrong.
 fn run_case(args: &[String], out: &Path) -> Result<i32, String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_classviz"))
+    let child = Command::new(env!("CARGO_BIN_EXE_classviz"))
         .args(
             ["--threads", "1"].iter().filter(|_| args.first().is_some_and(|a| a.starts_with("--"))),
         )
@@ -322,6 +334,24 @@ fn run_case(args: &[String], out: &Path) -> Result<i32, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("spawning: {e}"))?;
+    let (status, interrupted, stderr) = wait_interrupting(child)?;
+    let mut problems = exit_problems(status, interrupted);
+    problems.extend(stderr_problems(args, status.code(), &stderr));
+    problems.extend(leftovers(out));
+    if problems.is_empty() {
+        Ok(status.code().unwrap_or(-1))
+    } else {
+        Err(format!(
+            "{}\nstderr: {}",
+            problems.join("; "),
+            stderr.chars().take(2000).collect::<String>()
+        ))
+    }
+}
+
+/// Wait for `child`, sending Ctrl-C past its patience: its status, whether
+/// it was interrupted, and its stderr.
+fn wait_interrupting(mut child: std::process::Child) -> Result<(ExitStatus, bool, String), String> {
     let started = Instant::now();
     let mut interrupted = false;
     let status = loop {
@@ -344,6 +374,11 @@ fn run_case(args: &[String], out: &Path) -> Result<i32, String> {
         use std::io::Read;
         let _ = pipe.read_to_string(&mut stderr);
     }
+    Ok((status, interrupted, stderr))
+}
+
+/// An exit status that is not a documented one.
+fn exit_problems(status: ExitStatus, interrupted: bool) -> Vec<String> {
     let code = status.code();
     let mut problems = Vec::new();
     match code {
@@ -356,6 +391,12 @@ fn run_case(args: &[String], out: &Path) -> Result<i32, String> {
     if interrupted && code != Some(130) && code != Some(0) && code != Some(1) {
         problems.push(format!("after SIGINT the exit status was {code:?}"));
     }
+    problems
+}
+
+/// Anything on stderr that is not classviz's one-line messages.
+fn stderr_problems(args: &[String], code: Option<i32>, stderr: &str) -> Vec<String> {
+    let mut problems = Vec::new();
     for needle in ["panicked", "internal error", "RUST_BACKTRACE", "frame #"] {
         if stderr.contains(needle) {
             problems.push(format!("stderr contains {needle:?}"));
@@ -369,65 +410,43 @@ fn run_case(args: &[String], out: &Path) -> Result<i32, String> {
     if code.is_some_and(|c| c != 0) && stderr.trim().is_empty() && !quiet_failure {
         problems.push("a failure with nothing on stderr".into());
     }
-    problems.extend(leftovers(out));
-    if problems.is_empty() {
-        Ok(code.unwrap_or(-1))
-    } else {
-        Err(format!(
-            "{}\nstderr: {}",
-            problems.join("; "),
-            stderr.chars().take(2000).collect::<String>()
-        ))
-    }
+    problems
 }
 
-#[test]
-fn no_argument_vector_panics_or_leaves_partial_files() {
-    let seed = std::env::var("CLASSVIZ_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_SEED);
-    let cases = std::env::var("CLASSVIZ_FUZZ_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_CASES);
-    let dir = common::scratch("fuzz");
+/// The files the cases point at: the linear model and others, a folder, a
+/// FIFO, a missing file, a photo and a classes file, under `dir`.
+fn paths(dir: &Path) -> Paths {
     let fifo = dir.join("fifo");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     std::fs::create_dir_all(dir.join("folder")).unwrap();
     let classes_file = dir.join("classes.txt");
     std::fs::write(&classes_file, "one\n# comment\n0-2\nthree # trailing\n").unwrap();
-    let paths = Paths {
+    let others =
+        ["dead_relu.pt", "tuple_output.pt", "dict_scores.pt", "softmax.pt", "wrong_output.pt"];
+    Paths {
         linear: common::test_model("linear.pt").display().to_string(),
-        others: [
-            "dead_relu.pt",
-            "tuple_output.pt",
-            "dict_scores.pt",
-            "softmax.pt",
-            "wrong_output.pt",
-        ]
-        .iter()
-        .map(|name| common::test_model(name).display().to_string())
-        .collect(),
+        others: others.iter().map(|name| common::test_model(name).display().to_string()).collect(),
         folder: dir.join("folder").display().to_string(),
         fifo: fifo.display().to_string(),
         missing: dir.join("missing.pt").display().to_string(),
         photo: common::root().join("tests/data/chelsea.png").display().to_string(),
         classes_file: classes_file.display().to_string(),
-    };
-    // Generate every case up front from the one seed, so that a case's
-    // arguments do not depend on how the workers interleave.
-    let mut rng = Rng(seed);
-    let work: Vec<(usize, Vec<String>, PathBuf)> = (0..cases)
-        .map(|index| {
-            let out = dir.join(format!("case{index}"));
-            (index, case(&mut rng, &paths, &out), out)
-        })
-        .collect();
+    }
+}
+
+/// A number from the environment variable `name`, else `default`.
+fn from_env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// Run `work` on `WORKERS` threads: the exit statuses' tally, and the failures.
+fn run_all(
+    work: &[(usize, Vec<String>, PathBuf)],
+    seed: u64,
+) -> (BTreeMap<i32, usize>, Vec<String>) {
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
-    let tally = Mutex::new(std::collections::BTreeMap::<i32, usize>::new());
-    let started = Instant::now();
+    let tally = Mutex::new(BTreeMap::<i32, usize>::new());
     std::thread::scope(|scope| {
         for _ in 0..WORKERS {
             scope.spawn(|| loop {
@@ -449,14 +468,32 @@ fn no_argument_vector_panics_or_leaves_partial_files() {
             });
         }
     });
-    let failures = failures.into_inner().unwrap();
+    (tally.into_inner().unwrap(), failures.into_inner().unwrap())
+}
+
+#[test]
+fn no_argument_vector_panics_or_leaves_partial_files() {
+    let seed = from_env("CLASSVIZ_FUZZ_SEED", DEFAULT_SEED);
+    let cases = from_env("CLASSVIZ_FUZZ_CASES", DEFAULT_CASES);
+    let dir = common::scratch("fuzz");
+    let paths = paths(&dir);
+    // Generate every case up front from the one seed, so that a case's
+    // arguments do not depend on how the workers interleave.
+    let mut rng = Rng(seed);
+    let work: Vec<(usize, Vec<String>, PathBuf)> = (0..cases)
+        .map(|index| {
+            let out = dir.join(format!("case{index}"));
+            (index, case(&mut rng, &paths, &out), out)
+        })
+        .collect();
+    let started = Instant::now();
+    let (tally, failures) = run_all(&work, seed);
     assert!(
         failures.is_empty(),
         "{} of {cases} fuzz cases failed (seed {seed}):\n\n{}",
         failures.len(),
         failures.join("\n\n")
     );
-    let tally = tally.into_inner().unwrap();
     eprintln!(
         "fuzz: {cases} cases, seed {seed}, {:.1} s; exit statuses {tally:?}",
         started.elapsed().as_secs_f64()

@@ -103,27 +103,7 @@ fn the_page_references_every_image_of_the_folders_and_nothing_else() {
     assert!(html.errors.is_empty(), "HTML parse errors: {:?}", html.errors);
 
     let data = data(&html);
-    let mut referenced = BTreeSet::new();
-    for src in references(&data) {
-        assert!(!src.contains("://") && !src.starts_with('/'), "only relative references: {src}");
-        let file = std::fs::canonicalize(resolve(&a, &src)).unwrap();
-        assert!(
-            file.starts_with(std::fs::canonicalize(&a).unwrap())
-                || file.starts_with(std::fs::canonicalize(&b).unwrap()),
-            "{src} is outside the folders"
-        );
-        referenced.insert(file);
-    }
-    for folder in [&a, &b] {
-        for name in common::pngs(folder) {
-            let file = std::fs::canonicalize(folder.join(&name)).unwrap();
-            assert!(
-                referenced.contains(&file),
-                "{name} in {} is not on the page",
-                folder.display()
-            );
-        }
-    }
+    assert_references_every_image(&data, &a, &[&a, &b]);
     let rows = data["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 5);
     let scored: Vec<&serde_json::Value> = rows
@@ -135,6 +115,29 @@ fn the_page_references_every_image_of_the_folders_and_nothing_else() {
     let alphas = rows.iter().filter(|r| r["c"][0].get("a").is_some()).count();
     assert_eq!(alphas, 5, "the alpha images of the first folder");
     assert_eq!(data["columns"].as_array().unwrap().len(), 2);
+}
+
+/// The page in `page_dir` refers, relatively, to every image of `folders`
+/// and to nothing outside them.
+fn assert_references_every_image(data: &serde_json::Value, page_dir: &Path, folders: &[&Path]) {
+    let canonical: Vec<_> = folders.iter().map(|f| std::fs::canonicalize(f).unwrap()).collect();
+    let mut referenced = BTreeSet::new();
+    for src in references(data) {
+        assert!(!src.contains("://") && !src.starts_with('/'), "only relative references: {src}");
+        let file = std::fs::canonicalize(resolve(page_dir, &src)).unwrap();
+        assert!(canonical.iter().any(|f| file.starts_with(f)), "{src} is outside the folders");
+        referenced.insert(file);
+    }
+    for folder in folders {
+        for name in common::pngs(folder) {
+            let file = std::fs::canonicalize(folder.join(&name)).unwrap();
+            assert!(
+                referenced.contains(&file),
+                "{name} in {} is not on the page",
+                folder.display()
+            );
+        }
+    }
 }
 
 #[test]

@@ -31,12 +31,14 @@ Writes into tests/models/ (gitignored):
                                     held-out digits as PNGs named <k>_<label>.png.
 """
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+from classviz import sidecar as sidecars  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "models"
 SHAPE = (3, 8, 8)
@@ -109,14 +111,16 @@ class Softmax(Linear):
         return self.fc(x.flatten(1)).softmax(-1)
 
 
-def sidecar(name):
-    return {"name": name, "input_shape": list(SHAPE), "mean": MEAN, "std": STD, "labels": LABELS,
-            "sha256": sha256(OUT / f"{name}.pt")}
+def save(module, name, **sidecar):
+    """`module` as <name>.pt with its sidecar, through the project's one sidecar writer
+    (python/classviz/sidecar.py), the file's SHA-256 recorded."""
+    path = OUT / f"{name}.pt"
+    digest = sidecars.save_module(module, path)
+    sidecars.write(path, sidecars.make(name=name, sha256=digest, **sidecar))
 
 
-def sha256(path):
-    """The model file's SHA-256, which classviz checks against the sidecar."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def linear_sidecar():
+    return {"input_shape": SHAPE, "mean": MEAN, "std": STD, "labels": LABELS}
 
 
 DIGIT_SIZE = 28
@@ -195,17 +199,9 @@ def export_digits():
             sys.exit(f"make_models.py: {name} reached only {accuracy:.3f} held-out accuracy (< {MIN_ACCURACY})")
         with torch.no_grad():
             frozen = torch.jit.freeze(torch.jit.trace(model, torch.zeros(1, 1, DIGIT_SIZE, DIGIT_SIZE)))
-        frozen.save(str(OUT / f"{name}.pt"))
-        side = {
-            "name": name,
-            "source": f"tests/make_models.py: trained on sklearn load_digits, {accuracy:.3f} held-out accuracy",
-            "input_shape": [1, DIGIT_SIZE, DIGIT_SIZE],
-            "mean": [mean],
-            "std": [std],
-            "labels": [str(d) for d in range(10)],
-            "sha256": sha256(OUT / f"{name}.pt"),
-        }
-        (OUT / f"{name}.json").write_text(json.dumps(side, indent=2))
+        save(frozen, name, input_shape=[1, DIGIT_SIZE, DIGIT_SIZE], mean=[mean], std=[std],
+             labels=[str(d) for d in range(10)],
+             source=f"tests/make_models.py: trained on sklearn load_digits, {accuracy:.3f} held-out accuracy")
         print(f"{name}: {accuracy:.3f} held-out accuracy on {len(test[1])} digits", file=sys.stderr)
 
 
@@ -284,8 +280,7 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(1234)
     linear = Linear().eval()
-    torch.jit.script(linear).save(str(OUT / "linear.pt"))
-    (OUT / "linear.json").write_text(json.dumps(sidecar("linear")))
+    save(torch.jit.script(linear), "linear", **linear_sidecar())
     weight = {"shape": list(linear.fc.weight.shape), "weight": linear.fc.weight.detach().flatten().tolist()}
     (OUT / "linear_weight.json").write_text(json.dumps(weight))
 
@@ -299,19 +294,14 @@ def main():
     ):
         model = cls().eval()
         model.load_state_dict(linear.state_dict())
-        torch.jit.script(model).save(str(OUT / f"{name}.pt"))
-        (OUT / f"{name}.json").write_text(json.dumps(sidecar(name)))
+        save(torch.jit.script(model), name, **linear_sidecar())
     export_digits()
     train_digit_pair()
 
     torch.manual_seed(5)
     detector = Detector().eval()
-    torch.jit.script(detector).save(str(OUT / "detector.pt"))
-    (OUT / "detector.json").write_text(json.dumps({
-        "name": "detector", "input_shape": [3, 16, 16], "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
-        "labels": ["a", "b"], "output": "logits", "taps": [{"name": "detect", "shape": [3, 16, 16]}],
-        "sha256": sha256(OUT / "detector.pt"),
-    }))
+    save(torch.jit.script(detector), "detector", input_shape=[3, 16, 16], mean=[0.5, 0.5, 0.5],
+         std=[0.25, 0.25, 0.25], labels=["a", "b"], taps=[{"name": "detect", "shape": [3, 16, 16]}])
 
     # A user's own module and state dict, for weights/export.py --checkpoint.
     sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -83,75 +83,39 @@ fn identical_views_give_the_same_images_as_one() {
     }
 }
 
+/// A MaCo run of class 1 on the linear model with the spectrum at `magnitude`.
+fn maco_with(out: &Path, magnitude: &Path, extra: &[&str]) -> std::process::Output {
+    let args = ["--class", "1", "--preset", "maco", "--magnitude", magnitude.to_str().unwrap()];
+    run_linear(out, &[&args[..], extra].concat())
+}
+
 #[test]
 fn the_magnitude_file_is_checked_at_load() {
     let dir = scratch("quality-magnitude");
     let out = dir.join("out");
-    let missing = dir.join("none.npy");
-    let output = run_linear(
-        &out,
-        &["--class", "1", "--preset", "maco", "--magnitude", missing.to_str().unwrap()],
-    );
+    let output = maco_with(&out, &dir.join("none.npy"), &[]);
     assert_one_line(&output, 1, "none.npy not found: run `make weights`", &out);
-
     let corrupt = dir.join("corrupt.npy");
     std::fs::write(&corrupt, b"not numpy").unwrap();
-    let output = run_linear(
-        &out,
-        &["--class", "1", "--preset", "maco", "--magnitude", corrupt.to_str().unwrap()],
-    );
-    assert_one_line(&output, 1, "corrupt.npy is corrupt", &out);
-
+    assert_one_line(&maco_with(&out, &corrupt, &[]), 1, "corrupt.npy is corrupt", &out);
     let description = r#"{"std": [0.3, 0.4, 0.3]}"#;
+    let cpu = (Kind::Float, tch::Device::Cpu);
     for (name, tensor, needle) in [
-        (
-            "shape.npy",
-            Tensor::ones([3, 16, 16], (Kind::Float, tch::Device::Cpu)),
-            "has shape [3, 16, 16]",
-        ),
-        (
-            "nan.npy",
-            Tensor::full([3, 16, 9], f64::NAN, (Kind::Float, tch::Device::Cpu)),
-            "finite and positive",
-        ),
-        (
-            "zero.npy",
-            Tensor::zeros([3, 16, 9], (Kind::Float, tch::Device::Cpu)),
-            "finite and positive",
-        ),
+        ("shape.npy", Tensor::ones([3, 16, 16], cpu), "has shape [3, 16, 16]"),
+        ("nan.npy", Tensor::full([3, 16, 9], f64::NAN, cpu), "finite and positive"),
+        ("zero.npy", Tensor::zeros([3, 16, 9], cpu), "finite and positive"),
     ] {
         let path = dir.join(name);
         tensor.write_npy(&path).unwrap();
         std::fs::write(path.with_extension("json"), description).unwrap();
-        let output = run_linear(
-            &out,
-            &["--class", "1", "--preset", "maco", "--magnitude", path.to_str().unwrap()],
-        );
-        assert_one_line(&output, 1, needle, &out);
+        assert_one_line(&maco_with(&out, &path, &[]), 1, needle, &out);
     }
-
     let good = dir.join("good.npy");
-    Tensor::ones([3, 16, 9], (Kind::Float, tch::Device::Cpu)).write_npy(&good).unwrap();
+    Tensor::ones([3, 16, 9], cpu).write_npy(&good).unwrap();
     std::fs::write(good.with_extension("json"), r#"{"std": [0.3, -1, 0.3]}"#).unwrap();
-    let output = run_linear(
-        &out,
-        &["--class", "1", "--preset", "maco", "--magnitude", good.to_str().unwrap()],
-    );
-    assert_one_line(&output, 1, "three positive numbers", &out);
+    assert_one_line(&maco_with(&out, &good, &[]), 1, "three positive numbers", &out);
     std::fs::write(good.with_extension("json"), description).unwrap();
-    let output = run_linear(
-        &out,
-        &[
-            "--class",
-            "1",
-            "--iters",
-            "2",
-            "--preset",
-            "maco",
-            "--magnitude",
-            good.to_str().unwrap(),
-        ],
-    );
+    let output = maco_with(&out, &good, &["--iters", "2"]);
     assert!(output.status.success(), "a valid file works: {}", stderr(&output));
 }
 

@@ -154,6 +154,11 @@ fn shard_auto_reads_slurm_and_kubernetes_variables() {
         assert!(output.status.success(), "{name}: {}", stderr(&output));
         assert_eq!(pngs(&out), expected, "{name}");
     }
+}
+
+#[test]
+fn shard_auto_without_a_scheduler_is_refused() {
+    let model = test_model("linear.pt");
     let out = scratch("shard-auto-none");
     let args = [
         "--model",

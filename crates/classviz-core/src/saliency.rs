@@ -5,7 +5,7 @@
 //! and insertion metrics of Petsiuk et al. 2018 (RISE) against the mean of
 //! several random pixel orders.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use image::{Rgb, RgbImage};
 use tch::{Device, Kind, Tensor};
 
@@ -196,54 +196,16 @@ pub fn attribute(
     class: i64,
     method: Method,
 ) -> Result<(Tensor, Tensor)> {
-    if let Method::Cam { kind, tap } = method {
-        let map = cam::cam(model, x, class, kind, tap)?;
-        return Ok((map.f_unsqueeze(0)?, map));
-    }
     let attribution = match method {
-        Method::Cam { .. } => bail!("a class activation map has no attribution per channel"),
+        Method::Cam { kind, tap } => {
+            let map = cam::cam(model, x, class, kind, tap)?;
+            return Ok((map.f_unsqueeze(0)?, map));
+        }
         Method::Gradient => gradients(model, x, class)?.f_get(0)?,
         Method::GradientTimesInput => gradients(model, x, class)?.f_mul(x)?.f_get(0)?,
-        Method::SmoothGrad { samples, noise } => {
-            // Smilkov et al.: average the gradient over noisy copies, then
-            // take the map of the average.
-            let range = f64::try_from(x.f_max()?.f_sub(&x.f_min()?)?)?;
-            let mut total = x.f_zeros_like()?;
-            for chunk in chunks(samples, sample_batch(x.device())) {
-                let copies = x.f_expand([chunk, -1, -1, -1], false)?;
-                let noisy = copies.f_add(&copies.f_randn_like()?.f_mul_scalar(noise * range)?)?;
-                let summed = gradients(model, &noisy, class)?.f_sum_dim_intlist(
-                    [0].as_slice(),
-                    true,
-                    Kind::Float,
-                )?;
-                total = total.f_add(&summed)?;
-            }
-            total.f_div_scalar(samples as f64)?.f_get(0)?
-        }
+        Method::SmoothGrad { samples, noise } => smoothgrad(model, x, class, samples, noise)?,
         Method::IntegratedGradients { steps, baseline } => {
-            let reference = match baseline {
-                Baseline::Mean => x.f_zeros_like()?,
-                Baseline::Black => model.input().normalise(&x.f_zeros_like()?)?,
-                Baseline::Blur => insertion_start(x)?,
-            };
-            let delta = x.f_sub(&reference)?;
-            let mut total = x.f_zeros_like()?;
-            let mut done = 0;
-            for chunk in chunks(steps, sample_batch(x.device())) {
-                let alphas = Tensor::f_arange(chunk, (Kind::Float, x.device()))?
-                    .f_add_scalar(done as f64 + 0.5)?
-                    .f_div_scalar(steps as f64)?;
-                let path = reference.f_add(&alphas.f_view([chunk, 1, 1, 1])?.f_mul(&delta)?)?;
-                let summed = gradients(model, &path, class)?.f_sum_dim_intlist(
-                    [0].as_slice(),
-                    true,
-                    Kind::Float,
-                )?;
-                total = total.f_add(&summed)?;
-                done += chunk;
-            }
-            delta.f_mul(&total)?.f_div_scalar(steps as f64)?.f_get(0)?
+            integrated_gradients(model, x, class, steps, baseline)?
         }
     };
     let map = match method {
@@ -260,6 +222,52 @@ pub fn attribute(
         }
     };
     Ok((attribution, map))
+}
+
+/// Smilkov et al.: the gradient averaged over `samples` noisy copies (σ =
+/// `noise` × the input's range), `[C, H, W]`; the map is taken of the average.
+fn smoothgrad(model: &Model, x: &Tensor, class: i64, samples: i64, noise: f64) -> Result<Tensor> {
+    let range = f64::try_from(x.f_max()?.f_sub(&x.f_min()?)?)?;
+    let mut total = x.f_zeros_like()?;
+    for chunk in chunks(samples, sample_batch(x.device())) {
+        let copies = x.f_expand([chunk, -1, -1, -1], false)?;
+        let noisy = copies.f_add(&copies.f_randn_like()?.f_mul_scalar(noise * range)?)?;
+        total = total.f_add(&summed_gradients(model, &noisy, class)?)?;
+    }
+    Ok(total.f_div_scalar(samples as f64)?.f_get(0)?)
+}
+
+/// Sundararajan et al.: (x − baseline) times the gradient averaged along the
+/// straight path from the baseline, a midpoint Riemann sum of `steps`, `[C, H, W]`.
+fn integrated_gradients(
+    model: &Model,
+    x: &Tensor,
+    class: i64,
+    steps: i64,
+    baseline: Baseline,
+) -> Result<Tensor> {
+    let reference = match baseline {
+        Baseline::Mean => x.f_zeros_like()?,
+        Baseline::Black => model.input().normalise(&x.f_zeros_like()?)?,
+        Baseline::Blur => insertion_start(x)?,
+    };
+    let delta = x.f_sub(&reference)?;
+    let mut total = x.f_zeros_like()?;
+    let mut done = 0;
+    for chunk in chunks(steps, sample_batch(x.device())) {
+        let alphas = Tensor::f_arange(chunk, (Kind::Float, x.device()))?
+            .f_add_scalar(done as f64 + 0.5)?
+            .f_div_scalar(steps as f64)?;
+        let path = reference.f_add(&alphas.f_view([chunk, 1, 1, 1])?.f_mul(&delta)?)?;
+        total = total.f_add(&summed_gradients(model, &path, class)?)?;
+        done += chunk;
+    }
+    Ok(delta.f_mul(&total)?.f_div_scalar(steps as f64)?.f_get(0)?)
+}
+
+/// The gradients of a batch summed over it, `[1, C, H, W]`.
+fn summed_gradients(model: &Model, batch: &Tensor, class: i64) -> Result<Tensor> {
+    Ok(gradients(model, batch, class)?.f_sum_dim_intlist([0].as_slice(), true, Kind::Float)?)
 }
 
 /// The default σ of contribution maps' pooling (`Method::default_smoothing`).
