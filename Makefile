@@ -1,6 +1,7 @@
 # classviz: one entry point for set-up, the demo, the tests and the benchmarks.
 #
-#   make          set up (venv + weights + release build) and visualise class 100
+#   make          check the prerequisites, set up (venv + weights + release build) and
+#                 visualise class 100 into demo/ (ignored by git)
 #   make test     set up and run the whole test suite
 #   make test-threads   the numeric tests again at two torch threads
 #   make lint     rustfmt and clippy (warnings are errors) over the workspace
@@ -12,6 +13,16 @@
 
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python3
+# The Python that makes the venv: 3.11 to 3.14 (the pinned packages' wheels).
+SYSTEM_PYTHON ?= python3
+# Python 3.11 to 3.14, Rust 1.89 or newer and a C++ compiler, checked before
+# anything is installed or built: one line naming the first one missing.
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+MISSING := $(shell SYSTEM_PYTHON=$(SYSTEM_PYTHON) $(if $(filter-out default,$(origin CXX)),CXX=$(CXX)) tools/prerequisites.sh)
+ifneq ($(MISSING),)
+$(error $(MISSING))
+endif
+endif
 STAMP   := $(VENV)/.requirements-installed
 BIN     := target/release/classviz
 MODELS  := weights/efficientnet_lite0.pt weights/efficientnet_lite1.pt weights/efficientnet_lite2.pt
@@ -33,12 +44,12 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 .PHONY: demo setup build weights fixtures test test-threads lint check-gallery bench bench-engine bench-natural bench-quality bench-saliency bench-taps bench-accentuate wheel install clean
 
 demo: setup
-	$(BIN) --class 100 --iters 150 --lr 1.0 --force
+	$(BIN) --class 100 --iters 150 --lr 1.0 --out demo --force
 
 setup: $(STAMP) weights build
 
 $(STAMP): requirements.txt
-	test -x $(PYTHON) || python3 -m venv $(VENV)
+	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
@@ -70,7 +81,8 @@ bench-engine: setup
 bench-natural: setup
 	$(PYTHON) bench/natural.py --repeats 3
 
-# The natural and maco presets scored by a second network on 50 classes (about 23 minutes on 2 cores).
+# The natural and maco presets on the original 50 and the 50 hard classes, scored by
+# Lite1 and Lite2 (bench/quality.py; about 50 minutes on 2 cores).
 bench-quality: setup
 	$(PYTHON) bench/quality.py
 

@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 
 /// Python versions whose site-packages a wheel's binary looks in for torch.
-const PYTHON_VERSIONS: [&str; 7] = ["3.9", "3.10", "3.11", "3.12", "3.13", "3.14", "3.15"];
+const PYTHON_VERSIONS: [&str; 4] = ["3.11", "3.12", "3.13", "3.14"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
