@@ -70,6 +70,7 @@ pub struct ModelArgs {
     pub engine: EngineChoice,
 
     /// CPU threads for libtorch, 1 to 256 [default: libtorch's choice, usually one per core].
+    /// A compiled package's kernels keep the thread count of the machine that compiled them.
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
 
