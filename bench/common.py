@@ -70,8 +70,14 @@ def top1(rows):
 
 
 def class_images(folder):
-    """The class images of a folder (what `classviz_records::layout` calls images:
-    not the extras beside them, the contact sheet or saliency files)."""
+    """The class images of a folder: those its summary.jsonl names (so class 643,
+    "mask", whose file name ends like a saliency mask's, counts), else what
+    `classviz_records::layout` calls images (not the extras beside them, the
+    contact sheet or saliency files)."""
+    summary = Path(folder) / "summary.jsonl"
+    if summary.is_file():
+        named = {Path(json.loads(line)["path"]).name for line in summary.read_text().splitlines() if line.strip()}
+        return sorted(str(Path(folder) / name) for name in named if (Path(folder) / name).is_file())
     extras = ("_alpha", "_canvas", "_overlay", "_saliency", "_saliency16", "_mask", "_methods")
     return sorted(str(p) for p in Path(folder).glob("*.png") if p.name != "grid.png" and not p.stem.endswith(extras))
 

@@ -89,7 +89,7 @@ pub fn write_gallery(spec: &GallerySpec) -> Result<GalleryReport> {
         let root = std::fs::canonicalize(dir)
             .with_context(|| format!("gallery folder {} cannot be read", dir.display()))?;
         let summary = read_summary(&root, &mut warnings)?;
-        for (stem, path) in class_images(&root)? {
+        for (stem, path) in class_images(&root, &summary)? {
             if !decodes(&path) {
                 broken.push(path.display().to_string());
                 continue;
@@ -185,14 +185,25 @@ struct Verdict {
 }
 
 /// The images of a folder (what `layout::kind_of` calls images: not the
-/// extras beside them, saliency files or the contact sheet), by stem, sorted;
-/// only files that really are inside the folder (a link out of it is skipped).
-fn class_images(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+/// extras beside them, saliency files or the contact sheet, and every image
+/// the summary names, such as class 643 "mask", whose file name ends like a
+/// saliency mask's), by stem, sorted; only files that really are inside the
+/// folder (a link out of it is skipped).
+fn class_images(
+    root: &Path,
+    summary: &HashMap<String, SummaryLine>,
+) -> Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(root).with_context(|| format!("listing {}", root.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Kind::Image(stem) = layout::kind_of(&name) else { continue };
+        let stem = match layout::kind_of(&name) {
+            Kind::Image(stem) => stem,
+            _ => match name.strip_suffix(".png") {
+                Some(stem) if summary.contains_key(stem) => stem.to_string(),
+                _ => continue,
+            },
+        };
         if name.starts_with('.') {
             continue;
         }
@@ -498,6 +509,25 @@ const SCRIPT: &str = include_str!("gallery.js");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_the_summary_names_is_an_image_whatever_its_name_ends_with() {
+        let root = std::env::temp_dir().join(format!("classviz-gallery-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        for name in ["643_mask.png", "1_goldfish.png", "coffee_967_espresso_grad-cam_mask.png"] {
+            std::fs::write(root.join(name), b"png").unwrap();
+        }
+        let line = r#"{"class":643,"name":"mask","logit":53.2,"prob":1.0,"top5":[],"path":"643_mask.png","iters":256,"seconds":6.5,"stalled":false,"model":"m.pt","lr":0.05,"l2":0.0,"seed":0,"device":"cpu","batch":4}"#;
+        let parsed: SummaryLine = serde_json::from_str(line).unwrap();
+        let summary = HashMap::from([("643_mask".to_string(), parsed)]);
+        let root = std::fs::canonicalize(&root).unwrap();
+        let stems = |summary: &HashMap<String, SummaryLine>| -> Vec<String> {
+            class_images(&root, summary).unwrap().into_iter().map(|(stem, _)| stem).collect()
+        };
+        assert_eq!(stems(&summary), ["1_goldfish", "643_mask"]);
+        assert_eq!(stems(&HashMap::new()), ["1_goldfish"], "without a summary the name decides");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn escapes_html() {
