@@ -26,7 +26,7 @@ fn takes_dry_run(args: &[String]) -> bool {
 
 /// Every code line of `text` (in a fenced block, or indented by four spaces)
 /// that runs classviz, joined across `\` line continuations, from `classviz`
-/// up to a shell operator or a comment.
+/// up to a shell operator, a redirection or a comment.
 fn commands_in(text: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut pending = String::new();
@@ -47,7 +47,7 @@ fn commands_in(text: &str) -> Vec<String> {
         pending.clear();
         let Some(at) = joined.find("target/release/classviz") else { continue };
         let command = &joined[at..];
-        let end = command.find([';', '|', '#', '&']).unwrap_or(command.len());
+        let end = command.find([';', '|', '#', '&', '>']).unwrap_or(command.len());
         let command = command[..end].trim();
         if !command.contains("venv/") {
             found.push(command.to_string());
