@@ -11,7 +11,7 @@ Each variant is compiled from Lite0's padding-folded network (as weights/export.
 --compile does), then run for --steps steps at batch 4 from the zero image, in
 --rounds interleaved rounds; prints the median milliseconds per step of each and the
 compile times. It sets glibc's malloc to keep freed memory, as classviz does for itself
-(src/allocator.rs), before torch loads. `make bench-engine` runs it; a quiet machine:
+(crates/classviz-engine/src/allocator.rs), before torch loads. `make bench-engine` runs it; a quiet machine:
 
     .venv/bin/python3 bench/step_variants.py [--threads 2] [--steps 30] [--rounds 3]
 """
