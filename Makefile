@@ -82,7 +82,8 @@ bench-natural: setup
 	$(PYTHON) bench/natural.py --repeats 3
 
 # The natural and maco presets on the original 50 and the 50 hard classes, scored by
-# Lite1 and Lite2 (bench/quality.py; about 50 minutes on 2 cores).
+# Lite1 and Lite2, and on the 25 held-out classes, scored by Lite2 (bench/quality.py;
+# 47 minutes on 2 cores, 2026-12-03).
 bench-quality: setup
 	$(PYTHON) bench/quality.py
 
