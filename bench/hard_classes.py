@@ -20,11 +20,9 @@ from pathlib import Path
 
 from categories import category
 from common import CLASSVIZ, ROOT, class_images, score, timed
+from quality import HARD_FILE as OUT, SETS
 
-ORIGINAL = set(range(13, 1000, 20))
-HELD_OUT = set(range(3, 1000, 40))
-SWEEP = [c for c in range(0, 1000, 3) if c not in ORIGINAL and c not in HELD_OUT]
-OUT = ROOT / "bench" / "results" / "hard_classes.json"
+SWEEP = [c for c in range(0, 1000, 3) if c not in SETS["original"] and c not in SETS["heldout"]]
 
 
 def main():

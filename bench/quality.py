@@ -61,9 +61,9 @@ def classes_of(name):
     return SETS[name]
 
 
-def verdict(scorer, out):
-    """One scorer's verdict on a folder: totals, per category, per class."""
-    scored = score(str(SCORERS[scorer]), class_images(out))
+def verdict(scorer, images):
+    """One scorer's verdict on a run's images: totals, per category, per class."""
+    scored = score(str(SCORERS[scorer]), images)
     rows = scored["images"]
     kinds = {}
     for row in rows:
@@ -84,11 +84,12 @@ def run(name, flags, classes, scorers, args, work):
     rows = json_lines(printed)
     from PIL import Image
 
-    streaks = [streak_ratio(Image.open(path).convert("RGB")) for path in class_images(out)]
+    images = class_images(out)
+    streaks = [streak_ratio(Image.open(path).convert("RGB")) for path in images]
     return {"name": name, "flags": " ".join(flags), "steps": rows[0]["iters"] if rows else 0,
             "seconds_per_class": seconds / max(len(rows), 1), "own_top1": top1(rows), "count": len(rows),
             "streak_ratio": sum(streaks) / max(len(streaks), 1), "streak_max": max(streaks, default=0.0),
-            "scores": {scorer: verdict(scorer, out) for scorer in scorers}}
+            "scores": {scorer: verdict(scorer, images) for scorer in scorers}}
 
 
 def table(set_name, results, scorers):
