@@ -118,6 +118,11 @@ $(FIXTURE): tests/make_models.py tests/make_families.py tests/checkpoint_module.
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
 		--name tiny --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
 		--labels tests/models/tiny_labels.txt --out tests/models --taps conv --randomise --compile
+	# The same checkpoint behind a division by the input's norm: its gradient is
+	# not finite at the zero image, as MaxViT's is.
+	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build_normed \
+		--name normed --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
+		--labels tests/models/tiny_labels.txt --out tests/models
 	# A transformer-shaped checkpoint whose tap returns tokens.
 	$(PYTHON) weights/export.py --checkpoint tests/models/tokens_state.pt --entry tests.checkpoint_module:build_tokens \
 		--name tokens --input-shape 3,16,16 --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25 \
@@ -145,11 +150,13 @@ test-threads: setup fixtures
 check-gallery: setup
 	tests/check_gallery.sh
 
-# The habits CI keeps: formatted and clippy-clean. The crates keep the layers
-# apart (docs/architecture.md): records, engine, core, the binary.
+# The habits CI keeps: formatted and clippy-clean, and no module of a crate
+# using one that uses it back. The crates keep the layers apart
+# (docs/architecture.md): records, engine, core, the binary.
 lint: setup
 	cargo fmt --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
+	$(PYTHON) tools/import_cycles.py
 
 # The wheel's binary finds libtorch in the torch package beside it (build.rs,
 # CLASSVIZ_WHEEL), so it is built apart from target/release.

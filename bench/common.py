@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASSVIZ = os.environ.get("CLASSVIZ_BIN", str(ROOT / "target" / "release" / "classviz"))
 PYTHON = sys.executable
 WEIGHTS = ROOT / "weights"
+# The model every benchmark optimises, and the two networks that judge its images.
+LITE0 = WEIGHTS / "efficientnet_lite0.pt"
+LITE1 = WEIGHTS / "efficientnet_lite1.pt"
+LITE2 = WEIGHTS / "efficientnet_lite2.pt"
 
 # glibc's malloc, told to keep freed memory: the same thresholds classviz sets
 # for itself at start (crates/classviz-engine/src/allocator.rs), for the references.
@@ -85,6 +89,22 @@ def class_images(folder):
 def score(model, images):
     """`classviz score --json` of `images` with `model`."""
     return json.loads(run([CLASSVIZ, "score", "--model", model, "--json", *images]))
+
+
+def parse_classes(text):
+    """Class indices as the benchmarks take them: `all`, ranges `0-99` and
+    indices, comma-separated (classviz's own --class also takes names)."""
+    classes = []
+    for item in text.split(","):
+        item = item.strip()
+        if item == "all":
+            classes.extend(range(1000))
+        elif "-" in item:
+            first, last = item.split("-")
+            classes.extend(range(int(first), int(last) + 1))
+        else:
+            classes.append(int(item))
+    return classes
 
 
 def median(values):

@@ -25,19 +25,7 @@ import torch  # noqa: E402  (the import is part of the timed start-up)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lucid  # noqa: E402
-
-
-def parse_classes(text):
-    classes = []
-    for item in text.split(","):
-        if item == "all":
-            classes.extend(range(1000))
-        elif "-" in item:
-            first, last = item.split("-")
-            classes.extend(range(int(first), int(last) + 1))
-        else:
-            classes.append(int(item))
-    return classes
+from common import LITE0, parse_classes  # noqa: E402
 
 
 def sync(device):
@@ -82,7 +70,7 @@ def natural(model, chunk, args, device, mean, std, scale):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=["simonyan", "natural"], default="simonyan")
-    parser.add_argument("--model", default="weights/efficientnet_lite0.pt")
+    parser.add_argument("--model", default=str(LITE0))
     parser.add_argument("--classes", type=parse_classes, default="all")
     parser.add_argument("--iters", type=int, default=150)
     parser.add_argument("--lr", type=float, default=1.0)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from categories import category
-from common import CLASSVIZ, ROOT, class_images, score, timed
+from common import CLASSVIZ, LITE0, LITE1, class_images, score, timed
 from quality import HARD_FILE as OUT, SETS
 
 SWEEP = [c for c in range(0, 1000, 3) if c not in SETS["original"] and c not in SETS["heldout"]]
@@ -31,7 +31,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="classviz-sweep-")))
     args = parser.parse_args()
-    lite0, lite1 = str(ROOT / "weights" / "efficientnet_lite0.pt"), str(ROOT / "weights" / "efficientnet_lite1.pt")
+    lite0, lite1 = str(LITE0), str(LITE1)
     classes = ",".join(map(str, SWEEP))
     seconds, _ = timed([CLASSVIZ, "--model", lite0, "--class", classes, "--preset", "natural", "--threads",
                         str(args.threads), "--out", args.work, "--quiet"])

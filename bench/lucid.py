@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from common import LITE0
+
 # The square root of ImageNet's colour covariance (as used by Lucid), columns scaled
 # so that the largest has unit norm.
 COLOUR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -55,7 +57,7 @@ def random_transform(x, pad, jitter, scales, degrees):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="weights/efficientnet_lite0.pt")
+    parser.add_argument("--model", default=str(LITE0))
     parser.add_argument("--classes", required=True)
     parser.add_argument("--steps", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.05)

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import CLASSVIZ, ROOT, class_images, score, timed
+from common import CLASSVIZ, LITE0, LITE1, ROOT, class_images, score, timed
 
 CLASSES = "9,22,76,145,288,309,386,430,563,779,850,963"
 # The natural preset's transforms at 224 px (Style::natural in crates/classviz-core/src/presets.rs), so
@@ -36,8 +36,7 @@ def main():
                         help="runs of each method, interleaved; s/class is their median, scores from the first")
     args = parser.parse_args()
     count = len(args.classes.split(","))
-    lite0 = str(ROOT / "weights" / "efficientnet_lite0.pt")
-    lite1 = str(ROOT / "weights" / "efficientnet_lite1.pt")
+    lite0, lite1 = str(LITE0), str(LITE1)
     work = Path(tempfile.mkdtemp(prefix="classviz-natural-"))
     common = ["--model", lite0, "--threads", str(args.threads)]
     methods = [

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from categories import ORDER, category
-from common import CLASSVIZ, ROOT, class_images, json_lines, score, timed, top1
+from common import CLASSVIZ, LITE0, LITE1, LITE2, ROOT, class_images, json_lines, score, timed, top1
 from streaks import streak_ratio
 
 SETS = {
@@ -50,7 +50,7 @@ PRESETS = {
     "natural": ["--preset", "natural"],
     "maco": ["--preset", "maco"],
 }
-SCORERS = {"lite1": ROOT / "weights" / "efficientnet_lite1.pt", "lite2": ROOT / "weights" / "efficientnet_lite2.pt"}
+SCORERS = {"lite1": LITE1, "lite2": LITE2}
 
 
 def classes_of(name):
@@ -135,7 +135,7 @@ def curve(runs, classes, steps, args, work):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "weights" / "efficientnet_lite0.pt"))
+    parser.add_argument("--model", default=str(LITE0))
     parser.add_argument("--sets", default="original,hard,heldout", help="comma list of original, hard, heldout")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--variant", action="append", default=[], help="NAME=FLAGS, run as well")

@@ -28,9 +28,7 @@ import time
 
 import torch
 
-
-def parse_classes(text):
-    return [int(c) for c in text.split(",")]
+from common import LITE0, parse_classes
 
 
 def naive(model, classes, args):
@@ -112,7 +110,7 @@ def compiled(classes, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["naive", "tuned", "package", "compile"], required=True)
-    parser.add_argument("--model", default="weights/efficientnet_lite0.pt")
+    parser.add_argument("--model", default=str(LITE0))
     parser.add_argument("--classes", type=parse_classes, required=True)
     parser.add_argument("--iters", type=int, default=150)
     parser.add_argument("--lr", type=float, default=1.0)

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CLASSVIZ, KEEP_FREED_MEMORY, PYTHON, ROOT, json_lines, timed, top1
+from common import CLASSVIZ, KEEP_FREED_MEMORY, LITE0, PYTHON, ROOT, json_lines, timed, top1
 DEFAULT_CLASSES = "1,9,100,130,309,407,963,967"
 
 
@@ -54,7 +54,7 @@ def run_reference(args, mode, extra=(), env=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default=str(ROOT / "weights" / "efficientnet_lite0.pt"))
+    parser.add_argument("--model", default=str(LITE0))
     parser.add_argument("--classes", default=DEFAULT_CLASSES)
     parser.add_argument("--iters", type=int, default=150)
     parser.add_argument("--batch", type=int, default=4, help="classviz's and the tuned reference's batch size")

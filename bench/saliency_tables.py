@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common import ROOT, classviz, run
+from common import CLASSVIZ, LITE0, ROOT, classviz, run
 TAPPED = ROOT / "weights" / "efficientnet_lite0_taps.pt"
 TAPS = "_blocks.1,_blocks.3,_blocks.5,_blocks.8,_blocks.11,_blocks.15"
 IN_REPOSITORY = ["coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png"]
@@ -64,7 +64,7 @@ def faithfulness(folder):
     print("| --- | --- |" + " --- |" * (len(METHODS) + 1))
     wins = {m: 0 for m in METHODS}
     for photo in photos:
-        rows = classviz(["saliency", "--model", str(TAPPED), "--image", str(photo), "--method", "all",
+        rows = classviz(["saliency", "--model", str(TAPPED), "--image", str(photo), "--method", "all", "--faithfulness",
                     "--out", str(folder / "maps"), "--json"])
         by_method = {r["method"]: r for r in rows}
         first = rows[0]
@@ -162,25 +162,45 @@ def segment(folder, seeds, method):
         print(f"| {name} | {np.mean(values):.3f} ± {np.std(values):.3f} |")
 
 
-def runtime(folder, repeats=3):
+def runtime(folder, vit=None, repeats=3):
+    """The whole `saliency` command on one photo, 2 cores: a map alone (the
+    default), and a map with its faithfulness scores; the map's and the scores'
+    own seconds from the JSON. With `vit`, a ViT exported with its blocks'
+    tokens as taps, at the default tap, and refused at its last block."""
     import statistics
     import time
 
+    from common import attempt
+
     photo = str(ROOT / "tests" / "data" / "coffee.png")
-    plain = str(ROOT / "weights" / "efficientnet_lite0.pt")
-    runs = {"gradient, plain model": ["--model", plain, "--method", "gradient"],
-            "gradient, tapped model": ["--model", str(TAPPED), "--method", "gradient"],
-            "grad-cam, tapped model": ["--model", str(TAPPED), "--method", "grad-cam"]}
+    runs = {"gradient, plain model": ["--model", str(LITE0), "--method", "gradient"],
+            "grad-cam, tapped Lite0": ["--model", str(TAPPED), "--method", "grad-cam"],
+            "grad-cam + --faithfulness, tapped Lite0": ["--model", str(TAPPED), "--method", "grad-cam",
+                                                         "--faithfulness"]}
+    if vit:
+        runs["grad-cam, ViT (default tap)"] = ["--model", vit, "--method", "grad-cam"]
+        runs["grad-cam + --faithfulness, ViT"] = ["--model", vit, "--method", "grad-cam", "--faithfulness"]
     times = {name: [] for name in runs}
+    parts = {}
     for _ in range(repeats):
         for name, extra in runs.items():
             started = time.perf_counter()
-            classviz(["saliency", "--image", photo, "--out", str(folder / "time"), "--json", *extra])
+            row = classviz(["saliency", "--image", photo, "--out", str(folder / "time"), "--json", *extra])[0]
             times[name].append(time.perf_counter() - started)
-    print("\n| run (coffee.png, whole process) | seconds (median) | runs |")
-    print("| --- | ---: | --- |")
+            parts[name] = (row["seconds"], row.get("faithfulness_seconds"), row.get("random_orders"), row.get("tap"))
+    print("\n| run (coffee.png, whole process) | seconds (median) | runs | map s | scores s (orders) | tap |")
+    print("| --- | ---: | --- | ---: | ---: | --- |")
     for name, values in times.items():
-        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} |")
+        map_s, scores_s, orders, tap = parts[name]
+        scores = f"{scores_s:.2f} ({orders})" if scores_s is not None else "-"
+        print(f"| {name} | {statistics.median(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} "
+              f"| {map_s:.2f} | {scores} | {tap or '-'} |")
+    if vit:
+        last = [CLASSVIZ, "saliency", "--model", vit, "--image", photo, "--method", "grad-cam", "--tap", "blocks.11",
+                "--out", str(folder / "time")]
+        ok, why, seconds, _ = attempt(last)
+        print(f"\ngrad-cam at blocks.11 (patch tokens that never reach the class token): "
+              f"{'ran' if ok else 'refused'} after {seconds:.1f} s: {why}")
 
 
 def main():
@@ -188,13 +208,14 @@ def main():
     parser.add_argument("--only", default="faithfulness,sanity,segment,runtime")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--segment-method", default="smoothgrad")
+    parser.add_argument("--vit", help="runtime: also a ViT exported with its blocks as taps (timm, random weights)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="classviz-saliency-") as tmp:
         folder = Path(tmp)
         for table in args.only.split(","):
             {"faithfulness": lambda: faithfulness(folder), "sanity": lambda: sanity(folder),
              "segment": lambda: segment(folder, args.seeds, args.segment_method),
-             "runtime": lambda: runtime(folder)}[table]()
+             "runtime": lambda: runtime(folder, args.vit)}[table]()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ The same script runs unchanged on a GPU machine (--engine auto --threads 0 there
 import argparse
 import fnmatch
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT
+from common import LITE0, ROOT
 from quality import PRESETS, classes_of, run
 
 RESULTS = ROOT / "bench" / "results" / "search.jsonl"
@@ -58,9 +57,21 @@ CANDIDATES = {
     "natural-decay1.5": ("natural", ["--decay", "1.5"]),
     "natural-lr0.03": ("natural", ["--lr", "0.03"]),
     "natural-lr0.08": ("natural", ["--lr", "0.08"]),
+    # Second round, from the best of the first: two views and 192 steps (1.5x the cost)
+    # and the zoomed-out views (0.5..1.1, +-10 degrees), which cost nothing.
+    "natural-v2-i192-seed1": ("natural", ["--views", "2", "--iters", "192", "--seed", "1"]),
+    "natural-zr10-seed1": ("natural", ["--scale", "0.5..1.1", "--rotate", "10", "--seed", "1"]),
+    "natural-v2-i192-zr10": ("natural", ["--views", "2", "--iters", "192", "--scale", "0.5..1.1", "--rotate", "10"]),
+    "natural-v2-i192-zr10-centred": ("natural", ["--views", "2", "--iters", "192", "--scale", "0.5..1.1", "--rotate", "10", "--objective", "centred-logit"]),
+    "natural-v2-i192-zr10-cosine-lr0.08": ("natural", ["--views", "2", "--iters", "192", "--scale", "0.5..1.1", "--rotate", "10", "--lr-schedule", "cosine", "--warmup", "0.05",
+                                                       "--lr", "0.08"]),
+    "natural-v2-i192-zr10-anneal0.5": ("natural", ["--views", "2", "--iters", "192", "--scale", "0.5..1.1", "--rotate", "10", "--anneal", "0.5"]),
+    "natural-v2-i192-z04": ("natural", ["--views", "2", "--iters", "192", "--scale", "0.4..1.0", "--rotate", "10"]),
+    "natural-v3-i128-zr10": ("natural", ["--views", "3", "--iters", "128", "--scale", "0.5..1.1", "--rotate", "10"]),
     "maco": ("maco", []),
     "maco-seed1": ("maco", ["--seed", "1"]),
-    "maco-logprob": ("maco", ["--objective", "log-prob"]),
+    "maco-i240": ("maco", ["--iters", "240"]),
+    "maco-centred": ("maco", ["--objective", "centred-logit"]),
 }
 
 
@@ -116,7 +127,7 @@ def table():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "weights" / "efficientnet_lite0.pt"))
+    parser.add_argument("--model", default=str(LITE0))
     parser.add_argument("--set", default="hard-a", help="hard-a, hard-b, hard, original or heldout")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--engine", default="torchscript", help="classviz's --engine (the search's own default: "

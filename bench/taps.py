@@ -13,7 +13,7 @@ import statistics
 import sys
 import tempfile
 
-from common import CLASSVIZ, ROOT, timed
+from common import CLASSVIZ, LITE0, ROOT, timed
 
 
 def main():
@@ -23,7 +23,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    models = {"untapped": ROOT / "weights" / "efficientnet_lite0.pt",
+    models = {"untapped": LITE0,
               "tapped": ROOT / "weights" / "efficientnet_lite0_taps.pt"}
     times = {name: [] for name in models}
     out = tempfile.mkdtemp(prefix="classviz-taps-")

@@ -3,11 +3,11 @@
 //! 10 disjoint groups of R orders, standing for 10 seeds. Printed per R,
 //! relative to the pool's mean: the standard deviation of the group means (how
 //! far the reported mean typically moves between seeds) and the largest move
-//! of the 10. The baseline's count (`saliency::DEFAULT_RANDOM_ORDERS`) is the
+//! of the 10. The baseline's count (`faithfulness::DEFAULT_RANDOM_ORDERS`) is the
 //! smallest R whose typical move is under 5% on every photo.
 //! `cargo bench --bench baseline`; `make bench-saliency`.
 
-use classviz_core::saliency::{faithfulness, random_orders, RandomBaseline};
+use classviz_core::attribution::faithfulness::{faithfulness, random_orders, RandomBaseline};
 use classviz_engine::input::Normalise;
 use classviz_engine::model::Model;
 use classviz_engine::tensors;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use classviz_core::saliency::{attribute, Method};
+use classviz_core::attribution::{attribute, Attribution, Method, MethodSettings};
 use classviz_engine::input::Normalise;
 use classviz_engine::model::Model;
 use classviz_engine::tensors;
@@ -35,12 +35,15 @@ fn main() -> anyhow::Result<()> {
         model.input().normalise(&tensors::pixels_to_tensor(&photo.pixels, Device::Cpu)?)?;
     let class = 967;
     let smooth = median_seconds(|| {
-        let _ = attribute(&model, &x, class, Method::SmoothGrad { samples: SAMPLES, noise: 0.1 })
-            .expect("smoothgrad");
+        let settings = MethodSettings { samples: SAMPLES, ..MethodSettings::default() };
+        let smoothgrad = Attribution { method: Method::Smoothgrad, tap: None };
+        let _ = attribute(&model, &x, class, smoothgrad, &settings).expect("smoothgrad");
     });
     let separate = median_seconds(|| {
         for _ in 0..SAMPLES {
-            let _ = attribute(&model, &x, class, Method::Gradient).expect("gradient");
+            let gradient = Attribution { method: Method::Gradient, tap: None };
+            let _ = attribute(&model, &x, class, gradient, &MethodSettings::default())
+                .expect("gradient");
         }
     });
     println!(

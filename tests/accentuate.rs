@@ -8,10 +8,6 @@ use std::path::Path;
 
 use common::{classviz, json_lines, listing, scratch, stderr, test_model};
 
-fn photo(name: &str) -> String {
-    common::root().join("tests/data").join(name).display().to_string()
-}
-
 /// The mean absolute difference, in [0, 1] units, between two images of one size.
 fn distance(a: &Path, b: &Path) -> f64 {
     let (a, b) = (image::open(a).unwrap().to_rgb8(), image::open(b).unwrap().to_rgb8());
@@ -22,10 +18,10 @@ fn distance(a: &Path, b: &Path) -> f64 {
 }
 
 /// The photo as the model sees it (the same fit), written beside the run's images.
-fn fitted_photo(model: &Path, photo_path: &str, out: &Path) -> std::path::PathBuf {
+fn fitted_photo(model: &Path, photo_path: &Path, out: &Path) -> std::path::PathBuf {
     let model = classviz_engine::model::Model::open(model, tch::Device::Cpu).unwrap();
     let fitted = classviz_records::pixels::load_photo(
-        Path::new(photo_path),
+        photo_path,
         model.input(),
         classviz_records::pixels::Fit::Crop,
     )
@@ -46,7 +42,7 @@ fn accentuate(
     name: &str,
 ) -> (String, f64, f64) {
     let out = scratch(&format!("accentuate-{name}"));
-    let init = format!("image:{}", photo("coffee.png"));
+    let init = format!("image:{}", common::photo("coffee.png").display());
     let mut args = vec![
         "--model",
         model.to_str().unwrap(),
@@ -68,7 +64,7 @@ fn accentuate(
     let path = row["path"].as_str().unwrap().to_string();
     let label = row["name"].as_str().unwrap();
     assert!(path.ends_with(&format!("coffee_to_{class}_{label}.png")), "{path}");
-    let reference = fitted_photo(model, &photo("coffee.png"), &out);
+    let reference = fitted_photo(model, &common::photo("coffee.png"), &out);
     let moved = distance(Path::new(&path), &reference);
     (path, row["logit"].as_f64().unwrap(), moved)
 }
@@ -100,7 +96,7 @@ fn every_parameterisation_starts_from_the_photo() {
     let model = test_model("tiny_taps.pt");
     for preset in ["simonyan", "natural"] {
         let out = scratch(&format!("accentuate-start-{preset}"));
-        let init = format!("image:{}", photo("chelsea.png"));
+        let init = format!("image:{}", common::photo("chelsea.png").display());
         let output = classviz(&[
             "--model",
             model.to_str().unwrap(),
@@ -120,7 +116,7 @@ fn every_parameterisation_starts_from_the_photo() {
         ]);
         assert!(output.status.success(), "{preset}: {}", stderr(&output));
         let path = json_lines(&output)[0]["path"].as_str().unwrap().to_string();
-        let reference = fitted_photo(&model, &photo("chelsea.png"), &out);
+        let reference = fitted_photo(&model, &common::photo("chelsea.png"), &out);
         let moved = distance(Path::new(&path), &reference);
         assert!(moved < 0.02, "{preset}: one tiny step from the photo moved {moved}");
     }
@@ -134,7 +130,7 @@ fn bad_photos_and_misused_flags_get_one_line() {
     std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let linear = test_model("linear.pt");
     let tapped = test_model("tiny_taps.pt");
-    let coffee = format!("image:{}", photo("coffee.png"));
+    let coffee = format!("image:{}", common::photo("coffee.png").display());
     let missing = format!("image:{}", out.join("missing.jpg").display());
     let bad = format!("image:{}", corrupt.display());
     for (model, extra, code, needle) in [

@@ -162,30 +162,14 @@ fn a_dict_without_logits_needs_an_output_key() {
     // A dict without logits/out needs --output-key.
     let out = scratch("any-dict-scores");
     let model = test_model("dict_scores.pt");
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "2",
-        "--iters",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = common::classviz_on(&model, &out, &["--class", "2", "--iters", "5"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("choose one with --output-key"), "{}", stderr(&output));
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "2",
-        "--iters",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-        "--output-key",
-        "scores",
-    ]);
+    let output = common::classviz_on(
+        &model,
+        &out,
+        &["--class", "2", "--iters", "5", "--output-key", "scores"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     // --output-index out of range for a tuple; --output is its old name, kept as an alias.
     let tuple = test_model("tuple_output.pt");
@@ -253,16 +237,7 @@ fn larger_size_on_a_fully_convolutional_model_or_a_clear_refusal() {
     assert_eq!(image::open(out.join("3.png")).unwrap().width(), 56);
     // DigitsA has a fixed-size linear head: refused, naming the shape.
     let model = test_model("digits.pt");
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "3",
-        "--size",
-        "56",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = common::classviz_on(&model, &out, &["--class", "3", "--size", "56"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("does not accept input of shape [1, 1, 56, 56]"),
@@ -386,4 +361,40 @@ fn torchvision_and_checkpoint_exports_load() {
     ]);
     assert_eq!(rows[0]["class"], 1);
     assert!(out.join("1_dog.png").exists());
+}
+
+/// A model whose input gradient is not finite at the zero image (the input
+/// divided by its norm, as MaxViT's): it is exported, its sidecar says so, and
+/// the paper's preset starts it from a little noise, saying so in one line,
+/// whether the zero start was the default or asked for. The presets that do
+/// not start from the zero image run as they are.
+#[test]
+fn a_model_without_a_finite_gradient_at_zero_starts_off_it() {
+    let model = test_model("normed.pt");
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(test_model("normed.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["finite_gradient_at_zero"], false);
+    for extra in [&[][..], &["--init", "zero"][..]] {
+        let out = scratch(&format!("any-normed-{}", extra.len()));
+        let args = [&["--class", "1", "--iters", "5", "--json"][..], extra].concat();
+        let output = common::classviz_on(&model, &out, &args);
+        assert!(output.status.success(), "{extra:?}: {}", stderr(&output));
+        let note = stderr(&output);
+        assert!(
+            note.contains("not finite at the zero image") && note.lines().count() == 1,
+            "{note}"
+        );
+        let row = &common::json_lines(&output)[0];
+        assert!(row["logit"].as_f64().is_some_and(f64::is_finite), "{row}");
+        let made = common::provenance(&out.join("1_dog.png"));
+        assert_eq!(made.init.as_deref(), Some("noise:0.001"));
+    }
+    let out = scratch("any-normed-natural");
+    let output =
+        common::classviz_on(&model, &out, &["--class", "1", "--iters", "5", "--preset", "natural"]);
+    assert!(
+        output.status.success() && !stderr(&output).contains("not finite"),
+        "{}",
+        stderr(&output)
+    );
 }

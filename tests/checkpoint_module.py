@@ -35,6 +35,20 @@ class TinyTokens(torch.nn.Module):
         return self.head(tokens[:, 0] + tokens[:, 1:].mean(1))
 
 
+class Normed(TinyNet):
+    """A classifier of the input divided by its norm: the gradient is not finite at
+    the zero image (0/0), as MaxViT's is, and is everywhere else."""
+
+    def forward(self, x):
+        norm = x.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        return super().forward(x / norm)
+
+
+def build_normed():
+    torch.manual_seed(6)
+    return Normed()
+
+
 def build_tokens():
     torch.manual_seed(4)
     return TinyTokens()

@@ -3,27 +3,7 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{classviz, listing, scratch, stderr, test_model};
-
-/// Assert a failed run: the exit code, one stderr line containing `needle`,
-/// no panic, and nothing written to `out`.
-fn assert_fails(output: &std::process::Output, code: i32, needle: &str, out: Option<&Path>) {
-    let message = stderr(output);
-    assert_eq!(output.status.code(), Some(code), "stderr: {message}");
-    assert!(message.contains(needle), "expected {needle:?} in stderr: {message}");
-    assert!(message.starts_with("classviz: "), "{message}");
-    assert_eq!(message.trim_end().lines().count(), 1, "not one line: {message}");
-    assert!(!message.contains("panicked") && !message.contains("frame #"), "{message}");
-    if let Some(out) = out {
-        let left: Vec<_> = listing(out)
-            .into_iter()
-            .filter(|n| n.ends_with(".png") || n.ends_with(".tmp"))
-            .collect();
-        assert!(left.is_empty(), "left behind: {left:?}");
-    }
-}
 
 fn linear_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let model = Box::leak(test_model("linear.pt").display().to_string().into_boxed_str());
@@ -80,11 +60,11 @@ fn png_metadata_round_trips() {
     assert_eq!(get("model"), Some(test_model("linear.pt").to_str().unwrap()));
     assert_eq!(get("class"), Some("1"));
     assert_eq!(get("class_name"), Some("one"));
-    assert_eq!(get("iters"), Some("7"));
-    assert_eq!(get("lr"), Some("0.25"));
-    assert_eq!(get("l2"), Some("0.5"));
-    assert_eq!(get("seed"), Some("42"));
-    assert_eq!(get("version"), Some(env!("CARGO_PKG_VERSION")));
+    let version = format!("classviz {}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(get("Software"), Some(version.as_str()));
+    let made = common::provenance(&out.join("1_one.png"));
+    assert_eq!((made.iters, made.lr, made.l2, made.seed), (7, 0.25, 0.5, 42));
+    assert_eq!(get("iters"), None, "the settings are in the provenance, once");
 }
 
 #[test]
@@ -102,7 +82,7 @@ fn missing_model() {
     let out = scratch("bad-missing");
     let output =
         classviz(&["--model", "no/such/model.pt", "--class", "1", "--out", out.to_str().unwrap()]);
-    assert_fails(&output, 1, "model no/such/model.pt not found", Some(&out));
+    common::assert_refused(&output, 1, "model no/such/model.pt not found", Some(&out));
 }
 
 #[test]
@@ -116,15 +96,8 @@ fn corrupt_model() {
     let mut sidecar: serde_json::Value = serde_json::from_str(&sidecar).unwrap();
     sidecar.as_object_mut().unwrap().remove("sha256");
     std::fs::write(out.join("corrupt.json"), sidecar.to_string()).unwrap();
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_fails(&output, 1, "loading model", Some(&out));
+    let output = common::classviz_on(&model, &out, &["--class", "1"]);
+    common::assert_refused(&output, 1, "loading model", Some(&out));
 }
 
 #[test]
@@ -137,51 +110,52 @@ fn corrupt_sidecar() {
         r#"{"input_shape": [3, 8, 8], "mean": [0.5], "std": [1, 1, 1]}"#,
     )
     .unwrap();
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_fails(&output, 1, "mean has 1 values but the input has 3 channels", Some(&out));
+    let output = common::classviz_on(&model, &out, &["--class", "1"]);
+    common::assert_refused(
+        &output,
+        1,
+        "mean has 1 values but the input has 3 channels",
+        Some(&out),
+    );
 }
 
 #[test]
 fn model_with_wrong_output_shape() {
     let out = scratch("bad-shape");
     let model = test_model("wrong_output.pt");
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_fails(&output, 1, "output has shape [1, 5, 2], expected [N, classes]", Some(&out));
+    let output = common::classviz_on(&model, &out, &["--class", "1"]);
+    common::assert_refused(
+        &output,
+        1,
+        "output has shape [1, 5, 2], expected [N, classes]",
+        Some(&out),
+    );
 }
 
 #[test]
 fn input_size_that_does_not_fit() {
     let out = scratch("bad-size");
     let output = classviz(&linear_args(out.to_str().unwrap(), &["--class", "1", "--size", "9"]));
-    assert_fails(&output, 1, "does not accept input of shape [1, 3, 9, 9]", Some(&out));
+    common::assert_refused(&output, 1, "does not accept input of shape [1, 3, 9, 9]", Some(&out));
 }
 
 #[test]
 fn class_out_of_range() {
     let out = scratch("bad-range");
     let output = classviz(&linear_args(out.to_str().unwrap(), &["--class", "5"]));
-    assert_fails(&output, 1, "class 5 is out of range: the model has 5 classes (0–4)", Some(&out));
+    common::assert_refused(
+        &output,
+        1,
+        "class 5 is out of range: the model has 5 classes (0–4)",
+        Some(&out),
+    );
 }
 
 #[test]
 fn unknown_class_name_lists_the_closest() {
     let out = scratch("bad-name");
     let output = classviz(&linear_args(out.to_str().unwrap(), &["--class", "thre"]));
-    assert_fails(&output, 1, "unknown class name 'thre'; closest: three (3)", Some(&out));
+    common::assert_refused(&output, 1, "unknown class name 'thre'; closest: three (3)", Some(&out));
 }
 
 #[test]
@@ -197,7 +171,7 @@ fn bad_numbers_exit_2_naming_the_flag() {
     ] {
         let out = scratch("bad-number");
         let output = classviz(&linear_args(out.to_str().unwrap(), &["--class", "1", flag, value]));
-        assert_fails(&output, 2, needle, Some(&out));
+        common::assert_refused(&output, 2, needle, Some(&out));
         assert!(stderr(&output).contains(flag), "{flag}: {}", stderr(&output));
     }
 }
@@ -209,7 +183,7 @@ fn unwritable_output_folder() {
     std::fs::write(&blocker, b"x").unwrap();
     let target = blocker.join("results");
     let output = classviz(&linear_args(target.to_str().unwrap(), &["--class", "1"]));
-    assert_fails(&output, 1, "cannot create output folder", None);
+    common::assert_refused(&output, 1, "cannot create output folder", None);
     assert_eq!(listing(&out), vec!["a-file"]);
 }
 
@@ -221,7 +195,7 @@ fn divergence_is_reported_and_writes_nothing() {
         out.to_str().unwrap(),
         &["--class", "1", "--l2", "20", "--iters", "100"],
     ));
-    assert_fails(&output, 1, "the ascent diverged", Some(&out));
+    common::assert_refused(&output, 1, "the ascent diverged", Some(&out));
 }
 
 #[test]
@@ -232,7 +206,7 @@ fn explicit_cuda_without_a_gpu_fails_clearly() {
     let out = scratch("bad-cuda");
     let output =
         classviz(&linear_args(out.to_str().unwrap(), &["--class", "1", "--device", "cuda"]));
-    assert_fails(&output, 1, "--device cuda:0: no CUDA device is available", Some(&out));
+    common::assert_refused(&output, 1, "--device cuda:0: no CUDA device is available", Some(&out));
 }
 
 #[test]
@@ -260,9 +234,9 @@ fn help_lists_every_flag_with_its_default() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
     for default in [
-        "[default: 150]",
-        "[default: 1]",
-        "[default: 0.0001]",
+        "[default: the preset's: simonyan 150,",
+        "[default: the preset's: simonyan 1,",
+        "[default: the preset's: simonyan 0.0001,",
         "efficientnet_lite0.pt from $CLASSVIZ_HOME",
     ] {
         assert!(help.contains(default), "--help lacks {default}");

@@ -8,12 +8,7 @@ use std::ops::ControlFlow;
 
 use classviz_core::ascent::{class_models, AscentParams, Step};
 use classviz_engine::model::Model;
-use tch::{Device, Tensor};
-
-fn linear() -> Model {
-    common::use_torch_threads();
-    Model::open(&common::test_model("linear.pt"), Device::Cpu).unwrap()
-}
+use tch::Tensor;
 
 /// One class alone, no progress callback.
 fn ascend(model: &Model, class: i64, params: &AscentParams) -> Tensor {
@@ -26,7 +21,7 @@ fn flat(tensor: &Tensor) -> Vec<f64> {
 
 #[test]
 fn l2_regularised_ascent_converges_to_w_over_two_lambda() {
-    let model = linear();
+    let model = common::linear_model();
     let weights = common::linear_weights();
     for (class, l2_weight) in [(0, 0.05), (3, 0.2), (4, 0.5)] {
         let params = AscentParams::new(300, 1.0, l2_weight);
@@ -44,7 +39,7 @@ fn l2_regularised_ascent_converges_to_w_over_two_lambda() {
 
 #[test]
 fn first_step_from_zero_is_the_scaled_gradient() {
-    let model = linear();
+    let model = common::linear_model();
     let weights = common::linear_weights();
     let params = AscentParams::new(1, 0.5, 123.0);
     let image = flat(&ascend(&model, 2, &params));
@@ -55,7 +50,7 @@ fn first_step_from_zero_is_the_scaled_gradient() {
 
 #[test]
 fn steps_report_the_class_score_before_each_update() {
-    let model = linear();
+    let model = common::linear_model();
     let weights = common::linear_weights();
     let params = AscentParams::new(3, 1.0, 0.0);
     let mut scores = Vec::new();
@@ -75,7 +70,7 @@ fn steps_report_the_class_score_before_each_update() {
 
 #[test]
 fn a_batch_gives_each_class_its_own_closed_form_optimum() {
-    let model = linear();
+    let model = common::linear_model();
     let weights = common::linear_weights();
     let params = AscentParams::new(300, 1.0, 0.1);
     let classes = [4, 0, 2, 0];
@@ -94,7 +89,7 @@ fn a_batch_gives_each_class_its_own_closed_form_optimum() {
 
 #[test]
 fn a_callback_break_stops_the_ascent() {
-    let model = linear();
+    let model = common::linear_model();
     let params = AscentParams::new(100, 1.0, 0.1);
     let mut seen = 0;
     let ended = classviz_core::ascent::optimise(&model, &[1], &params, |step: &Step| {
@@ -115,7 +110,7 @@ fn a_callback_break_stops_the_ascent() {
 
 #[test]
 fn sparse_checks_report_scores_only_on_check_steps_and_still_catch_divergence() {
-    let model = linear();
+    let model = common::linear_model();
     let params = AscentParams { check_every: 4, ..AscentParams::new(10, 1.0, 0.0) };
     let mut seen = Vec::new();
     let _ = class_models(&model, &[1], &params, |step: &Step| {

@@ -7,12 +7,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use classviz_engine::model::{DeviceChoice, Model, ModelRequest};
 use classviz_engine::network::{Cotangent, EngineChoice, Pass, TapId, Weights, Wrt};
 use classviz_engine::precision::Precision;
-use common::{classviz, json_lines, listing, pngs, scratch, stderr, summary, test_model};
+use common::{classviz, json_lines, pngs, scratch, stderr, test_model};
 use tch::{Device, Kind, Tensor};
 
 /// The largest ‖compiled − TorchScript‖ / ‖TorchScript‖ of Lite0's gradient at
@@ -294,18 +294,8 @@ fn ctrl_c_during_a_compiled_run_keeps_every_finished_image() {
         .spawn()
         .unwrap();
     // A class takes about a second alone, and tens of seconds when this test
-    // shares two cores with the compiled Lite0 tests (the package's kernels
-    // run the thread count they were compiled with, whatever `--threads` says).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while pngs(&out).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let output = child.wait_with_output().unwrap();
+    // shares two cores with the other compiled tests.
+    let output = common::interrupt_after(child, &out, 1, Duration::from_secs(600));
     let written = pngs(&out);
     if output.status.code() == Some(130) {
         assert!(stderr(&output).contains("interrupted:"), "{}", stderr(&output));
@@ -313,10 +303,5 @@ fn ctrl_c_during_a_compiled_run_keeps_every_finished_image() {
     } else {
         assert!(output.status.success(), "{}", stderr(&output));
     }
-    let printed: Vec<i64> =
-        json_lines(&output).iter().map(|l| l["class"].as_i64().unwrap()).collect();
-    let summarised: Vec<i64> = summary(&out).iter().map(|l| l["class"].as_i64().unwrap()).collect();
-    assert_eq!(printed, summarised, "every finished image has its lines");
-    assert_eq!(printed.len(), written.len());
-    assert!(listing(&out).iter().all(|n| !n.ends_with(".tmp")), "{:?}", listing(&out));
+    common::assert_every_finished_image_has_its_lines(&output, &out);
 }

@@ -152,17 +152,8 @@ fn a_hostile_class_name_stays_text() {
     )
     .unwrap();
     let out = dir.join("out");
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "all",
-        "--iters",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-        "--gallery",
-    ]);
+    let output =
+        common::classviz_on(&model, &out, &["--class", "all", "--iters", "3", "--gallery"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(

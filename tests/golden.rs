@@ -33,7 +33,7 @@ use classviz::commands::visualise::Plan;
 use classviz::flags::{parse_args, Parsed};
 use classviz_core::ascent::{class_models, AscentParams, Step};
 use classviz_engine::model::Model;
-use common::{classviz, scratch, stderr};
+use common::{scratch, stderr};
 use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
@@ -169,15 +169,7 @@ fn the_default_command_writes_the_reference_image() {
     let sidecar = read_json(&golden_dir().join("smooth.json"));
     let out = scratch("golden-smooth-cli");
     let model = golden_dir().join("smooth.pt");
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let output = common::classviz_on(&model, &out, &["--class", "3", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let result = common::json_lines(&output).remove(0);
     let logit = result["logit"].as_f64().unwrap();

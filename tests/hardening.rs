@@ -7,21 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{classviz, classviz_raw, json_lines, listing, scratch, stderr, summary, test_model};
-
-/// The exit code, one `classviz:` line on stderr holding `needle`, no panic,
-/// and no PNG or temp file in `out`.
-fn assert_one_line(output: &std::process::Output, code: i32, needle: &str, out: &Path) {
-    let message = stderr(output);
-    assert_eq!(output.status.code(), Some(code), "stderr: {message}");
-    assert!(message.contains(needle), "expected {needle:?} in stderr: {message}");
-    assert!(message.starts_with("classviz: "), "{message}");
-    assert_eq!(message.trim_end().lines().count(), 1, "not one line: {message}");
-    assert!(!message.contains("panicked") && !message.contains("internal error"), "{message}");
-    let left: Vec<_> =
-        listing(out).into_iter().filter(|n| n.ends_with(".png") || n.ends_with(".tmp")).collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
+use common::{classviz, classviz_raw, json_lines, scratch, stderr, summary, test_model};
 
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().expect("running mkfifo");
@@ -40,15 +26,8 @@ fn each_wrong_kind_of_model_path_gets_its_own_message() {
         (fifo.clone(), "is not a regular file (a FIFO)"),
         (Path::new("/dev/zero").to_path_buf(), "is not a regular file (a device)"),
     ] {
-        let output = classviz(&[
-            "--model",
-            model.to_str().unwrap(),
-            "--class",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_one_line(&output, 1, needle, &out);
+        let output = common::classviz_on(&model, &out, &["--class", "1"]);
+        common::assert_refused(&output, 1, needle, Some(&out));
     }
 }
 
@@ -72,7 +51,7 @@ fn classes_files_and_labels_files_that_are_not_files() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert_one_line(&output, 1, needle, &out);
+        common::assert_refused(&output, 1, needle, Some(&out));
     }
     let message = stderr(&classviz(&[
         "--model",
@@ -93,15 +72,8 @@ fn classes_files_and_labels_files_that_are_not_files() {
         r#"{"input_shape": [3, 8, 8], "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.5], "labels": "labels"}"#,
     )
     .unwrap();
-    let output = classviz(&[
-        "--model",
-        copy.to_str().unwrap(),
-        "--class",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_one_line(&output, 1, "labels file", &out);
+    let output = common::classviz_on(&copy, &out, &["--class", "1"]);
+    common::assert_refused(&output, 1, "labels file", Some(&out));
     assert!(stderr(&output).contains("is a folder, not a file"), "{}", stderr(&output));
 }
 
@@ -117,15 +89,8 @@ fn an_unreadable_model_says_permission_denied() {
         return;
     }
     let out = dir.join("out");
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_one_line(&output, 1, "is not readable: permission denied", &out);
+    let output = common::classviz_on(&model, &out, &["--class", "1"]);
+    common::assert_refused(&output, 1, "is not readable: permission denied", Some(&out));
 }
 
 #[test]
@@ -133,7 +98,7 @@ fn an_empty_class_list_is_a_command_line_error() {
     let out = scratch("hard-empty-class");
     for list in ["", "  "] {
         let output = classviz(&["--class", list, "--out", out.to_str().unwrap()]);
-        assert_one_line(&output, 2, "the class list is empty", &out);
+        common::assert_refused(&output, 2, "the class list is empty", Some(&out));
     }
 }
 
@@ -141,19 +106,9 @@ fn an_empty_class_list_is_a_command_line_error() {
 fn a_size_that_cannot_fit_in_memory_is_refused_before_allocating() {
     let out = scratch("hard-memory-size");
     let model = common::default_model();
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "1",
-        "--size",
-        "100000",
-        "--iters",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_one_line(&output, 1, "use a smaller --size", &out);
+    let output =
+        common::classviz_on(&model, &out, &["--class", "1", "--size", "100000", "--iters", "1"]);
+    common::assert_refused(&output, 1, "use a smaller --size", Some(&out));
     assert!(stderr(&output).contains("3x100000x100000 would need about"), "{}", stderr(&output));
 }
 
@@ -163,23 +118,23 @@ fn a_batch_that_cannot_fit_in_memory_names_one_that_would() {
     let model = common::default_model();
     // TorchScript: the CPU package is compiled for 224x224, and `auto` would add
     // a line saying it falls back (tests/engine.rs covers that line).
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--engine",
-        "torchscript",
-        "--class",
-        "all",
-        "--batch",
-        "1000",
-        "--size",
-        "768",
-        "--iters",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_one_line(&output, 1, "1000 image(s) of 3x768x768 would need about", &out);
+    let output = common::classviz_on(
+        &model,
+        &out,
+        &[
+            "--engine",
+            "torchscript",
+            "--class",
+            "all",
+            "--batch",
+            "1000",
+            "--size",
+            "768",
+            "--iters",
+            "1",
+        ],
+    );
+    common::assert_refused(&output, 1, "1000 image(s) of 3x768x768 would need about", Some(&out));
     assert!(stderr(&output).contains("measured"), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(message.contains("use --batch") || message.contains("smaller --size"), "{message}");
@@ -223,8 +178,8 @@ fn a_stalled_ascent_is_flagged_and_a_noisy_start_moves_it() {
         assert!(line["logit"].as_f64() > before["logit"].as_f64(), "{line} vs {before}");
     }
     assert!(!stderr(&noisy).contains("stalled"), "{}", stderr(&noisy));
-    let text = classviz_records::pixels::read_png_text(&out.join("2_two.png")).unwrap();
-    assert!(text.contains(&("init".to_string(), "noise:0.01".to_string())), "{text:?}");
+    let made = common::provenance(&out.join("2_two.png"));
+    assert_eq!(made.init.as_deref(), Some("noise:0.01"));
 }
 
 #[test]
@@ -232,7 +187,7 @@ fn bad_init_values_are_command_line_errors() {
     let out = scratch("hard-init");
     for value in ["noise", "noise:-1", "noise:nan", "gauss:0.1"] {
         let output = classviz(&["--class", "1", "--init", value, "--out", out.to_str().unwrap()]);
-        assert_one_line(&output, 2, "--init", &out);
+        common::assert_refused(&output, 2, "--init", Some(&out));
     }
 }
 

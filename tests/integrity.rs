@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{classviz, listing, scratch, stderr, test_model};
+use common::{scratch, stderr, test_model};
 
 /// A copy of the linear test model and its sidecar in `dir`, with the
 /// sidecar's text passed through `edit`.
@@ -21,25 +21,7 @@ fn copy_linear(dir: &Path, edit: impl Fn(serde_json::Value) -> serde_json::Value
 }
 
 fn run(model: &Path, out: &Path) -> std::process::Output {
-    classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "1",
-        "--iters",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-}
-
-fn assert_refused(output: &std::process::Output, needle: &str, out: &Path) {
-    let message = stderr(output);
-    assert_eq!(output.status.code(), Some(1), "{message}");
-    assert!(message.contains(needle), "expected {needle:?} in {message}");
-    assert_eq!(message.trim_end().lines().count(), 1, "{message}");
-    assert!(!message.contains("panicked"), "{message}");
-    assert!(listing(out).iter().all(|n| !n.ends_with(".png") && !n.ends_with(".tmp")));
+    common::classviz_on(model, out, &["--class", "1", "--iters", "3"])
 }
 
 #[test]
@@ -82,7 +64,7 @@ fn a_damaged_model_is_refused_with_both_hashes() {
     for (k, copy) in damaged.iter().enumerate() {
         std::fs::write(&model, copy).unwrap();
         let output = run(&model, &out);
-        assert_refused(&output, "does not match its sidecar", &out);
+        common::assert_refused(&output, 1, "does not match its sidecar", Some(&out));
         let message = stderr(&output);
         assert!(message.contains(&recorded), "copy {k}: {message}");
         assert!(message.contains("export it again"), "copy {k}: {message}");
@@ -114,5 +96,5 @@ fn a_malformed_hash_is_a_sidecar_error() {
         s
     });
     let out = dir.join("out");
-    assert_refused(&run(&model, &out), "sha256 must be 64 hex digits", &out);
+    common::assert_refused(&run(&model, &out), 1, "sha256 must be 64 hex digits", Some(&out));
 }

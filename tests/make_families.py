@@ -33,8 +33,9 @@ FAMILIES = [
     ("ViT (trained on digits)", "torchvision", "digits_vit", "encoder.layers.encoder_layer_0,encoder.layers.encoder_layer_1",
      ["--randomise", "--compile"]),
     ("CNN (trained on digits)", "own module", "digits_cnn", "4,7", ["--randomise"]),
+    # Its last block is tapped too: its patch tokens never reach the class token.
     ("ViT", "timm", ["--timm", "vit_tiny_patch16_224", "--kwargs", json.dumps(TIMM_VIT), "--random-init"],
-     "patch_embed,blocks.0", []),
+     "patch_embed,blocks.0,blocks.1", []),
     ("DeiT (distilled)", "timm", ["--timm", "deit_tiny_distilled_patch16_224", "--kwargs", json.dumps(TIMM_VIT),
                                   "--random-init"], "patch_embed,blocks.0", ["--compile"]),
     ("ViT with registers, pooled", "timm",

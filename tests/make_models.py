@@ -115,8 +115,7 @@ def save(module, name, **sidecar):
     """`module` as <name>.pt with its sidecar, through the project's one sidecar writer
     (python/classviz/sidecar.py), the file's SHA-256 recorded."""
     path = OUT / f"{name}.pt"
-    digest = sidecars.save_module(module, path)
-    sidecars.write(path, sidecars.make(name=name, sha256=digest, **sidecar))
+    sidecars.save(module, path, sidecars.make(name=name, **sidecar))
 
 
 def linear_sidecar():

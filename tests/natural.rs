@@ -13,17 +13,11 @@ fn score_reports_espresso_for_the_coffee_photo() {
     std::fs::copy(common::root().join("tests/data/coffee.png"), &named).unwrap();
     let model = common::default_model();
     let threads = common::torch_threads();
-    let output = classviz_raw(&[
-        "score",
-        "--threads",
-        &threads,
-        "--model",
-        model.to_str().unwrap(),
-        "--fit",
-        "crop",
-        named.to_str().unwrap(),
-        "--json",
-    ]);
+    let score = |args: &[&str]| {
+        let base = ["score", "--threads", &threads, "--model", model.to_str().unwrap()];
+        classviz_raw(&[&base[..], args].concat())
+    };
+    let output = score(&["--fit", "crop", named.to_str().unwrap(), "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     assert_eq!(report["images"][0]["class"], 967);
@@ -36,16 +30,7 @@ fn score_reports_espresso_for_the_coffee_photo() {
 
     // --class overrides; a wrong class is a miss, not an error.
     let original = common::root().join("tests/data/coffee.png");
-    let output = classviz_raw(&[
-        "score",
-        "--threads",
-        &threads,
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "pizza",
-        original.to_str().unwrap(),
-    ]);
+    let output = score(&["--class", "pizza", original.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         stdout(&output).contains("963 (pizza)") && stdout(&output).contains("miss"),
@@ -65,19 +50,11 @@ fn score_reports_espresso_for_the_coffee_photo() {
 fn gif_and_frames_have_the_expected_counts() {
     let out = scratch("natural-gif");
     let model = test_model("linear.pt");
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "1,2",
-        "--iters",
-        "10",
-        "--save-every",
-        "3",
-        "--gif",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = common::classviz_on(
+        &model,
+        &out,
+        &["--class", "1,2", "--iters", "10", "--save-every", "3", "--gif"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     // Frames at steps 3, 6, 9 and the final 10.
     assert_eq!(
@@ -136,18 +113,11 @@ fn natural_machinery_runs_on_any_model() {
         assert_eq!(row["top5"][0]["class"], 3, "{extra:?}: {row}");
     }
     // Pixel-only regularisers are refused with the Fourier parameterisation.
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "3",
-        "--preset",
-        "natural",
-        "--blur-every",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = common::classviz_on(
+        &model,
+        &out,
+        &["--class", "3", "--preset", "natural", "--blur-every", "2"],
+    );
     assert_eq!(output.status.code(), Some(2), "a conflict between flags is a usage error");
     assert!(stderr(&output).contains("use them with --param pixel"), "{}", stderr(&output));
 }
@@ -193,10 +163,7 @@ fn preset_transforms_scale_with_the_input_and_flags_do_not() {
         let output = classviz(&args);
         assert!(output.status.success(), "{}", stderr(&output));
         let png = listing(&out).into_iter().find(|n| n.ends_with(".png")).unwrap();
-        let text = classviz_records::pixels::read_png_text(&out.join(png)).unwrap();
-        let style = &text.iter().find(|(k, _)| k == "style").unwrap().1;
-        let style: serde_json::Value =
-            serde_json::from_str(style).expect("the style chunk is JSON");
+        let style = common::provenance(&out.join(png)).style;
         let transforms = &style["transforms"];
         assert_eq!(
             (transforms["pad"].as_i64(), transforms["jitter"].as_i64()),

@@ -50,14 +50,7 @@ fn pizza_by_name_is_top1() {
 fn misspelt_imagenet_name_suggests_the_right_class() {
     let out = scratch("real-misspelt");
     let model = common::default_model();
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "black swann",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let output = common::classviz_on(&model, &out, &["--class", "black swann"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("closest: black swan (100)"), "{}", stderr(&output));
     assert!(common::listing(&out).is_empty());
@@ -67,19 +60,11 @@ fn misspelt_imagenet_name_suggests_the_right_class() {
 fn bf16_on_the_cpu_still_reaches_top1() {
     let out = scratch("real-bf16");
     let model = common::default_model();
-    let output = classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--class",
-        "100",
-        "--precision",
-        "bf16",
-        "--device",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let output = common::classviz_on(
+        &model,
+        &out,
+        &["--class", "100", "--precision", "bf16", "--device", "cpu", "--json"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let result = common::json_lines(&output).remove(0);
     assert_eq!(result["top5"][0]["class"], 100, "{result}");

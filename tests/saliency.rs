@@ -3,23 +3,21 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use classviz_core::cam::CamKind;
-use classviz_core::saliency::{
-    attribute, faithfulness, random_orders, saliency_order, Baseline, Method, RandomBaseline,
+use classviz_core::attribution::faithfulness::{
+    faithfulness, random_orders, saliency_order, BaselineDraw, Faithfulness, RandomBaseline,
+    INSERTION_BLUR_SIGMA, MIN_BASELINE_ORDERS,
 };
+use classviz_core::attribution::{self, Attribution, Baseline, Method, MethodSettings};
 use classviz_engine::input::Normalise;
 use classviz_engine::model::Model;
+use classviz_records::choice::Choice;
 use common::{classviz_raw, listing, scratch, stderr, test_model};
 use tch::{Device, Kind, Tensor};
 
 const PHOTOS: [&str; 5] =
     ["coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg", "motorcycle_left.png"];
-
-fn photo(name: &str) -> PathBuf {
-    common::root().join("tests/data").join(name)
-}
 
 fn saliency(args: &[&str]) -> std::process::Output {
     let threads = common::torch_threads();
@@ -36,17 +34,23 @@ fn saliency_on(model: &Path, image: &Path, out: &Path, extra: &[&str]) -> std::p
     saliency(&args)
 }
 
-fn linear() -> Model {
-    common::use_torch_threads();
-    Model::open(&test_model("linear.pt"), Device::Cpu).unwrap()
+/// A gradient-based method's attribution and map at the default settings but `settings`.
+fn attribute(
+    model: &Model,
+    x: &Tensor,
+    class: i64,
+    method: Method,
+    settings: MethodSettings,
+) -> anyhow::Result<(Tensor, Tensor)> {
+    attribution::attribute(model, x, class, Attribution { method, tap: None }, &settings)
 }
 
 #[test]
 fn gradient_map_of_a_linear_model_is_max_abs_weight() {
-    let model = linear();
+    let model = common::linear_model();
     let weights = common::linear_weights();
     let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
-    let (_, map) = attribute(&model, &x, 2, Method::Gradient).unwrap();
+    let (_, map) = attribute(&model, &x, 2, Method::Gradient, MethodSettings::default()).unwrap();
     let map = Vec::<f64>::try_from(map.to_kind(Kind::Double).reshape([-1])).unwrap();
     for (pixel, value) in map.iter().enumerate() {
         let expected = (0..3).map(|c| weights[2][c * 64 + pixel].abs()).fold(0.0, f64::max);
@@ -59,12 +63,13 @@ fn gradient_map_of_a_linear_model_is_max_abs_weight() {
 /// restoring the largest |W_c| first raises p_c faster than any random order.
 #[test]
 fn insertion_by_the_exact_saliency_beats_random_on_a_linear_model() {
-    let model = linear();
+    let model = common::linear_model();
     let weights = common::linear_weights();
     let class = 3;
     let x =
         Tensor::from_slice(&weights[class as usize]).to_kind(Kind::Float).view([1, 3, 8, 8]) * 4.0;
-    let (_, map) = attribute(&model, &x, class, Method::Gradient).unwrap();
+    let (_, map) =
+        attribute(&model, &x, class, Method::Gradient, MethodSettings::default()).unwrap();
     let ours = faithfulness(&model, &x, class, &[saliency_order(&map).unwrap()]).unwrap()[0];
     let orders = random_orders(8, 8, 16, 1, Device::Cpu).unwrap();
     let random = RandomBaseline::of(&faithfulness(&model, &x, class, &orders).unwrap());
@@ -83,7 +88,7 @@ fn insertion_by_the_exact_saliency_beats_random_on_a_linear_model() {
 /// is well under that of single orders).
 #[test]
 fn the_random_baseline_steadies_as_orders_are_added() {
-    let model = linear();
+    let model = common::linear_model();
     let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
     let orders = random_orders(8, 8, 128, 7, Device::Cpu).unwrap();
     let scores = faithfulness(&model, &x, 2, &orders).unwrap();
@@ -93,7 +98,7 @@ fn the_random_baseline_steadies_as_orders_are_added() {
         RandomBaseline::of(
             &means
                 .iter()
-                .map(|&d| classviz_core::saliency::Faithfulness { deletion: d, insertion: 0.0 })
+                .map(|&d| Faithfulness { deletion: d, insertion: 0.0 })
                 .collect::<Vec<_>>(),
         )
         .deletion_std
@@ -102,15 +107,56 @@ fn the_random_baseline_steadies_as_orders_are_added() {
     assert!(sixteen < 0.5 * one, "spread of the mean: 1 order {one}, 16 orders {sixteen}");
 }
 
+/// The baseline draws random orders until the map's verdict is decided:
+/// wherever it stops, its orders are the first of the full draw, at least
+/// `MIN_BASELINE_ORDERS` and at most the most asked for, and the verdict is
+/// decided unless the most were drawn.
+#[test]
+fn the_random_baseline_draws_until_the_verdict_is_decided() {
+    let model = common::linear_model();
+    let weights = common::linear_weights();
+    let x = Tensor::from_slice(&weights[3]).to_kind(Kind::Float).view([1, 3, 8, 8]) * 4.0;
+    let (_, map) = attribute(&model, &x, 3, Method::Gradient, MethodSettings::default()).unwrap();
+    let exact = faithfulness(&model, &x, 3, &[saliency_order(&map).unwrap()]).unwrap()[0];
+    let middling = Faithfulness { deletion: 0.5, insertion: 0.5 };
+    for (scores, most) in [(exact, 32), (exact, 5), (middling, 32)] {
+        let baseline = BaselineDraw::new(most, 11).deciding(&model, &x, 3, scores).unwrap();
+        assert!((MIN_BASELINE_ORDERS.min(most)..=most).contains(&baseline.orders), "{baseline:?}");
+        let orders = random_orders(8, 8, baseline.orders as i64, 11, Device::Cpu).unwrap();
+        assert_eq!(baseline, RandomBaseline::of(&faithfulness(&model, &x, 3, &orders).unwrap()));
+        assert!(baseline.orders == most || baseline.decides(scores), "{baseline:?}");
+    }
+}
+
+/// By default a map comes alone, with the seconds it took; its faithfulness
+/// scores only with `--faithfulness`.
+#[test]
+fn faithfulness_scores_are_asked_for() {
+    let model = test_model("linear.pt");
+    let out = scratch("saliency-faithfulness-asked");
+    let photo = common::photo("coffee.png");
+    let plain = saliency_on(&model, &photo, &out, &["--class", "2", "--json"]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let row = &common::json_lines(&plain)[0];
+    assert!(row["seconds"].as_f64().is_some() && row.get("deletion_auc").is_none(), "{row}");
+    let scored = saliency_on(&model, &photo, &out, &["--class", "2", "--faithfulness", "--json"]);
+    let row = &common::json_lines(&scored)[0];
+    for key in
+        ["deletion_auc", "insertion_auc", "random_auc", "beats_random", "faithfulness_seconds"]
+    {
+        assert!(row.get(key).is_some(), "{key}: {row}");
+    }
+}
+
 #[test]
 fn method_all_writes_one_sheet_and_one_result_per_method() {
     let model = test_model("linear.pt");
     let out = scratch("saliency-all");
     let output = saliency_on(
         &model,
-        &photo("coffee.png"),
+        &common::photo("coffee.png"),
         &out,
-        &["--class", "2", "--method", "all", "--json"],
+        &["--class", "2", "--method", "all", "--faithfulness", "--json"],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let rows = common::json_lines(&output);
@@ -133,20 +179,19 @@ fn method_all_writes_one_sheet_and_one_result_per_method() {
 
 #[test]
 fn integrated_gradients_are_complete() {
-    let model = linear();
+    let model = common::linear_model();
     let x = Tensor::randn([1, 3, 8, 8], (Kind::Float, Device::Cpu));
     for baseline in [Baseline::Black, Baseline::Mean, Baseline::Blur] {
+        let settings = MethodSettings { steps: 20, baseline, ..MethodSettings::default() };
         let reference = match baseline {
             Baseline::Mean => x.zeros_like(),
             Baseline::Black => model.input().normalise(&x.zeros_like()).unwrap(),
-            Baseline::Blur => classviz_core::priors::gaussian_blur(
-                &x,
-                classviz_core::saliency::INSERTION_BLUR_SIGMA,
-            )
-            .unwrap(),
+            Baseline::Blur => {
+                classviz_core::priors::gaussian_blur(&x, INSERTION_BLUR_SIGMA).unwrap()
+            }
         };
         let (attribution, _) =
-            attribute(&model, &x, 4, Method::IntegratedGradients { steps: 20, baseline }).unwrap();
+            attribute(&model, &x, 4, Method::IntegratedGradients, settings).unwrap();
         let total = f64::try_from(attribution.sum(Kind::Double)).unwrap();
         let score = |t: &Tensor| model.forward(t, &[]).unwrap().scores.double_value(&[0, 4]);
         let expected = score(&x) - score(&reference);
@@ -165,10 +210,12 @@ fn integrated_gradients_are_complete() {
 fn recommended_methods_beat_random_on_both_metrics_on_real_photos() {
     let model = common::default_model();
     let out = scratch("saliency-photos");
-    let mut args = vec!["--model", model.to_str().unwrap(), "--method", "all", "--out"];
+    let mut args =
+        vec!["--model", model.to_str().unwrap(), "--method", "all", "--faithfulness", "--out"];
     args.push(out.to_str().unwrap());
     args.push("--json");
-    let paths: Vec<String> = PHOTOS.iter().map(|p| photo(p).display().to_string()).collect();
+    let paths: Vec<String> =
+        PHOTOS.iter().map(|p| common::photo(p).display().to_string()).collect();
     for path in &paths {
         args.extend(["--image", path.as_str()]);
     }
@@ -189,7 +236,11 @@ fn recommended_methods_beat_random_on_both_metrics_on_real_photos() {
             get("random_insertion_auc"),
             get("random_insertion_std"),
         );
-        assert_eq!(row["random_orders"], 32);
+        let orders = row["random_orders"].as_u64().unwrap();
+        assert!(
+            (4..=32).contains(&orders),
+            "orders are added until the verdict is decided: {orders}"
+        );
         assert!(row["sheet"].as_str().unwrap().ends_with("_methods.png"));
         if method == "smoothgrad" || method == "integrated-gradients" {
             assert!(get("deletion_auc") < get("random_auc"), "{method} deletion: {row}");
@@ -210,7 +261,7 @@ fn recommended_methods_beat_random_on_both_metrics_on_real_photos() {
 fn two_methods_into_one_folder_keep_both() {
     let model = test_model("tiny_taps.pt");
     let out = scratch("saliency-two-methods");
-    let image = photo("coffee.png");
+    let image = common::photo("coffee.png");
     for method in ["grad-cam", "grad-cam++"] {
         let output =
             saliency_on(&model, &image, &out, &["--method", method, "--random-orders", "2"]);
@@ -241,7 +292,7 @@ fn two_methods_into_one_folder_keep_both() {
 fn coffee_is_espresso_and_three_pngs_are_written() {
     let model = common::default_model();
     let out = scratch("saliency-coffee");
-    let output = saliency_on(&model, &photo("coffee.png"), &out, &["--box", "--json"]);
+    let output = saliency_on(&model, &common::photo("coffee.png"), &out, &["--box", "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let row = &common::json_lines(&output)[0];
     assert_eq!(row["class"], 967);
@@ -275,7 +326,7 @@ fn explicit_class_and_other_methods() {
     for method in ["gradient-x-input", "integrated-gradients"] {
         let output = saliency_on(
             &model,
-            &photo("chelsea.png"),
+            &common::photo("chelsea.png"),
             &out,
             &["--class", "tabby", "--method", method, "--steps", "8", "--json"],
         );
@@ -290,7 +341,7 @@ fn explicit_class_and_other_methods() {
 fn smoothing_is_a_flag_with_checked_values() {
     let model = test_model("linear.pt");
     let out = scratch("saliency-smooth");
-    let image = photo("coffee.png");
+    let image = common::photo("coffee.png");
     let run = |value: &str| {
         let flag = format!("--smooth={value}");
         saliency_on(
@@ -326,7 +377,7 @@ fn bad_images_fail_clearly() {
     let model = common::default_model();
     let dir = scratch("saliency-bad");
     let corrupt = dir.join("corrupt.png");
-    let bytes = std::fs::read(photo("coffee.png")).unwrap();
+    let bytes = std::fs::read(common::photo("coffee.png")).unwrap();
     std::fs::write(&corrupt, &bytes[..bytes.len() / 3]).unwrap();
     let unsupported = dir.join("notes.txt");
     std::fs::write(&unsupported, "just some text, not an image").unwrap();
@@ -364,7 +415,7 @@ fn bad_images_fail_clearly() {
         );
         assert_eq!(message.trim_end().lines().count(), 1, "{message}");
     }
-    let output = saliency_on(&model, &photo("coffee.png"), &out, &["--class", "espressso"]);
+    let output = saliency_on(&model, &common::photo("coffee.png"), &out, &["--class", "espressso"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("closest: espresso (967)"), "{}", stderr(&output));
     assert!(listing(&out).iter().all(|n| !n.ends_with(".png")));
@@ -403,8 +454,8 @@ fn class_activation_maps_match_the_hooked_reference() {
         let tap = model.info.tap(entry["tap"].as_str().unwrap()).unwrap().id;
         for method in entry["methods"].as_array().unwrap() {
             let method = method.as_str().unwrap();
-            let kind = CamKind::ALL.into_iter().find(|k| k.name() == method).unwrap();
-            let ours = classviz_core::cam::cam(&model, &x, class, kind, tap).unwrap();
+            let kind = Method::parse(method).unwrap();
+            let ours = attribution::cam::cam(&model, &x, class, kind, tap, None).unwrap();
             let theirs = Tensor::read_npy(root.join(format!("cam_{photo}_{method}.npy"))).unwrap();
             let error = f64::try_from((&ours - &theirs).abs().max()).unwrap();
             eprintln!("{photo} {method}: max |difference| {error:.2e}");
@@ -419,7 +470,7 @@ fn class_activation_maps_match_the_hooked_reference() {
 fn method_all_on_a_tapped_model_adds_the_class_activation_maps() {
     let model = test_model("tiny_taps.pt");
     let out = scratch("saliency-cams");
-    let image = photo("coffee.png");
+    let image = common::photo("coffee.png");
     let args = ["--model", model.to_str().unwrap(), "--image", image.to_str().unwrap()];
     let output = saliency(
         &[
@@ -460,11 +511,11 @@ fn method_all_on_a_tapped_model_adds_the_class_activation_maps() {
 #[test]
 fn class_activation_maps_refuse_models_without_taps() {
     let out = scratch("saliency-cam-refusals");
-    let image = photo("coffee.png");
+    let image = common::photo("coffee.png");
     let plain = test_model("linear.pt");
     let tapped = test_model("tiny_taps.pt");
     for (model, extra, code, needle) in [
-        (&plain, vec!["--method", "grad-cam"], 1, "class activation maps need a tapped model"),
+        (&plain, vec!["--method", "grad-cam"], 1, "class activation maps are taken at a tap, and"),
         (
             &plain,
             vec!["--method", "score-cam"],
@@ -499,7 +550,7 @@ fn class_activation_maps_refuse_models_without_taps() {
 #[test]
 fn segment_writes_a_mask_and_its_box() {
     let out = scratch("saliency-segment");
-    let image = photo("chelsea.png");
+    let image = common::photo("chelsea.png");
     let output = saliency(&[
         "--image",
         image.to_str().unwrap(),
@@ -530,18 +581,19 @@ fn segment_writes_a_mask_and_its_box() {
 fn sanity_checks_cover_every_method_and_depth() {
     let out = scratch("saliency-sanity");
     let model = test_model("tiny_taps.pt");
-    let output =
-        saliency_on(&model, &photo("coffee.png"), &out, &["--method", "all", "--sanity", "--json"]);
+    let output = saliency_on(
+        &model,
+        &common::photo("coffee.png"),
+        &out,
+        &["--method", "all", "--sanity", "--json"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let rows = common::json_lines(&output);
     assert_eq!(rows.len(), 8 * 2, "8 methods × 2 depths");
     for row in &rows {
         let (rho, ssim) = (row["spearman"].as_f64().unwrap(), row["ssim"].as_f64().unwrap());
         assert!((-1.0..=1.0).contains(&rho) && (-1.0..=1.0).contains(&ssim), "{row}");
-        assert_eq!(
-            row["unchanged"].as_bool().unwrap(),
-            rho >= classviz_core::sanity::FLAG_SPEARMAN
-        );
+        assert_eq!(row["unchanged"].as_bool().unwrap(), rho >= attribution::sanity::FLAG_SPEARMAN);
     }
     assert_eq!(rows[8]["blocks"], serde_json::json!(["head", "conv"]));
 }
@@ -558,7 +610,7 @@ fn token_taps_become_grids_for_maps_and_units() {
     let text = String::from_utf8_lossy(&info.stdout);
     assert!(text.contains("blocks 8x4x4 (tokens 17x8, 1 prefix)"), "{text}");
     let out = scratch("saliency-tokens");
-    let image = photo("coffee.png");
+    let image = common::photo("coffee.png");
     let output = saliency_on(
         &model,
         &image,
@@ -567,19 +619,11 @@ fn token_taps_become_grids_for_maps_and_units() {
     );
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(common::json_lines(&output)[0]["tap"], "blocks");
-    let units = common::classviz(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--objective",
-        "channel:blocks",
-        "--channels",
-        "0-1",
-        "--iters",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
+    let units = common::classviz_on(
+        &model,
+        &out,
+        &["--objective", "channel:blocks", "--channels", "0-1", "--iters", "5", "--json"],
+    );
     assert!(units.status.success(), "{}", stderr(&units));
     assert_eq!(common::json_lines(&units).len(), 2);
 }

@@ -27,6 +27,15 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
         .expect("starting classviz")
 }
 
+/// The run every shard of a test shares: Lite0 into `out`, and `args`.
+fn base(out: &Path, args: &[&str]) -> Vec<String> {
+    let model = common::default_model();
+    let paths = [model.display().to_string(), out.display().to_string()];
+    let mut all = vec!["--model".to_string(), paths[0].clone(), "--out".into(), paths[1].clone()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    all
+}
+
 fn finish(child: Child) -> Output {
     child.wait_with_output().expect("waiting for classviz")
 }
@@ -34,17 +43,8 @@ fn finish(child: Child) -> Output {
 #[test]
 fn four_concurrent_shards_fill_one_folder() {
     let out = scratch("shard-concurrent");
-    let model = common::default_model();
-    let base = [
-        "--model",
-        model.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--class",
-        "0-31",
-        "--iters",
-        "20",
-    ];
+    let base = base(&out, &["--class", "0-31", "--iters", "20"]);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
     let shards = ["0/4", "1/4", "2/4", "3/4"];
     let children: Vec<Child> =
         shards.iter().map(|shard| spawn(&[&base[..], &["--shard", shard]].concat(), &[])).collect();
@@ -60,19 +60,8 @@ fn four_concurrent_shards_fill_one_folder() {
 #[test]
 fn a_killed_shard_is_completed_by_its_rerun() {
     let out = scratch("shard-killed");
-    let model = common::default_model();
-    let base = [
-        "--model",
-        model.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--class",
-        "0-11",
-        "--iters",
-        "15",
-        "--batch",
-        "1",
-    ];
+    let base = base(&out, &["--class", "0-11", "--iters", "15", "--batch", "1"]);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
     for shard in ["0/4", "2/4", "3/4"] {
         let output = finish(spawn(&[&base[..], &["--shard", shard]].concat(), &[]));
         assert!(output.status.success(), "{}", stderr(&output));

@@ -196,7 +196,7 @@ fn bad_unit_requests_fail_in_one_line() {
             "7 is out of range for a channel of tap detect (3 channels): 0–2",
         ),
         (&tapped, vec!["--objective", "channel:detect", "--channels", "0-9"], 1, "out of range"),
-        (&plain, vec!["--objective", "channel:x:0"], 1, "has no taps; export it with"),
+        (&plain, vec!["--objective", "channel:x:0"], 1, "has no taps: export one with"),
         (&tapped, vec!["--objective", "channel:detect"], 2, "needs a channel"),
         (
             &tapped,
@@ -214,7 +214,7 @@ fn bad_unit_requests_fail_in_one_line() {
         (&tapped, vec!["--class", "1", "--facets", "0"], 2, "must be at least 1"),
         (&tapped, vec!["--class", "1", "--facets", "1"], 2, "give 2 or more"),
         (&tapped, vec!["--class", "1", "--facets", "99"], 2, "more than 16"),
-        (&plain, vec!["--class", "1", "--facets", "2"], 1, "this model has none"),
+        (&plain, vec!["--class", "1", "--facets", "2"], 1, "has no taps: export one with"),
         (
             &tapped,
             vec!["--class", "1", "--facets", "2", "--diversity-tap", "zz"],

@@ -5,14 +5,15 @@ where its labels are, which taps it returns, its SHA-256 (classviz refuses a mod
 that does not match), and the compiled packages and randomised variants made from it.
 Every tool that writes one (the exporter, compile_step, the test fixtures) goes through
 `write` or `update`, so the keys are spelled once; classviz reads them in
-src/metadata.rs and refuses unknown ones.
+crates/classviz-records/src/sidecar.rs and refuses unknown ones.
 """
 
 import hashlib
 import json
 from pathlib import Path
 
-KEYS = ("name", "source", "input_shape", "mean", "std", "labels", "output", "taps", "sha256", "compiled", "randomised")
+KEYS = ("name", "source", "input_shape", "mean", "std", "labels", "output", "taps", "sha256", "compiled", "randomised",
+        "finite_gradient_at_zero")
 
 
 def path_of(model_path):
@@ -38,6 +39,14 @@ def save_module(module, path):
     digest = sha256(tmp)
     tmp.replace(path)
     return digest
+
+
+def save(module, model_path, sidecar):
+    """Save the TorchScript `module` at `model_path` and its `sidecar`, with the
+    file's SHA-256 recorded in it: the one way a model file and its sidecar are written."""
+    written = dict(sidecar, sha256=save_module(module, model_path))
+    write(model_path, written)
+    return written
 
 
 def make(*, name, input_shape, mean, std, source=None, labels=None, taps=None, output=None, sha256=None):

@@ -57,6 +57,71 @@ pub fn classviz(args: &[&str]) -> Output {
         .expect("running classviz")
 }
 
+/// Run the main command on `model` into `out`, with `args` besides.
+pub fn classviz_on(model: &Path, out: &Path, args: &[&str]) -> Output {
+    let paths = [model.to_str().unwrap(), out.to_str().unwrap()];
+    classviz(&[&["--model", paths[0], "--out", paths[1]][..], args].concat())
+}
+
+/// A photo the tests explain, from the packages' photos in tests/data.
+pub fn photo(name: &str) -> PathBuf {
+    root().join("tests/data").join(name)
+}
+
+/// The linear test model, loaded in this process with [`torch_threads`].
+pub fn linear_model() -> classviz_engine::model::Model {
+    use_torch_threads();
+    classviz_engine::model::Model::open(&test_model("linear.pt"), tch::Device::Cpu).unwrap()
+}
+
+/// A refusal as classviz should give it: exit `code`, one line on stderr
+/// that starts `classviz: ` and says `needle`, no panic, and (with `out`) no
+/// image or temp file left in the output folder.
+pub fn assert_refused(output: &Output, code: i32, needle: &str, out: Option<&Path>) {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {message}");
+    assert!(message.contains(needle), "expected {needle:?} in stderr: {message}");
+    assert!(message.starts_with("classviz: "), "{message}");
+    assert_eq!(message.trim_end().lines().count(), 1, "not one line: {message}");
+    assert!(!message.contains("panicked") && !message.contains("internal error"), "{message}");
+    if let Some(out) = out {
+        let left: Vec<_> = listing(out)
+            .into_iter()
+            .filter(|n| n.ends_with(".png") || n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}
+
+/// Once `out` holds `count` PNGs (or `patience` has passed), interrupt
+/// `child` as Ctrl-C would (SIGINT) and collect what it printed.
+pub fn interrupt_after(
+    child: std::process::Child,
+    out: &Path,
+    count: usize,
+    patience: std::time::Duration,
+) -> Output {
+    let deadline = std::time::Instant::now() + patience;
+    while pngs(out).len() < count && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let signal = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(signal.success(), "kill -INT failed");
+    child.wait_with_output().unwrap()
+}
+
+/// After an interrupted run: every finished image has its result line on
+/// stdout and its summary line, in the same order, and no temp file is left.
+pub fn assert_every_finished_image_has_its_lines(output: &Output, out: &Path) {
+    let classes = |lines: &[serde_json::Value]| -> Vec<i64> {
+        lines.iter().map(|l| l["class"].as_i64().unwrap()).collect()
+    };
+    let printed = classes(&json_lines(output));
+    assert_eq!(printed, classes(&summary(out)), "stdout and summary.jsonl agree");
+    assert_eq!(printed.len(), pngs(out).len());
+    assert!(listing(out).iter().all(|n| !n.ends_with(".tmp")), "{:?}", listing(out));
+}
+
 /// Run the classviz binary with exactly these arguments (for subcommands).
 pub fn classviz_raw(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_classviz"))
@@ -98,6 +163,13 @@ pub fn summary(dir: &Path) -> Vec<serde_json::Value> {
 }
 
 /// The JSON lines classviz printed on stdout.
+/// What made the image at `path`: its PNG's provenance.
+pub fn provenance(path: &Path) -> classviz_records::provenance::Provenance {
+    let text = classviz_records::pixels::read_png_text(path).unwrap();
+    classviz_records::provenance::Provenance::of_text(&text)
+        .unwrap_or_else(|| panic!("{} has no provenance", path.display()))
+}
+
 pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
     stdout(output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect()
 }

@@ -1,13 +1,14 @@
 //! classviz's maths, with no files or terminals: the one ascent loop
 //! ([`ascent`]) over a parameterisation ([`param`]) and an optimiser
 //! ([`optim`]), the random views the network sees ([`views`]), what is
-//! maximised ([`objective`]), the priors ([`priors`]), MaCo's spectrum
-//! ([`spectrum`]) and the presets ([`presets`]); attribution ([`saliency`],
-//! [`cam`]), the sanity check's statistics ([`sanity`]) and the paper's §3.1
-//! segmentation ([`segment`] on [`maxflow`]).
+//! maximised ([`objective`]), the priors ([`priors`]), the schedule of
+//! learning rate and views ([`schedule`]), MaCo's spectrum ([`spectrum`]) and
+//! the presets ([`presets`]); attribution and its faithfulness and sanity
+//! ([`attribution`]) and the paper's §3.1 segmentation ([`segment`] on
+//! [`maxflow`]).
 
 pub mod ascent;
-pub mod cam;
+pub mod attribution;
 pub mod maxflow;
 pub mod objective;
 pub mod optim;
@@ -15,8 +16,7 @@ pub mod param;
 pub mod presets;
 pub mod priors;
 pub mod rng;
-pub mod saliency;
-pub mod sanity;
+pub mod schedule;
 pub mod segment;
 pub mod spectrum;
 pub mod views;

@@ -9,19 +9,31 @@ use std::fmt;
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
-use classviz_engine::model::TapRef;
 use classviz_engine::network::{Outputs, TapId, Weights};
+use classviz_engine::taps::TapRef;
+
+classviz_records::choice! {
+    /// What of a class's score an image maximises.
+    pub enum ClassScore {
+        default Logit;
+        /// S_c, the pre-softmax score (the paper).
+        Logit = "logit",
+        /// S_c minus the mean of all the scores: raises the class against the
+        /// others without softmax's saturation.
+        CentredLogit = "centred-logit" | "centered-logit",
+        /// log p_c: log-softmax of the scores (pushes away from near neighbours).
+        LogProb = "log-prob" | "logprob",
+        /// p_c: softmax of the scores.
+        Prob = "prob",
+    }
+}
 
 /// What is maximised, with any tap resolved against the model.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Objective {
-    /// The class score itself (pre-softmax), as in the paper.
-    #[default]
-    Logit,
-    /// log p_c: log-softmax of the scores, or the log of a softmax-ended model's output.
-    LogProb,
-    /// p_c: softmax of the scores, or a softmax-ended model's output itself.
-    Prob,
+    /// A class's score: S_c (the paper), centred, log p_c or p_c. A
+    /// softmax-ended model's outputs are p_c already.
+    Class(ClassScore),
     /// The mean activation of a channel of a tap.
     Channel(TapRef),
     /// A channel of a tap at the centre position.
@@ -33,13 +45,17 @@ pub enum Objective {
 impl fmt::Display for Objective {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Objective::Logit => write!(f, "logit"),
-            Objective::LogProb => write!(f, "log-prob"),
-            Objective::Prob => write!(f, "prob"),
+            Objective::Class(score) => write!(f, "{score}"),
             Objective::Channel(tap) => write!(f, "channel:{}", tap.name),
             Objective::Neuron(tap) => write!(f, "neuron:{}", tap.name),
             Objective::Layer(tap) => write!(f, "layer:{}", tap.name),
         }
+    }
+}
+
+impl Default for Objective {
+    fn default() -> Self {
+        Objective::Class(ClassScore::Logit)
     }
 }
 
@@ -179,8 +195,8 @@ impl Goal {
                 .context("the objective's tap is missing")
         };
         Ok(match &self.objective {
-            Objective::Logit | Objective::LogProb | Objective::Prob => {
-                class_objective(&outputs.scores, targets, &self.objective, self.probabilities)?
+            Objective::Class(score) => {
+                class_objective(&outputs.scores, targets, *score, self.probabilities)?
             }
             Objective::Channel(_) => tap()??
                 .f_mean_dim([2, 3].as_slice(), false, Kind::Float)?
@@ -234,10 +250,10 @@ impl Goal {
     /// depend on them (a class score or a channel's mean, without facets).
     pub fn is_linear(&self) -> bool {
         let linear_objective = match self.objective {
-            Objective::Logit | Objective::Channel(_) | Objective::Neuron(_) => true,
-            Objective::LogProb | Objective::Prob => {
-                self.probabilities && self.objective == Objective::Prob
-            }
+            Objective::Class(ClassScore::Logit | ClassScore::CentredLogit) => true,
+            Objective::Class(ClassScore::Prob) => self.probabilities,
+            Objective::Class(ClassScore::LogProb) => false,
+            Objective::Channel(_) | Objective::Neuron(_) => true,
             Objective::Layer(_) => false,
         };
         linear_objective
@@ -278,14 +294,19 @@ impl Goal {
 fn class_objective(
     outputs: &Tensor,
     targets: &Tensor,
-    objective: &Objective,
+    score: ClassScore,
     outputs_probabilities: bool,
 ) -> Result<Tensor> {
     let outputs = outputs.f_to_kind(Kind::Float)?;
-    let per_class = match (objective, outputs_probabilities) {
-        (Objective::LogProb, false) => outputs.f_log_softmax(-1, Kind::Float)?,
-        (Objective::LogProb, true) => outputs.f_clamp_min(f64::from(f32::MIN_POSITIVE))?.f_log()?,
-        (Objective::Prob, false) => outputs.f_softmax(-1, Kind::Float)?,
+    let per_class = match (score, outputs_probabilities) {
+        (ClassScore::LogProb, false) => outputs.f_log_softmax(-1, Kind::Float)?,
+        (ClassScore::LogProb, true) => {
+            outputs.f_clamp_min(f64::from(f32::MIN_POSITIVE))?.f_log()?
+        }
+        (ClassScore::Prob, false) => outputs.f_softmax(-1, Kind::Float)?,
+        (ClassScore::CentredLogit, _) => {
+            outputs.f_sub(&outputs.f_mean_dim([-1].as_slice(), true, Kind::Float)?)?
+        }
         _ => outputs,
     };
     Ok(per_class.f_gather(1, targets, false)?.f_view(-1)?)
@@ -356,7 +377,7 @@ mod goal_tests {
 
     #[test]
     fn the_logit_goal_weighs_each_rows_target_over_the_views() {
-        let goal = goal(&Objective::Logit, &[1, 0, 1, 0], 2);
+        let goal = goal(&Objective::default(), &[1, 0, 1, 0], 2);
         let out = outputs(&[0.0, 3.0, 5.0, 0.0, 0.0, 1.0, 7.0, 0.0], 2);
         assert_eq!(
             f64::try_from(goal.total(&out).unwrap()).unwrap(),
@@ -372,12 +393,26 @@ mod goal_tests {
 
     #[test]
     fn log_prob_weights_depend_on_the_scores() {
-        let goal = goal(&Objective::LogProb, &[0], 1);
+        let goal = goal(&Objective::Class(ClassScore::LogProb), &[0], 1);
         assert!(!goal.is_linear());
         let weights = goal.weights(&outputs(&[0.0, 0.0], 2)).unwrap().scores.unwrap();
         // ∂ log softmax_0 / ∂ s = e_0 − softmax = (0.5, −0.5).
         let weights = Vec::<f32>::try_from(weights.reshape([-1])).unwrap();
         assert!((weights[0] - 0.5).abs() < 1e-6 && (weights[1] + 0.5).abs() < 1e-6, "{weights:?}");
+    }
+
+    #[test]
+    fn the_centred_logit_weighs_the_target_against_the_mean_of_all_scores() {
+        let goal = goal(&Objective::Class(ClassScore::CentredLogit), &[2], 1);
+        assert!(goal.is_linear());
+        let out = outputs(&[1.0, 2.0, 6.0, -1.0], 4);
+        // S_2 − mean(S) = 6 − 2.
+        assert_eq!(f64::try_from(goal.total(&out).unwrap()).unwrap(), 4.0);
+        let weights = goal.weights(&out).unwrap().scores.unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(weights.reshape([-1])).unwrap(),
+            vec![-0.25, -0.25, 0.75, -0.25]
+        );
     }
 
     #[test]

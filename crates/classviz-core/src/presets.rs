@@ -3,9 +3,11 @@
 //! and which priors hold the image. Explicit flags override each value (the
 //! plan applies them).
 
+use crate::objective::ClassScore;
 use crate::optim::OptimizerKind;
 use crate::param::{Colour, Param, ParamSpec};
 use crate::priors::Priors;
+use crate::schedule::Schedule;
 use crate::views::{scale_range, Transforms};
 
 /// Everything beyond the paper's plain ascent. `Style::simonyan()` is the paper.
@@ -15,6 +17,10 @@ pub struct Style {
     pub optimizer: OptimizerKind,
     pub transforms: Transforms,
     pub priors: Priors,
+    /// How the learning rate and the views' strength change over the steps;
+    /// absent from records when constant.
+    #[serde(default, skip_serializing_if = "Schedule::is_constant")]
+    pub schedule: Schedule,
 }
 
 impl Style {
@@ -25,14 +31,14 @@ impl Style {
             optimizer: OptimizerKind::Sga,
             transforms: Transforms::none(),
             priors: Priors::none(),
+            schedule: Schedule::constant(),
         }
     }
 
     /// The Lucid recipe (Fourier colour-decorrelated parameterisation, Adam)
-    /// with stronger transformation robustness than Lucid's (jitter 8, scales
-    /// 0.9–1.1, ±10°), measured on `make bench-quality`: padding 16, jitter
-    /// ±16 (both for a 224-pixel input, scaled to others), scales 0.8–1.2,
-    /// rotation ±20°.
+    /// with stronger transformation robustness than Lucid's, chosen on
+    /// `make bench-quality` (docs/benchmarks.md). Padding and jitter are for a
+    /// `TRANSFORM_REFERENCE_SIDE`-pixel input; the plan scales them.
     pub fn natural() -> Style {
         let plain = Style::simonyan();
         Style {
@@ -50,8 +56,8 @@ impl Style {
     }
 
     /// MaCo: phase only, natural magnitude, a canvas seen through random
-    /// crops of 20–50% of its side with a little noise, Adam. The canvas is
-    /// sized so that a crop of the mean size is the input's size.
+    /// crops of a fraction of its side with a little noise, Adam. The canvas
+    /// is sized so that a crop of the mean size is the input's size.
     pub fn maco() -> Style {
         let plain = Style::simonyan();
         Style {
@@ -92,6 +98,8 @@ classviz_records::choice! {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Preset {
     pub style: Style,
+    /// What of a class's score the images maximise (units have their own objective).
+    pub objective: ClassScore,
     pub iters: u32,
     pub learning_rate: f64,
     pub l2_weight: f64,
@@ -105,6 +113,7 @@ impl PresetName {
         match self {
             PresetName::Simonyan => Preset {
                 style: Style::simonyan(),
+                objective: ClassScore::Logit,
                 iters: 150,
                 learning_rate: 1.0,
                 l2_weight: 1e-4,
@@ -112,17 +121,17 @@ impl PresetName {
             },
             PresetName::Natural => Preset {
                 style: Style::natural(),
+                objective: ClassScore::Logit,
                 iters: 256,
                 learning_rate: 0.05,
                 l2_weight: 0.0,
                 views_on_cuda: 1,
             },
-            // The phase lives in radians: lr 1 overshot and 3 diverged when
-            // the preset was tuned, 0.3 recognised the most classes; 200 steps
-            // gave no more classes than 160 on the current spectrum
-            // (docs/benchmarks.md#quality).
+            // The phase lives in radians, so its rate is its own
+            // (docs/benchmarks.md#quality has the tuning).
             PresetName::Maco => Preset {
                 style: Style::maco(),
+                objective: ClassScore::Logit,
                 iters: 160,
                 learning_rate: 0.3,
                 l2_weight: 0.0,

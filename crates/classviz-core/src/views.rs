@@ -126,14 +126,30 @@ impl View {
 /// `input`. Lucid's transforms: a scale s (the box is the input size / s), a
 /// rotation and a jitter; MaCo's crops: a square box of a random fraction of
 /// the canvas side, its centre normal around the canvas centre, kept inside.
-pub fn draw_views(transforms: &Transforms, input: &InputSpec, rng: &mut Rng) -> Vec<View> {
+/// `strength` (1: as given) scales the transforms down: jitter, rotation and
+/// the scales' distance from 1 in proportion, and the crops' smallest size
+/// towards their largest.
+pub fn draw_views(
+    transforms: &Transforms,
+    input: &InputSpec,
+    strength: f64,
+    rng: &mut Rng,
+) -> Vec<View> {
     let canvas = canvas_spec(input, transforms.canvas);
     (0..transforms.views.max(1))
         .map(|_| match transforms.crop_box {
-            Some(range) => crop_view(range, &canvas, rng),
-            None => lucid_view(transforms, input, rng),
+            Some(range) => crop_view(weakened_crops(range, strength), &canvas, rng),
+            None => lucid_view(transforms, input, strength, rng),
         })
         .collect()
+}
+
+/// A crop range at `strength`: the smallest crop moves towards the largest.
+fn weakened_crops((low, high): (f64, f64), strength: f64) -> (f64, f64) {
+    if strength == 1.0 {
+        return (low, high);
+    }
+    (high - (high - low) * strength, high)
 }
 
 /// A MaCo crop: a box of a random fraction of the canvas's sides (the input's
@@ -155,11 +171,12 @@ fn crop_view((low, high): (f64, f64), canvas: &InputSpec, rng: &mut Rng) -> View
     }
 }
 
-fn lucid_view(transforms: &Transforms, input: &InputSpec, rng: &mut Rng) -> View {
-    let scale = transforms.scales[rng.below(transforms.scales.len())];
-    let angle = (rng.unit() * 2.0 - 1.0) * transforms.rotate * PI / 180.0;
-    let (tx, ty) =
-        (rng.symmetric(transforms.jitter) as f64, rng.symmetric(transforms.jitter) as f64);
+fn lucid_view(transforms: &Transforms, input: &InputSpec, strength: f64, rng: &mut Rng) -> View {
+    let drawn = transforms.scales[rng.below(transforms.scales.len())];
+    let scale = if strength == 1.0 { drawn } else { 1.0 + (drawn - 1.0) * strength };
+    let angle = (rng.unit() * 2.0 - 1.0) * transforms.rotate * strength * PI / 180.0;
+    let jitter = (transforms.jitter as f64 * strength).round() as i64;
+    let (tx, ty) = (rng.symmetric(jitter) as f64, rng.symmetric(jitter) as f64);
     View {
         box_width: input.width as f64 / scale,
         box_height: input.height as f64 / scale,
@@ -306,7 +323,7 @@ mod tests {
         let images = Tensor::randn([2, 3, 16, 12], (Kind::Float, Device::Cpu));
         let transforms = Transforms { views: 3, ..lucid() };
         let run = |seed| {
-            let views = draw_views(&transforms, &spec(), &mut Rng::new(seed));
+            let views = draw_views(&transforms, &spec(), 1.0, &mut Rng::new(seed));
             apply_views(&images, &transforms, &views, &spec()).unwrap()
         };
         let (a, b, c) = (run(7), run(7), run(8));
@@ -320,7 +337,7 @@ mod tests {
         let images = Tensor::randn([1, 3, 16, 12], (Kind::Float, Device::Cpu));
         let none = Transforms::none();
         assert!(none.is_identity());
-        let views = draw_views(&none, &spec(), &mut Rng::new(0));
+        let views = draw_views(&none, &spec(), 1.0, &mut Rng::new(0));
         assert_eq!(views, vec![View::identity(&spec())]);
         assert!(apply_views(&images, &none, &views, &spec()).unwrap().equal(&images));
     }
@@ -333,7 +350,7 @@ mod tests {
         let (cw, ch) = (canvas.width as f64, canvas.height as f64);
         let mut rng = Rng::new(3);
         for _ in 0..20 {
-            for view in draw_views(&transforms, &spec(), &mut rng) {
+            for view in draw_views(&transforms, &spec(), 1.0, &mut rng) {
                 let fraction = view.box_width / cw;
                 assert!((0.2 - 1e-9..=0.5 + 1e-9).contains(&fraction), "{view:?}");
                 assert!((view.box_height / ch - fraction).abs() < 1e-9, "the input's aspect");
@@ -368,7 +385,7 @@ mod tests {
         tch::manual_seed(6);
         let input = spec();
         let transforms = Transforms { jitter: 3, rotate: 15.0, ..lucid() };
-        let view = draw_views(&transforms, &input, &mut Rng::new(9))[0];
+        let view = draw_views(&transforms, &input, 1.0, &mut Rng::new(9))[0];
         let images = Tensor::randn([2, 3, 16, 12], (Kind::Float, Device::Cpu));
         let weights = Tensor::randn([2, 3, 16, 12], (Kind::Float, Device::Cpu));
         let gradient = |k: usize| {

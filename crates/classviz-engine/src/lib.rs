@@ -4,11 +4,12 @@
 //! crate holds everything that touches libtorch directly, the C++ shim
 //! (`csrc/`) and every `unsafe`.
 //!
-//! - [`model`], [`probe`]: a loaded model and what running it says about it;
+//! - [`model`], [`probe`], [`taps`]: a loaded model, what running it says
+//!   about it, and its taps resolved;
 //! - [`network`]: the seam and its engines;
 //! - [`input`], [`tensors`]: the input's normalisation, tensors to pixels;
-//! - [`precision`], [`allocator`], [`memory`], [`knobs`]: arithmetic, malloc,
-//!   memory and the environment switches.
+//! - [`precision`], [`allocator`], [`memory`], [`threads`], [`knobs`]:
+//!   arithmetic, malloc, memory, the CPU's thread count and the environment switches.
 
 pub mod allocator;
 pub mod error;
@@ -19,4 +20,6 @@ pub mod model;
 pub mod network;
 pub mod precision;
 pub mod probe;
+pub mod taps;
 pub mod tensors;
+pub mod threads;

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::knobs;
@@ -17,7 +17,7 @@ use crate::probe::{self, InputOverrides, ShapeSource};
 use classviz_records::classes::Labels;
 use classviz_records::files;
 use classviz_records::input::InputSpec;
-use classviz_records::metadata::{sidecar_path, Integrity, OutputSelector, Sidecar, Tap};
+use classviz_records::sidecar::{sidecar_path, Integrity, OutputSelector, Sidecar, Tap, EXPORTER};
 
 /// How many of the best classes a score report lists.
 pub const TOP_K: i64 = 5;
@@ -154,13 +154,17 @@ impl ModelRequest {
         self.path.clone().context("no model file to load (--model)")
     }
 
-    /// Apply the thread count and load the model on the chosen device.
+    /// Apply the thread count (`--threads`, else the cores free now) and load
+    /// the model on the chosen device.
     pub fn load(&self) -> Result<Loaded> {
         if let Some(threads) = self.threads {
             if threads == 0 || threads > MAX_THREADS {
                 bail!("--threads {threads}: give 1 to {MAX_THREADS}");
             }
             tch::set_num_threads(threads as i32);
+        } else if let Some(free) = crate::threads::default_threads() {
+            tch::set_num_threads(free as i32);
+            knobs::trace(|| format!("{free} threads: the cores free now"));
         }
         let device = self.device.resolve()?;
         knobs::trace(|| format!("libtorch ready, device {device:?}"));
@@ -207,6 +211,7 @@ fn load(path: &Path, device: Device, request: &ModelRequest) -> Result<Loaded> {
         input_shape: [input.channels, input.height, input.width],
         classes: settled.classes,
         taps: &taps,
+        threads: request.threads,
     };
     let (network, note) = network::open(request.engine, torchscript, &context)?;
     warnings.extend(note);
@@ -252,7 +257,7 @@ fn read_checked(path: &Path) -> Result<(Option<Sidecar>, Vec<String>)> {
     let mut warnings = Vec::new();
     if integrity == Some(Integrity::Unrecorded) {
         warnings.push(format!(
-            "{} records no sha256 for {}, so a damaged model file would go unnoticed (weights/export.py records one)",
+            "{} records no sha256 for {}, so a damaged model file would go unnoticed ({EXPORTER} records one)",
             sidecar_path(path).display(),
             path.display()
         ));
@@ -270,40 +275,6 @@ fn labels(path: &Path, sidecar: Option<&Sidecar>, classes: i64) -> Result<Labels
         ),
         Some(names) => Ok(Labels::new(names)),
         None => Ok(Labels::indices(classes as usize)),
-    }
-}
-
-/// A tap resolved against the model: its id, and its name for reports and
-/// file names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TapRef {
-    pub id: TapId,
-    pub name: String,
-}
-
-impl ModelInfo {
-    /// The tap named `name`, or an error listing the model's taps.
-    pub fn tap(&self, name: &str) -> Result<TapRef> {
-        let taps = &self.taps;
-        if taps.is_empty() {
-            bail!(
-                "tap {name}: {} has no taps; export it with `weights/export.py --taps NAME,…` (see --list-taps)",
-                self.path.display()
-            );
-        }
-        let index = taps.iter().position(|tap| tap.name == name).ok_or_else(|| {
-            anyhow!(
-                "unknown tap {name}; {} has taps {}",
-                self.path.display(),
-                taps.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-            )
-        })?;
-        Ok(TapRef { id: TapId::at(index), name: name.to_string() })
-    }
-
-    /// What the sidecar says of a tap.
-    pub fn tap_info(&self, tap: TapId) -> &Tap {
-        &self.taps[tap.index()]
     }
 }
 
@@ -339,6 +310,26 @@ impl Model {
         }
     }
 
+    /// p_c for `rows` images made `batch` at a time by `make(start, count)`,
+    /// `[rows]`, without gradients: images that would not fit in memory at
+    /// once (masked copies, deletion curves) are scored as they are made.
+    pub fn class_probabilities(
+        &self,
+        rows: i64,
+        batch: i64,
+        class: i64,
+        make: impl Fn(i64, i64) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        tch::no_grad(|| {
+            let mut kept = Vec::new();
+            for start in (0..rows).step_by(batch.max(1) as usize) {
+                let count = batch.min(rows - start);
+                kept.push(self.probabilities(&make(start, count)?)?.f_select(1, class)?);
+            }
+            Ok(Tensor::f_cat(&kept, 0)?)
+        })
+    }
+
     /// Score a normalised batch in fp32, one forward pass; `classes[i]` is
     /// image i's target: S_c, p_c and the top classes.
     pub fn classify(&self, x: &Tensor, classes: &[i64]) -> Result<Vec<Scores>> {
@@ -366,6 +357,21 @@ impl Model {
         Ok(scores)
     }
 }
+
+/// Images per forward pass for attribution's samples (SmoothGrad's noisy
+/// copies, integrated gradients' path, Score-CAM's masks, the metric curves):
+/// `CLASSVIZ_SAMPLE_BATCH`, else the measured best for the device
+/// (docs/benchmarks.md).
+pub fn sample_batch(device: Device) -> i64 {
+    knobs::sample_batch().unwrap_or(if device.is_cuda() {
+        CUDA_SAMPLE_BATCH
+    } else {
+        CPU_SAMPLE_BATCH
+    })
+}
+
+const CPU_SAMPLE_BATCH: i64 = 5;
+const CUDA_SAMPLE_BATCH: i64 = 16;
 
 /// Let cuDNN search for its fastest algorithms: worth it for runs that repeat
 /// the same shapes many times (several batches), not for one short batch.

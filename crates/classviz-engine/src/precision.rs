@@ -15,15 +15,13 @@ extern "C" {
     fn classviz_autocast_exit() -> i32;
 }
 
-// `auto`: measured on an H200 (docs/gpu.md), bf16 took all 1000 classes to
-// top-1 (fp32: 948) and ran large batches as fast or faster, but one image at
-// a time its casts made a class take 12.3 s against fp32's 7.2 s; on the CPU
-// bf16 is slower.
+// `auto`: bf16 only where it pays, large batches on CUDA; its casts cost more
+// than they save on small batches, and on the CPU (docs/gpu.md measures it).
 classviz_records::choice! {
     /// `--precision`.
     pub enum Precision {
         default Auto;
-        /// bf16 on CUDA for batches of 8 images or more, fp32 otherwise and on the CPU.
+        /// bf16 on CUDA for large batches, fp32 otherwise and on the CPU.
         Auto = "auto",
         /// Single precision throughout.
         Fp32 = "fp32" | "float32",

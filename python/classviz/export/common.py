@@ -4,9 +4,8 @@ that is checked against the eager model, the files and the sidecar."""
 import copy
 import os
 import sys
-from dataclasses import replace
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -116,6 +115,36 @@ class Scores(torch.nn.Module):
 
 
 @dataclass
+class Found:
+    """What a source knows of its network, before the shared set-up (`complete`)
+    applies the flags every source takes: --checkpoint, --input-shape, --mean, --std
+    and --labels."""
+
+    model: torch.nn.Module
+    name: str
+    # The source's own input shape, mean and std (None where the user must give them).
+    shape: Optional[list]
+    mean: Optional[list]
+    std: Optional[list]
+    # What it is ("torchvision resnet50"), and where its weights came from when neither
+    # --checkpoint nor --random-init was given ("pretrained IMAGENET1K_V2").
+    what: str
+    weights: str
+    # Class names (a list), or LABELS_FILE for ImageNet's 1000 when the head has 1000
+    # outputs, or None.
+    labels: object = None
+    prefix_tokens: Optional[int] = None
+    # Pretrained on ImageNet-1k: with its own weights, the export must see
+    # scikit-image's coffee() photo as espresso.
+    imagenet: bool = False
+    channels_last: bool = False
+    # A check of its own on the frozen export: check(frozen).
+    check: Optional[Callable] = None
+    # Other files the source writes beside an export without taps: also(out_dir).
+    also: Optional[Callable] = None
+
+
+@dataclass
 class Source:
     """A network to export, whichever source made it."""
 
@@ -134,6 +163,34 @@ class Source:
     # The network lays its feature maps out channels last (Swin): settles a
     # [C, H, W] / [H, W, C] tie when a tap's shape fits both.
     channels_last: bool = False
+    # Other files the source writes beside its export.
+    also: Optional[Callable] = None
+
+
+def complete(found, args):
+    """`found` with the flags every source takes applied: its weights (--checkpoint),
+    input shape, normalisation and labels."""
+    if args.checkpoint:
+        load_weights(found.model, args.checkpoint, found.name)
+    shape = input_shape(args, found.shape)
+    mean, std = channel_values(args, shape[0], found.mean, found.std)
+    found.model.eval()
+    classes = class_count(found.model, shape)
+    labels = labels_from(args, classes)
+    if labels is None and (found.labels != LABELS_FILE or classes == 1000):
+        labels = found.labels
+    own_weights = not (args.random_init or args.checkpoint)
+    weights = ("random initialisation (untrained)" if args.random_init else
+               f"weights from {args.checkpoint}" if args.checkpoint else found.weights)
+    name = args.name or found.name
+    checks = [found.check] if found.check else []
+    if found.imagenet and own_weights and classes == 1000 and shape[0] == 3:
+        checks.append(imagenet_check(name, shape, mean, std))
+    check = (lambda frozen: [c(frozen) for c in checks]) if checks else None
+    return Source(model=found.model, name=name, shape=shape, mean=mean, std=std, labels=labels,
+                  description=f"{found.what}, {weights}, traced and frozen by classviz-export",
+                  prefix_tokens=found.prefix_tokens, check=check, channels_last=found.channels_last,
+                  also=found.also if own_weights else None)
 
 
 @dataclass
@@ -229,7 +286,8 @@ def trace_frozen(network, shape, name, strict):
 def check_frozen(frozen, eager, shape, name):
     """The frozen export must give the eager scores at another batch size, on random
     images and their negatives (a branch on tensor values that the tracer baked in goes
-    the other way on one of them), and a finite input gradient."""
+    the other way on one of them), and a finite input gradient at the zero image or,
+    failing that, near it: whether it is finite at zero."""
     torch.manual_seed(1)
     x = torch.randn(CHECK_BATCH, *shape)
     for sign in (1.0, -1.0):
@@ -247,39 +305,75 @@ def check_frozen(frozen, eager, shape, name):
     if (expected.std(0) == 0).all():
         print(f"{program_name()}: note: {name}'s scores do not depend on its input (an untrained head initialised to "
               "zero?): its class images will stall; export trained weights (--checkpoint)", file=sys.stderr)
-    x = torch.zeros(1, *shape, requires_grad=True)
+    if finite_gradient(frozen, torch.zeros(1, *shape), name):
+        return True
+    # A norm of the input, or a square root, at zero (MaxViT): the gradient is
+    # not finite there, and is anywhere else. classviz starts such a model's
+    # ascents off zero; a model whose gradient is nowhere finite is refused.
+    torch.manual_seed(2)
+    if not finite_gradient(frozen, torch.randn(1, *shape) * 0.01, name):
+        fail(f"{name}: the frozen model gives no usable input gradient (not finite at the zero image nor near it)")
+    print(f"{program_name()}: note: {name}'s input gradient is not finite at the zero image (a norm or a square root "
+          "of the input there); classviz starts its ascents from a little noise instead", file=sys.stderr)
+    return False
+
+
+def finite_gradient(frozen, x, name):
+    """Whether the frozen model's input gradient of its top score at `x` is finite."""
+    x = x.clone().requires_grad_(True)
     try:
         scores_of(frozen(x))[0].max().backward()
     except Exception as err:
         fail(f"{name}: the traced model has no input gradient ({first_line(err)}); an op in it has no derivative")
-    if x.grad is None or not torch.isfinite(x.grad).all():
-        fail(f"{name}: the frozen model gives no usable input gradient")
+    return x.grad is not None and bool(torch.isfinite(x.grad).all())
 
 
-def export_source(source, out_dir, requested_taps=None, keep_pristine=False):
+def export_source(source, out_dir, requested_taps=None, keep_pristine=False, keep=False):
     """Trace, freeze and check `source`'s network, write `<stem>.pt` and its sidecar.
     With `keep_pristine`, the export keeps a copy of the network made before its taps
-    were hooked, for --randomise."""
+    were hooked, for --randomise; with `keep`, an intact export already there (the
+    file its sidecar records) is kept as it is."""
     requested_taps = requested_taps or []
     pristine = copy.deepcopy(prepare(source.model)) if keep_pristine else None
     network, taps = network_of(source, requested_taps)
     stem = f"{source.name}_taps" if taps else source.name
+    wrap = lambda model: network_of(replace(source, model=model), requested_taps)[0]  # noqa: E731
+    exported = Exported(network, stem, out_dir, list(source.shape), taps, pristine, wrap)
+    if keep and sidecars.intact(exported.pt_path):
+        print(f"{exported.pt_path}: kept (it matches its sidecar)")
+        return exported
     frozen = trace_frozen(network, source.shape, source.name, strict=not taps)
-    check_frozen(frozen, network, source.shape, source.name)
+    finite_at_zero = check_frozen(frozen, network, source.shape, source.name)
     if source.check:
         source.check(frozen)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = source.labels
     if labels == LABELS_FILE:
         write_imagenet_labels(out_dir)
-    pt_path = out_dir / f"{stem}.pt"
     sidecar = sidecars.make(name=stem, source=source.description, input_shape=source.shape, mean=source.mean,
                             std=source.std, labels=labels, taps=[t.sidecar() for t in taps])
-    sidecar["sha256"] = sidecars.save_module(frozen, pt_path)
-    sidecars.write(pt_path, sidecar)
-    print(f"{pt_path}: {source.shape} input, frozen vs eager within {MAX_ABS_DIFF} at batch {CHECK_BATCH}")
-    wrap = lambda model: network_of(replace(source, model=model), requested_taps)[0]  # noqa: E731
-    return Exported(network, stem, out_dir, list(source.shape), taps, pristine, wrap)
+    if not finite_at_zero:
+        sidecar["finite_gradient_at_zero"] = False
+    sidecars.save(frozen, exported.pt_path, sidecar)
+    if source.also and not taps:
+        source.also(out_dir)
+    print(f"{exported.pt_path}: {source.shape} input, frozen vs eager within {MAX_ABS_DIFF} at batch {CHECK_BATCH}")
+    return exported
+
+
+def imagenet_check(name, shape, mean, std):
+    """A check of a pretrained ImageNet classifier's export: it must see scikit-image's
+    coffee() photo as espresso."""
+
+    def check(frozen):
+        from skimage import data
+
+        with torch.no_grad():
+            top1 = int(scores_of(frozen(center_crop_tensor(data.coffee(), shape, mean, std))).argmax())
+        if top1 != ESPRESSO:
+            fail(f"{name}: coffee() photo classified as {top1}, expected {ESPRESSO} (espresso): the export is broken")
+
+    return check
 
 
 def parse_numbers(text, kind, flag):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from classviz.export.common import Source, channel_values, class_count, fail, first_line, input_shape, labels_from
+from classviz.export.common import Found, fail, first_line
 
 # Hugging Face's own defaults where a folder has no preprocessor config (ViT's).
 DEFAULT_MEAN = 0.5
@@ -92,16 +92,10 @@ def prefix_tokens(model):
     return 1 if getattr(config, "model_type", "") in ("vit", "beit", "data2vec-vision", "dinov2") else None
 
 
-def source(args, kwargs):
+def found(args, kwargs):
     folder = Path(args.hf)
     model, config = build(folder, args.random_init)
     mean, std, shape = preprocessing(folder, config)
-    shape = input_shape(args, shape)
-    mean, std = channel_values(args, shape[0], mean, std)
-    classes = class_count(model, shape)
-    labels = labels_from(args, classes) or labels_of(config)
-    state = "random initialisation (untrained)" if args.random_init else f"weights from {folder}"
-    name = args.name or re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.resolve().name)
-    return Source(model=model, name=name, shape=shape, mean=mean, std=std, labels=labels,
-                  description=f"transformers {type(model).__name__}, {state}, traced and frozen by classviz-export",
-                  prefix_tokens=prefix_tokens(model))
+    return Found(model=model, name=re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.resolve().name), shape=shape, mean=mean,
+                 std=std, what=f"transformers {type(model).__name__}", weights=f"weights from {folder}",
+                 labels=labels_of(config), prefix_tokens=prefix_tokens(model))

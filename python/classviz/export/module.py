@@ -6,10 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from classviz.export.common import (
-    Source, channel_values, class_count, fail, first_line, input_shape, labels_from,
-    load_weights,
-)
+from classviz.export.common import Found, fail, first_line
 
 
 def factory(entry):
@@ -27,7 +24,7 @@ def factory(entry):
     return built
 
 
-def source(args, kwargs):
+def found(args, kwargs):
     if not (args.checkpoint or args.random_init):
         fail("--entry needs --checkpoint FILE (the state dict) or --random-init")
     build = factory(args.entry)
@@ -35,14 +32,5 @@ def source(args, kwargs):
         model = build(**kwargs)
     except Exception as err:
         fail(f"--entry {args.entry}: the factory failed ({first_line(err)}); check --kwargs")
-    if args.checkpoint:
-        load_weights(model, args.checkpoint, args.entry)
-    shape = input_shape(args, None)
-    mean, std = channel_values(args, shape[0], None, None)
-    model.eval()
-    classes = class_count(model, shape)
-    state = f"with {args.checkpoint}" if args.checkpoint else "random initialisation (untrained)"
-    name = args.name or args.entry.partition(":")[2]
-    return Source(model=model, name=name, shape=shape, mean=mean, std=std, labels=labels_from(args, classes),
-                  description=f"{args.entry} {state}, traced and frozen by classviz-export",
-                  prefix_tokens=getattr(model, "num_prefix_tokens", None))
+    return Found(model=model, name=args.entry.partition(":")[2], shape=None, mean=None, std=None,
+                 what=args.entry, weights="", prefix_tokens=getattr(model, "num_prefix_tokens", None))

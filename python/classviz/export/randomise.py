@@ -61,8 +61,7 @@ def randomise(exported):
         entry["name"] = name
         entry["source"] = f"{sidecar.get('source', exported.stem)}; top {len(blocks)} block(s) re-initialised"
         path = exported.out_dir / f"{name}.pt"
-        entry["sha256"] = sidecars.save_module(frozen, path)
-        sidecars.write(path, entry)
+        sidecars.save(frozen, path, entry)
         variants.append({"depth": len(blocks), "blocks": blocks, "file": f"{name}.pt"})
         if depth is None or depth >= total:
             break

@@ -279,12 +279,48 @@ def resolve(model, shape, requested, declared_prefix, fail, channels_last=False)
 
 
 def listing(model, shape, declared_prefix=None, channels_last=False):
-    """The lines of --list-taps: each module, its output and the grid classviz sees."""
+    """The lines of --list-taps: each module, its output, the grid classviz sees, and
+    what it suits: units (channels and neurons) at any grid, class activation maps
+    where the grid has more than one position and the class score's gradient there is
+    not zero (a ViT's last block is not: its patch tokens never reach the class token)."""
+    found = candidates(model, shape, declared_prefix, channels_last)
+    reach = score_reaches(model, shape, found)
     lines = []
-    for info in candidates(model, shape, declared_prefix, channels_last).values():
+    for info in found.values():
         grid = "x".join(map(str, info.grid_shape))
-        lines.append(f"{info.name:48s} {info.layout.describe(info.source_shape):36s} -> {grid}")
+        spatial = info.grid_shape[1] * info.grid_shape[2] > 1
+        suits = "units, CAMs" if spatial and reach.get(info.name) else "units"
+        if spatial and not reach.get(info.name):
+            suits += " (no CAMs: the class score's gradient is zero there)"
+        lines.append(f"{info.name:48s} {info.layout.describe(info.source_shape):36s} -> {grid:14s} {suits}")
     return lines
+
+
+def score_reaches(model, shape, found):
+    """{name: whether the top class score's gradient at the module's grid is not zero},
+    from one forward and backward pass on a random image."""
+    kept = {}
+    modules = dict(model.named_modules())
+    handles = []
+    for info in found.values():
+        def hook(module, inputs, output, info=info):
+            tensor = first_tensor(output)
+            if tensor is not None and tensor.requires_grad:
+                tensor.retain_grad()
+                kept[info.name] = tensor
+        handles.append(modules[info.name].register_forward_hook(hook))
+    try:
+        torch.manual_seed(3)
+        x = (torch.randn(PROBE_BATCH, *shape) * 0.5).requires_grad_(True)
+        from classviz.export.common import scores_of
+
+        scores = scores_of(model(x))
+        scores[0, int(scores[0].argmax())].backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: tensor.grad is not None and bool(found[name].layout.to_grid(tensor.grad).abs().sum() > 0)
+            for name, tensor in kept.items()}
 
 
 class Tapped(torch.nn.Module):

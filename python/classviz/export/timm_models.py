@@ -6,9 +6,7 @@ weights are there, else --checkpoint FILE (a state dict or .safetensors) or
 
 import os
 
-from classviz.export.common import (
-    LABELS_FILE, Source, channel_values, class_count, fail, first_line, input_shape, labels_from, load_weights,
-)
+from classviz.export.common import LABELS_FILE, Found, fail, first_line
 
 
 def timm_module():
@@ -49,21 +47,11 @@ def pretrained_config(model):
     return list(config["mean"]), list(config["std"]), shape
 
 
-def source(args, kwargs):
+def found(args, kwargs):
     name = args.timm
     model = build(name, kwargs, pretrained=not (args.random_init or args.checkpoint))
-    if args.checkpoint:
-        load_weights(model, args.checkpoint, name)
     mean, std, shape = pretrained_config(model)
-    shape = input_shape(args, shape)
-    mean, std = channel_values(args, shape[0], mean, std)
-    classes = class_count(model, shape)
-    labels = labels_from(args, classes)
-    if labels is None and classes == 1000:
-        labels = LABELS_FILE
-    prefix = getattr(model, "num_prefix_tokens", None)
-    state = "random initialisation (untrained)" if args.random_init else (
-        f"weights from {args.checkpoint}" if args.checkpoint else "pretrained (local cache)")
-    return Source(model=model, name=args.name or name, shape=shape, mean=mean, std=std, labels=labels,
-                  description=f"timm {name}, {state}, traced and frozen by classviz-export",
-                  prefix_tokens=prefix, channels_last=str(getattr(model, "output_fmt", "")).upper() == "NHWC")
+    return Found(model=model, name=name, shape=shape, mean=mean, std=std, what=f"timm {name}",
+                 weights="pretrained (local cache)", labels=LABELS_FILE,
+                 prefix_tokens=getattr(model, "num_prefix_tokens", None),
+                 channels_last=str(getattr(model, "output_fmt", "")).upper() == "NHWC")

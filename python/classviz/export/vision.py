@@ -3,12 +3,7 @@ torchvision.models), by name, with --kwargs for its factory. Pretrained weights 
 from torchvision's cache (downloading them needs internet once); --random-init exports
 the untrained architecture, and --checkpoint loads a state dict of your own."""
 
-import torch
-
-from classviz.export.common import (
-    ESPRESSO, IMAGENET_MEAN, IMAGENET_STD, LABELS_FILE, Source, center_crop_tensor, channel_values, class_count,
-    fail, first_line, input_shape, labels_from, load_weights, scores_of,
-)
+from classviz.export.common import IMAGENET_MEAN, IMAGENET_STD, LABELS_FILE, Found, fail, first_line
 
 
 def classifiers():
@@ -55,37 +50,10 @@ def build(arch, kwargs, pretrained):
     return model.eval(), enum
 
 
-def source(args, kwargs):
+def found(args, kwargs):
     arch = args.torchvision
     model, enum = build(arch, kwargs, pretrained=not (args.random_init or args.checkpoint))
-    if args.checkpoint:
-        load_weights(model, args.checkpoint, arch)
-    shape = input_shape(args, default_shape(arch, enum))
-    mean, std = channel_values(args, shape[0], IMAGENET_MEAN, IMAGENET_STD)
-    classes = class_count(model, shape)
-    labels = labels_from(args, classes)
-    if labels is None and classes == 1000 and enum is not None:
-        labels = LABELS_FILE
-    state = ("random initialisation (untrained)" if args.random_init else
-             f"weights from {args.checkpoint}" if args.checkpoint else f"pretrained {enum.DEFAULT}")
-    check = None
-    if not (args.random_init or args.checkpoint) and classes == 1000 and shape[0] == 3:
-        check = coffee_check(arch, shape, mean, std)
-    return Source(model=model, name=args.name or arch, shape=shape, mean=mean, std=std, labels=labels,
-                  description=f"torchvision {arch}, {state}, traced and frozen by classviz-export",
-                  prefix_tokens=1 if arch.startswith("vit_") else None, check=check,
-                  channels_last=arch.startswith("swin"))
-
-
-def coffee_check(arch, shape, mean, std):
-    """Pretrained ImageNet weights must see scikit-image's coffee() photo as espresso."""
-
-    def check(frozen):
-        from skimage import data
-
-        with torch.no_grad():
-            top1 = int(scores_of(frozen(center_crop_tensor(data.coffee(), shape, mean, std))).argmax())
-        if top1 != ESPRESSO:
-            fail(f"{arch}: coffee() photo classified as {top1}, expected {ESPRESSO} (espresso)")
-
-    return check
+    return Found(model=model, name=arch, shape=default_shape(arch, enum), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 what=f"torchvision {arch}", weights=f"pretrained {enum.DEFAULT}" if enum else "pretrained",
+                 labels=LABELS_FILE if enum is not None else None, imagenet=enum is not None,
+                 prefix_tokens=1 if arch.startswith("vit_") else None, channels_last=arch.startswith("swin"))

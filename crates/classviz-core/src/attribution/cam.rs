@@ -11,100 +11,111 @@
 //!   upsampled and scaled to [0, 1], masks the image, and weighs its channel
 //!   by the class probability it keeps: p_c(x ⊙ H_k) − p_c(mean image).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
-use crate::saliency;
-use classviz_engine::model::Model;
+use super::method::Method;
+use classviz_engine::model::{sample_batch, Model};
 use classviz_engine::network::{Cotangent, Pass, TapId, Weights, Wrt};
 use classviz_engine::precision::Precision;
 
-/// A class activation map method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CamKind {
-    GradCam,
-    GradCamPlusPlus,
-    LayerCam,
-    ScoreCam,
+/// A tap's activations A (`[1, K, h, w]`) at a photo and the gradient of
+/// the class score there, ∂S_c/∂A: what the gradient-weighted maps share.
+pub struct TapGradient {
+    pub tap: TapId,
+    activations: Tensor,
+    gradient: Tensor,
 }
 
-impl CamKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            CamKind::GradCam => "grad-cam",
-            CamKind::GradCamPlusPlus => "grad-cam++",
-            CamKind::LayerCam => "layer-cam",
-            CamKind::ScoreCam => "score-cam",
+impl TapGradient {
+    /// A and ∂S_c/∂A at `tap` for `class` at the photo `x`: one forward and
+    /// one backward pass. A gradient that is zero everywhere is refused: no
+    /// map can be made from it.
+    pub fn of(model: &Model, x: &Tensor, class: i64, tap: TapId) -> Result<TapGradient> {
+        let taken = TapGradient::take(model, x, class, tap)?;
+        if taken.is_zero()? {
+            bail!(
+                "the class score's gradient at tap {} is zero everywhere, so no gradient-weighted map can be made there: the score does not depend on its positions (in a ViT, the last block's patch tokens never reach the class token; a head that is all zeros does the same); take the map at an earlier tap (--tap; `classviz info` lists them)",
+                model.info.tap_info(tap).name
+            );
+        }
+        Ok(taken)
+    }
+
+    fn take(model: &Model, x: &Tensor, class: i64, tap: TapId) -> Result<TapGradient> {
+        let classes = model.info.labels.len() as i64;
+        let weights =
+            Weights { taps: vec![None], ..Weights::one_hot(1, classes, class, model.device())? };
+        let pass = Pass {
+            taps: &[tap],
+            cotangent: Cotangent::Fixed(&weights),
+            wrt: Wrt::Tap(0),
+            precision: Precision::Fp32,
+        };
+        let (outputs, gradient) = model.network.vjp(x, pass)?;
+        let activations = outputs.taps[0].f_to_kind(Kind::Float)?;
+        Ok(TapGradient { tap, activations, gradient: gradient.f_to_kind(Kind::Float)? })
+    }
+
+    /// Whether the gradient is exactly zero at every position and channel.
+    fn is_zero(&self) -> Result<bool> {
+        Ok(f64::try_from(self.gradient.f_abs()?.f_max()?)? == 0.0)
+    }
+}
+
+/// The default tap of class activation maps for `class` at the photo `x`:
+/// the last spatial tap whose class-score gradient is not zero there. A
+/// ViT's last block is passed over (its patch tokens never reach the class
+/// token), and a CNN's last stage is taken, as Grad-CAM's authors do.
+pub fn default_tap(model: &Model, x: &Tensor, class: i64) -> Result<TapId> {
+    let candidates = model.info.cam_taps()?;
+    for tap in &candidates {
+        if !TapGradient::take(model, x, class, tap.id)?.is_zero()? {
+            return Ok(tap.id);
         }
     }
-
-    pub const ALL: [CamKind; 4] =
-        [CamKind::GradCam, CamKind::GradCamPlusPlus, CamKind::LayerCam, CamKind::ScoreCam];
+    let names: Vec<&str> = candidates.iter().map(|t| t.name.as_str()).collect();
+    bail!(
+        "the class score's gradient is zero at every spatial tap ({}): no class activation map can be made; does the score depend on the input at all?",
+        names.join(", ")
+    )
 }
 
-/// The default tap of class activation maps: the last one with a spatial grid
-/// (more than one position).
-pub fn default_tap(model: &Model) -> Result<TapId> {
-    let taps = &model.info.taps;
-    if taps.is_empty() {
-        bail!(
-            "class activation maps need a tapped model, and {} has no taps: export one with `weights/export.py MODEL --taps NAME,…` (see --list-taps)",
-            model.info.path.display()
-        );
-    }
-    let last = taps.iter().rposition(|tap| tap.grid_shape().is_ok_and(|[_, h, w]| h * w > 1));
-    last.map(TapId::at).with_context(|| {
-        format!("{} has no tap with a spatial grid (all are 1×1)", model.info.path.display())
-    })
-}
-
-/// The map `[H, W]` (input size, in [0, 1]) of `kind` for `class` at the
-/// photo `x` (`[1, C, H, W]`, model space), at the model's tap `tap`.
-pub fn cam(model: &Model, x: &Tensor, class: i64, kind: CamKind, tap: TapId) -> Result<Tensor> {
+/// The map `[H, W]` (input size, in [0, 1]) of the class activation map
+/// `kind` for `class` at the photo `x` (`[1, C, H, W]`, model space), at the
+/// model's tap `tap`; the gradient-weighted ones from `shared`, the tap's
+/// gradient when it has been taken already.
+pub fn cam(
+    model: &Model,
+    x: &Tensor,
+    class: i64,
+    kind: Method,
+    tap: TapId,
+    shared: Option<&TapGradient>,
+) -> Result<Tensor> {
     let (height, width) = (x.size()[2], x.size()[3]);
-    let coarse = match kind {
-        CamKind::ScoreCam => score_cam(model, x, class, tap)?,
+    let coarse = match (kind, shared) {
+        (Method::ScoreCam, _) => score_cam(model, x, class, tap)?,
+        (_, Some(taken)) if taken.tap == tap => {
+            gradient_cam(kind, &taken.activations, &taken.gradient)?
+        }
         _ => {
-            let (activations, gradient) = tap_gradient(model, x, class, tap)?;
-            if f64::try_from(gradient.f_abs()?.f_max()?)? == 0.0 {
-                bail!(
-                    "{}'s gradient at tap {} is zero everywhere: the class score does not depend on its positions (in a ViT, the last block's patch tokens never reach the class token; a head that is all zeros does the same); take the map at an earlier tap",
-                    kind.name(),
-                    model.info.tap_info(tap).name
-                );
-            }
-            gradient_cam(kind, &activations, &gradient)?
+            let taken = TapGradient::of(model, x, class, tap)?;
+            gradient_cam(kind, &taken.activations, &taken.gradient)?
         }
     };
     upsampled_and_scaled(&coarse, height, width)
 }
 
-/// A (`[1, K, h, w]`) and ∂S_c/∂A at the tap.
-fn tap_gradient(model: &Model, x: &Tensor, class: i64, tap: TapId) -> Result<(Tensor, Tensor)> {
-    let classes = model.info.labels.len() as i64;
-    let column = Tensor::f_from_slice(&[class])?.f_to_device(model.device())?;
-    let scores = Tensor::f_zeros([1, classes], (Kind::Float, model.device()))?
-        .f_index_fill(1, &column, 1.0)?;
-    let weights = Weights { scores: Some(scores), taps: vec![None] };
-    let pass = Pass {
-        taps: &[tap],
-        cotangent: Cotangent::Fixed(&weights),
-        wrt: Wrt::Tap(0),
-        precision: Precision::Fp32,
-    };
-    let (outputs, gradient) = model.network.vjp(x, pass)?;
-    Ok((outputs.taps[0].f_to_kind(Kind::Float)?, gradient.f_to_kind(Kind::Float)?))
-}
-
 /// The gradient-weighted maps `[h, w]` (before ReLU) from A and G (`[1, K, h, w]`).
-fn gradient_cam(kind: CamKind, a: &Tensor, g: &Tensor) -> Result<Tensor> {
+fn gradient_cam(kind: Method, a: &Tensor, g: &Tensor) -> Result<Tensor> {
     let spatial = [2i64, 3].as_slice();
     let weighted = match kind {
-        CamKind::GradCam => {
+        Method::GradCam => {
             let alpha = g.f_mean_dim(spatial, true, Kind::Float)?;
             a.f_mul(&alpha)?.f_sum_dim_intlist([1].as_slice(), false, Kind::Float)?
         }
-        CamKind::GradCamPlusPlus => {
+        Method::GradCamPlusPlus => {
             let (g2, g3) = (g.f_square()?, g.f_pow_tensor_scalar(3)?);
             let total = a.f_sum_dim_intlist(spatial, true, Kind::Float)?;
             let denominator = g2.f_mul_scalar(2.0)?.f_add(&total.f_mul(&g3)?)?;
@@ -114,10 +125,10 @@ fn gradient_cam(kind: CamKind, a: &Tensor, g: &Tensor) -> Result<Tensor> {
                 coefficients.f_mul(&g.f_relu()?)?.f_sum_dim_intlist(spatial, true, Kind::Float)?;
             a.f_mul(&weights)?.f_sum_dim_intlist([1].as_slice(), false, Kind::Float)?
         }
-        CamKind::LayerCam => {
+        Method::LayerCam => {
             g.f_relu()?.f_mul(a)?.f_sum_dim_intlist([1].as_slice(), false, Kind::Float)?
         }
-        CamKind::ScoreCam => bail!("Score-CAM takes no gradient"),
+        other => bail!("{other} takes no gradient at a tap"),
     };
     Ok(weighted.f_squeeze_dim(0)?)
 }
@@ -130,14 +141,11 @@ fn score_cam(model: &Model, x: &Tensor, class: i64, tap: TapId) -> Result<Tensor
     let masks = scaled_per_channel(&upsample(&activations.f_transpose(0, 1)?, height, width)?)?;
     let channels = masks.size()[0];
     let baseline = model.probabilities(&x.f_zeros_like()?)?.f_select(1, class)?;
-    let batch = saliency::sample_batch(model.device());
-    let mut kept = Vec::new();
-    for start in (0..channels).step_by(batch as usize) {
-        let take = batch.min(channels - start);
-        let masked = x.f_mul(&masks.f_narrow(0, start, take)?)?;
-        kept.push(model.probabilities(&masked)?.f_select(1, class)?);
-    }
-    let weights = Tensor::f_cat(&kept, 0)?.f_sub(&baseline)?.f_view([1, channels, 1, 1])?;
+    let batch = sample_batch(model.device());
+    let kept = model.class_probabilities(channels, batch, class, |start, take| {
+        Ok(x.f_mul(&masks.f_narrow(0, start, take)?)?)
+    })?;
+    let weights = kept.f_sub(&baseline)?.f_view([1, channels, 1, 1])?;
     Ok(activations
         .f_mul(&weights)?
         .f_sum_dim_intlist([1].as_slice(), false, Kind::Float)?
@@ -184,9 +192,9 @@ mod tests {
         // Two channels of 1×2; channel 0's gradient averages 1, channel 1's −1.
         let a = tensor(&[1.0, 2.0, 3.0, 5.0], &[1, 2, 1, 2]);
         let g = tensor(&[0.5, 1.5, -1.0, -1.0], &[1, 2, 1, 2]);
-        let map = gradient_cam(CamKind::GradCam, &a, &g).unwrap();
+        let map = gradient_cam(Method::GradCam, &a, &g).unwrap();
         assert_eq!(Vec::<f32>::try_from(map.reshape([-1])).unwrap(), vec![1.0 - 3.0, 2.0 - 5.0]);
-        let layer = gradient_cam(CamKind::LayerCam, &a, &g).unwrap();
+        let layer = gradient_cam(Method::LayerCam, &a, &g).unwrap();
         assert_eq!(Vec::<f32>::try_from(layer.reshape([-1])).unwrap(), vec![0.5, 3.0]);
     }
 
@@ -196,7 +204,7 @@ mod tests {
         let g = tensor(&[2.0, -1.0], &[1, 1, 1, 2]);
         // ΣA = 4; a_ij = g²/(2g² + 4g³): 4/(8 + 32) = 0.1 and 1/(2 − 4) = −0.5;
         // w = Σ a·ReLU(g) = 0.1·2 = 0.2; map = 0.2·A.
-        let map = gradient_cam(CamKind::GradCamPlusPlus, &a, &g).unwrap();
+        let map = gradient_cam(Method::GradCamPlusPlus, &a, &g).unwrap();
         let values = Vec::<f32>::try_from(map.reshape([-1])).unwrap();
         assert!((values[0] - 0.2).abs() < 1e-6 && (values[1] - 0.6).abs() < 1e-6, "{values:?}");
     }

@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use tch::Device;
 
 use classviz_records::files;
-use classviz_records::metadata::{beside_sidecar, CompiledPackage, Sidecar, Tap};
+use classviz_records::sidecar::{beside_sidecar, CompiledPackage, Sidecar, Tap, EXPORTER};
 
 pub use compiled::{Compiled, Package};
 pub use seam::{tap_as_grid, Cotangent, Network, Outputs, Pass, TapId, Weights, Wrt};
@@ -46,9 +46,8 @@ pub fn auto_prefers_compiled(device: Device) -> bool {
     })
 }
 
-/// `make bench`, 2026-12-02, 2 cores, 8 classes × 150 steps: the compiled
-/// engine 3.09 s/class (median of 3; each run faster than TorchScript's beside
-/// it), TorchScript 3.47 (docs/benchmarks.md).
+/// On the CPU a matching package is the default: `make bench` measures it
+/// against TorchScript (docs/benchmarks.md).
 const AUTO_COMPILED_ON_CPU: bool = true;
 
 /// What choosing an engine needs to know about the model.
@@ -58,6 +57,9 @@ pub struct EngineContext<'a> {
     pub input_shape: [i64; 3],
     pub classes: i64,
     pub taps: &'a [Tap],
+    /// `--threads`, if given: a package whose kernels keep their compiling
+    /// machine's thread count cannot honour it.
+    pub threads: Option<usize>,
 }
 
 /// The network for `choice`: the TorchScript module, or a compiled package
@@ -137,7 +139,7 @@ fn compiled_for<'a>(
     device: Device,
 ) -> Result<(&'a CompiledPackage, PathBuf), String> {
     let kind = if device.is_cuda() { "cuda" } else { "cpu" };
-    let how = format!("compile one with `weights/export.py --compile --device {kind}`");
+    let how = format!("compile one with `{EXPORTER} --compile --device {kind}`");
     let Some(sidecar) = context.sidecar else {
         return Err(format!(
             "{} has no sidecar naming a compiled package; {how}",
@@ -188,6 +190,13 @@ fn check_package(
             "package {shown} was compiled with torch {}, classviz runs {TORCH_VERSION}",
             package.torch
         ));
+    }
+    if let (Some(threads), None) = (context.threads, package.threads) {
+        if package.device == "cpu" {
+            return Err(format!(
+                "package {shown}'s kernels run the thread count of the machine that compiled it, not --threads {threads} (compile it again to read the count at run time)"
+            ));
+        }
     }
     let actual = files::sha256_hex(&path, "compiled package").map_err(|err| format!("{err:#}"))?;
     if !actual.eq_ignore_ascii_case(&package.sha256) {

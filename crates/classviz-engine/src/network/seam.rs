@@ -48,7 +48,7 @@ impl Outputs {
 pub fn tap_as_grid(tap: Tensor) -> Result<Tensor> {
     let size = tap.size();
     let [n, tokens, channels] = size[..] else { return Ok(tap) };
-    let Some(side) = classviz_records::metadata::token_grid_side(tokens) else { return Ok(tap) };
+    let Some(side) = classviz_records::sidecar::token_grid_side(tokens) else { return Ok(tap) };
     Ok(tap
         .f_narrow(1, 1, tokens - 1)?
         .f_reshape([n, side, side, channels])?
@@ -63,6 +63,21 @@ pub struct Weights {
 }
 
 impl Weights {
+    /// Weights that pick class `class` in each of `rows` rows of `classes`
+    /// scores: the gradient of S_c.
+    pub fn one_hot(rows: i64, classes: i64, class: i64, device: Device) -> Result<Weights> {
+        Weights::one_hot_rows(&vec![class; rows as usize], classes, device)
+    }
+
+    /// Weights that pick class `targets[i]` in row i of `classes` scores.
+    pub fn one_hot_rows(targets: &[i64], classes: i64, device: Device) -> Result<Weights> {
+        let rows = targets.len() as i64;
+        let index = Tensor::f_from_slice(targets)?.f_view([rows, 1])?.f_to_device(device)?;
+        let scores = Tensor::f_zeros([rows, classes], (tch::Kind::Float, device))?
+            .f_scatter_value(1, &index, 1.0)?;
+        Ok(Weights { scores: Some(scores), taps: Vec::new() })
+    }
+
     /// ⟨self, outputs⟩ = Σ weight·output, as a scalar in autograd.
     pub fn inner_product(&self, outputs: &Outputs) -> Result<Tensor> {
         let mut terms = Vec::new();
@@ -156,5 +171,13 @@ mod tests {
         assert_eq!(f64::try_from(weights.inner_product(&outputs).unwrap()).unwrap(), 8.0);
         let none = Weights { scores: None, taps: vec![None] };
         assert!(none.inner_product(&outputs).is_err());
+    }
+
+    #[test]
+    fn one_hot_weights_pick_the_class_in_every_row() {
+        let weights = Weights::one_hot(2, 3, 1, Device::Cpu).unwrap();
+        let scores = Vec::<f32>::try_from(weights.scores.unwrap().reshape([-1])).unwrap();
+        assert_eq!(scores, vec![0.0, 1.0, 0.0, 0.0, 1.0, 0.0]);
+        assert!(weights.taps.is_empty());
     }
 }

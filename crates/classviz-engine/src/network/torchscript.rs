@@ -11,7 +11,7 @@ use crate::error::torch_error;
 use crate::knobs::{self, Jit};
 use crate::network::seam::{tap_as_grid, Cotangent, Network, Outputs, Pass, TapId, Wrt};
 use crate::precision::{self, Precision};
-use classviz_records::metadata::OutputSelector;
+use classviz_records::sidecar::OutputSelector;
 
 /// Dict keys tried, in order, when no `--output-key` is given.
 const DEFAULT_OUTPUT_KEYS: [&str; 2] = ["logits", "out"];

@@ -8,17 +8,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use crate::files;
-use crate::formats::{ScoreTotals, Subject, SummaryLine};
-use crate::layout::{self, Extra, ImageName, Kind, SUMMARY_FILE};
+use crate::layout::{self, Extra, ImageName, Kind};
+use crate::result::Subject;
+use crate::summary::SummaryLine;
 
-/// The page's file name inside the first folder.
-/// Image files larger than this are linked, never embedded.
-const MAX_EMBED_BYTES: u64 = 16 * 1024 * 1024;
+mod encode;
+mod inputs;
+
+use encode::reference;
+pub use encode::{escape, script_safe};
+use inputs::{read_scores, read_summary, Verdict};
 
 /// What the page is made from.
 #[derive(Debug, Clone)]
@@ -173,17 +177,6 @@ fn describe(
     cell
 }
 
-/// A second network's verdict on one image.
-#[derive(Debug, Clone)]
-struct Verdict {
-    /// The scoring model's file stem.
-    model: String,
-    prob: f64,
-    top1: bool,
-    class: i64,
-    name: String,
-}
-
 /// The images of a folder (what `layout::kind_of` calls images: not the
 /// extras beside them, saliency files or the contact sheet, and every image
 /// the summary names, such as class 643 "mask", whose file name ends like a
@@ -224,146 +217,6 @@ fn extra(root: &Path, name: &str, page_dir: &Path, embed: bool) -> Result<Option
         return Ok(None);
     }
     reference(&path, page_dir, embed).map(Some)
-}
-
-/// How the page refers to a file: a data URI (`embed`), else its path
-/// relative to the page, percent-encoded.
-fn reference(path: &Path, page_dir: &Path, embed: bool) -> Result<String> {
-    if embed {
-        let size = std::fs::metadata(path)?.len();
-        if size <= MAX_EMBED_BYTES {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let kind = if path.extension().is_some_and(|e| e == "gif") { "gif" } else { "png" };
-            return Ok(format!("data:image/{kind};base64,{}", base64(&bytes)));
-        }
-    }
-    let relative = relative_path(path, page_dir);
-    Ok(relative
-        .components()
-        .map(|c| percent_encode(&c.as_os_str().to_string_lossy()))
-        .collect::<Vec<_>>()
-        .join("/"))
-}
-
-/// `path` relative to the folder `base` (both absolute).
-fn relative_path(path: &Path, base: &Path) -> PathBuf {
-    let path: Vec<Component> = path.components().collect();
-    let base: Vec<Component> = base.components().collect();
-    let common = path.iter().zip(&base).take_while(|(a, b)| a == b).count();
-    let mut relative = PathBuf::new();
-    for _ in common..base.len() {
-        relative.push("..");
-    }
-    for part in &path[common..] {
-        relative.push(part);
-    }
-    relative
-}
-
-/// A path segment for a URL: unreserved characters stay, the rest become %XX.
-fn percent_encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// A folder's `summary.jsonl`, keyed by image stem; a malformed line is
-/// skipped with a warning, a missing file is no error (images only).
-fn read_summary(root: &Path, warnings: &mut Vec<String>) -> Result<HashMap<String, SummaryLine>> {
-    let path = root.join(SUMMARY_FILE);
-    let mut lines = HashMap::new();
-    if !path.exists() {
-        return Ok(lines);
-    }
-    let text = files::read_text(&path, "summary")?;
-    for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let parsed = serde_json::from_str::<serde_json::Value>(line)
-            .map_err(|err| format!("is not JSON ({err})"))
-            .and_then(|value| {
-                serde_json::from_value::<SummaryLine>(value)
-                    .map_err(|err| format!("is not a summary line ({err})"))
-            });
-        let parsed = match parsed {
-            Ok(parsed) => parsed,
-            Err(why) => {
-                warnings.push(format!("{} line {} {why}: skipped", path.display(), number + 1));
-                continue;
-            }
-        };
-        match parsed.result.stem() {
-            // Later lines (re-runs) replace earlier ones.
-            Some(stem) => {
-                lines.insert(stem, parsed);
-            }
-            None => warnings.push(format!(
-                "{} line {} has no image path: skipped",
-                path.display(),
-                number + 1
-            )),
-        }
-    }
-    Ok(lines)
-}
-
-/// Verdicts of `classviz score --json` files, keyed by the image's canonical path.
-fn read_scores(paths: &[PathBuf], warnings: &mut Vec<String>) -> Result<HashMap<PathBuf, Verdict>> {
-    let mut verdicts = HashMap::new();
-    for path in paths {
-        let text = files::read_text(path, "score file")?;
-        let totals: ScoreTotals = serde_json::from_str(text.trim()).with_context(|| {
-            format!("score file {} is not the JSON of `classviz score --json`", path.display())
-        })?;
-        let model = Path::new(&totals.model)
-            .file_stem()
-            .map_or(totals.model.clone(), |s| s.to_string_lossy().into_owned());
-        for row in totals.images {
-            // Paths in the file are as `classviz score` was given them: relative
-            // to where it ran, which is most often here.
-            match std::fs::canonicalize(&row.image) {
-                Ok(canonical) => {
-                    let verdict = Verdict {
-                        model: model.clone(),
-                        prob: row.prob,
-                        top1: row.top1,
-                        class: row.class,
-                        name: row.name,
-                    };
-                    verdicts.insert(canonical, verdict);
-                }
-                Err(_) => warnings.push(format!(
-                    "{}: {} not found from here: skipped",
-                    path.display(),
-                    row.image
-                )),
-            }
-        }
-    }
-    Ok(verdicts)
 }
 
 /// A folder's column heading: its name, as the user would say it
@@ -480,28 +333,6 @@ fn row_json(stem: &str, row: &Row, columns: usize) -> serde_json::Value {
     serde_json::json!({"k": stem, "i": row.index, "n": label, "c": cells})
 }
 
-/// JSON that is safe inside `<script>`: no `<` (so no `</script>` or `<!--`)
-/// and no U+2028/U+2029; the JSON parser reads the escapes back as the same text.
-pub fn script_safe(json: &str) -> String {
-    json.replace('<', "\\u003c").replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029")
-}
-
-/// Text for HTML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// The page's style sheet and script, kept as files beside this module.
 const STYLE: &str = include_str!("gallery.css");
 const SCRIPT: &str = include_str!("gallery.js");
@@ -527,45 +358,6 @@ mod tests {
         assert_eq!(stems(&summary), ["1_goldfish", "643_mask"]);
         assert_eq!(stems(&HashMap::new()), ["1_goldfish"], "without a summary the name decides");
         let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(
-            escape("<script>alert('x') & \"y\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
-        );
-    }
-
-    #[test]
-    fn json_in_a_script_cannot_close_it() {
-        let json =
-            serde_json::json!({"n": "</script><script>alert(1)</script>\u{2028}"}).to_string();
-        let safe = script_safe(&json);
-        assert!(!safe.contains('<') && !safe.contains('\u{2028}'));
-        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
-        assert_eq!(back["n"], "</script><script>alert(1)</script>\u{2028}");
-    }
-
-    #[test]
-    fn base64_of_known_strings() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
-
-    #[test]
-    fn relative_paths_and_encoding() {
-        assert_eq!(
-            relative_path(Path::new("/a/b/c.png"), Path::new("/a/d")),
-            PathBuf::from("../b/c.png")
-        );
-        assert_eq!(
-            relative_path(Path::new("/a/b/c.png"), Path::new("/a/b")),
-            PathBuf::from("c.png")
-        );
-        assert_eq!(percent_encode("a b#?.png"), "a%20b%23%3F.png");
     }
 
     #[test]

@@ -4,15 +4,14 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use classviz_records::exit::Status;
 
-use crate::flags::Cli;
+use crate::flags;
 
 /// A completion script for `shell`, on stdout.
 pub fn script(shell: clap_complete::Shell) -> Result<Status> {
     let mut bytes = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "classviz", &mut bytes);
+    clap_complete::generate(shell, &mut flags::command(), "classviz", &mut bytes);
     write(&bytes)
 }
 
@@ -23,7 +22,7 @@ pub fn man() -> Result<Status> {
 }
 
 fn man_page() -> Result<Vec<u8>> {
-    let command = Cli::command();
+    let command = flags::command();
     let mut bytes = Vec::new();
     clap_mangen::Man::new(command.clone()).render(&mut bytes)?;
     for sub in command.get_subcommands() {

@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::commands::load_model;
-use crate::commands::visualise::plan::device_name;
+use crate::commands::load::load_model;
+use crate::commands::visualise::provenance::device_name;
 use crate::flags::InfoArgs;
 use crate::printer::Printer;
 use classviz_core::ascent::{self, AscentParams};
 use classviz_records::exit::Status;
-use classviz_records::formats::InfoReport;
+use classviz_records::reports::InfoReport;
 
 /// Forward+backward passes timed (after one warm-up).
 const TIMING_RUNS: usize = 5;

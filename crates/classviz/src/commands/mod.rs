@@ -5,17 +5,16 @@
 pub mod completions;
 pub mod gallery;
 pub mod info;
+pub mod load;
 pub mod saliency;
 pub mod score;
 pub mod status;
 pub mod visualise;
 
 use anyhow::Result;
-use classviz_engine::model::{Model, ModelRequest};
 use classviz_records::exit::Status;
 
-use crate::flags::{Cli, Command, ModelArgs};
-use crate::home;
+use crate::flags::{Cli, Command};
 
 /// Run what the command line asked for; the status is the process's exit status.
 pub fn execute(cli: &Cli) -> Result<Status> {
@@ -29,19 +28,4 @@ pub fn execute(cli: &Cli) -> Result<Status> {
         Some(Command::Completions(args)) => completions::script(args.shell),
         Some(Command::Man) => completions::man(),
     }
-}
-
-/// Load the model the flags name, or the default model found in classviz's
-/// home, after printing its warnings once on stderr.
-pub fn load_model(args: &ModelArgs) -> Result<Model> {
-    let request = args.request();
-    let path = match &request.path {
-        Some(path) => path.clone(),
-        None => home::find(home::DEFAULT_MODEL, "model", home::MAKE_MODEL)?,
-    };
-    let loaded = ModelRequest { path: Some(path), ..request }.load()?;
-    for warning in &loaded.warnings {
-        eprintln!("classviz: warning: {warning}");
-    }
-    Ok(loaded.model)
 }

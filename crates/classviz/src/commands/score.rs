@@ -7,11 +7,12 @@ use anyhow::{bail, Context, Result};
 use classviz_engine::tensors;
 use classviz_records::classes::Labels;
 use classviz_records::exit::Status;
-use classviz_records::formats::{self, ScoreRow, ScoreTotals};
 use classviz_records::layout::ImageName;
 use classviz_records::pixels;
+use classviz_records::reports::{ScoreRow, ScoreTotals};
+use classviz_records::result;
 
-use crate::commands::load_model;
+use crate::commands::load::load_model;
 use crate::flags::ScoreArgs;
 use crate::printer::Printer;
 
@@ -36,7 +37,7 @@ pub fn run(args: &ScoreArgs) -> Result<Status> {
             prob: scores.prob,
             top1: scores.top.first().is_some_and(|&(c, _)| c == class),
             top5: scores.top.iter().any(|&(c, _)| c == class),
-            predicted: formats::ranked(&scores.top, labels),
+            predicted: result::ranked(&scores.top, labels),
         });
     }
     let totals = ScoreTotals::of(&model.info.path.display().to_string(), rows);

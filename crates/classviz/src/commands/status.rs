@@ -5,10 +5,10 @@
 
 use anyhow::Result;
 use classviz_records::exit::Status;
-use classviz_records::formats::StatusReport;
+use classviz_records::reports::StatusReport;
 
-use crate::commands::load_model;
-use crate::commands::visualise::{resume, Plan};
+use crate::commands::load::load_model;
+use crate::commands::visualise::{plan::Plan, resume};
 use crate::flags::RunArgs;
 use crate::printer::Printer;
 

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use classviz_core::saliency::{self, Baseline, MethodName};
+use classviz_core::attribution::faithfulness::DEFAULT_RANDOM_ORDERS;
+use classviz_core::attribution::{Baseline, Method, MethodSettings};
 use classviz_records::pixels::Fit;
 
-use crate::flags::run::{ModelArgs, Printing};
+use crate::flags::model::{ModelArgs, Printing};
 use crate::flags::values::*;
 
 /// `classviz completions`.
@@ -26,8 +27,7 @@ pub struct GalleryArgs {
     #[arg(value_name = "DIR", required = true)]
     pub dirs: Vec<PathBuf>,
 
-    /// The page to write [default: index.html in the first DIR]. (`--out`, its old
-    /// name, still works for one release.)
+    /// The page to write [default: index.html in the first DIR].
     #[arg(long, alias = "out", value_name = "FILE")]
     pub page: Option<PathBuf>,
 
@@ -84,13 +84,11 @@ pub struct SaliencyArgs {
     #[arg(long = "class", value_name = "C")]
     pub class: Option<String>,
 
-    /// gradient (the paper), smoothgrad (Smilkov et al. 2017), gradient-x-input,
-    /// integrated-gradients (Sundararajan et al. 2017); the class activation maps grad-cam,
-    /// grad-cam++, layer-cam and score-cam at --tap of a tapped model; several, comma-separated;
-    /// or all: every method (the CAMs where the model has taps). Each method's files carry its
-    /// name; with several, a sheet compares them.
-    #[arg(long, value_name = "METHOD[,…]", value_parser = choice::<MethodName>(), value_delimiter = ',', default_value = "gradient")]
-    pub method: Vec<MethodName>,
+    /// How each map is made: one method, several comma-separated, or all (the class activation
+    /// maps where the model has taps). Each method's files carry its name; with several, a
+    /// sheet compares them.
+    #[arg(long, value_name = "METHOD[,…]", value_parser = choice::<Method>(), value_delimiter = ',', default_value = "gradient")]
+    pub method: Vec<Method>,
 
     /// The tap where class activation maps are taken [default: the model's last tap with a
     /// spatial grid; `classviz info` lists the taps].
@@ -109,25 +107,31 @@ pub struct SaliencyArgs {
     #[arg(long)]
     pub sanity: bool,
 
-    /// Random pixel orders whose mean deletion and insertion scores are the baseline.
-    #[arg(long, value_name = "N", default_value_t = saliency::DEFAULT_RANDOM_ORDERS as u32, value_parser = parse_random_orders)]
+    /// Also score each map's faithfulness (Petsiuk et al. 2018): deletion and insertion
+    /// against the mean of random pixel orders, whose baseline a photo's maps share.
+    #[arg(long)]
+    pub faithfulness: bool,
+
+    /// With --faithfulness: random pixel orders whose mean deletion and insertion scores
+    /// are the baseline, at most.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RANDOM_ORDERS as u32, value_parser = parse_random_orders)]
     pub random_orders: u32,
 
     /// smoothgrad: noisy samples, batched through the network.
-    #[arg(long, value_name = "N", default_value_t = 25, value_parser = parse_positive_u32)]
+    #[arg(long, value_name = "N", default_value_t = MethodSettings::default().samples as u32, value_parser = parse_positive_u32)]
     pub samples: u32,
 
     /// smoothgrad: noise σ as a fraction of the input's range.
-    #[arg(long, value_name = "σ", default_value_t = 0.1, value_parser = parse_positive_f64)]
+    #[arg(long, value_name = "σ", default_value_t = MethodSettings::default().noise, value_parser = parse_positive_f64)]
     pub noise: f64,
 
     /// integrated-gradients: steps of the path integral, batched.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = parse_positive_u32)]
+    #[arg(long, value_name = "N", default_value_t = MethodSettings::default().steps as u32, value_parser = parse_positive_u32)]
     pub steps: u32,
 
     /// integrated-gradients: the reference image, mean (the dataset mean: zero in the model's
     /// space, what deletion puts in), black, or blur (the photo blurred, what insertion starts from).
-    #[arg(long, value_name = "B", value_parser = choice::<Baseline>(), default_value_t = Baseline::Mean)]
+    #[arg(long, value_name = "B", value_parser = choice::<Baseline>(), default_value_t = MethodSettings::default().baseline)]
     pub baseline: Baseline,
 
     /// σ in pixels of a Gaussian that pools each map before it ranks pixels [default: 1 for

@@ -4,6 +4,8 @@
 //! against the model into a plan (`commands`); nothing here is resolved.
 
 pub mod commands;
+pub mod help;
+pub mod model;
 pub mod run;
 pub mod values;
 
@@ -11,12 +13,13 @@ use std::ffi::OsString;
 
 use anyhow::{anyhow, Result};
 use clap::error::ErrorKind;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use classviz_engine::error::{first_line, EngineError};
 use classviz_records::exit::Status;
 
 pub use commands::{CompletionArgs, GalleryArgs, InfoArgs, SaliencyArgs, ScoreArgs};
-pub use run::{ModelArgs, Printing, RunArgs};
+pub use model::{ModelArgs, Printing};
+pub use run::RunArgs;
 
 /// Show what an image classifier has learned: class model visualisation
 /// (Simonyan et al. 2013) by gradient ascent on S_c(x) − λ‖x‖², starting from
@@ -67,6 +70,12 @@ pub enum Parsed {
     Exit(Status),
 }
 
+/// The command line's definition, with the defaults that live elsewhere in
+/// its help (`help`): what parsing, completions and the man page use.
+pub fn command() -> clap::Command {
+    help::with_defaults(Cli::command())
+}
+
 /// Parse the command line and check what clap cannot (the targets' flags
 /// against each other, the shards). Usage errors come back as one-line messages.
 pub fn parse_args<I, T>(args: I) -> Result<Parsed>
@@ -74,7 +83,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    match Cli::try_parse_from(args) {
+    match command().try_get_matches_from(args).and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(cli) => {
             match &cli.command {
                 None => cli.run.check()?,
@@ -121,8 +130,6 @@ pub fn error_line(err: &anyhow::Error) -> String {
 mod tests {
     use super::*;
 
-    use crate::flags::values::ObjectiveKind;
-    use clap::CommandFactory;
     use classviz_core::presets::PresetName;
     use classviz_engine::model::DeviceChoice;
     use classviz_engine::network::EngineChoice;
@@ -184,7 +191,7 @@ mod tests {
 
     #[test]
     fn clap_definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
@@ -204,7 +211,7 @@ mod tests {
         assert!(!out.stretch && !out.printing.quiet && !out.printing.json && !out.force);
         assert!(!out.grid && !out.dry_run);
         assert_eq!(request.scale_out.batch, None);
-        assert_eq!(request.target.objective.kind, ObjectiveKind::Logit);
+        assert_eq!(request.target.objective, None, "the preset's");
         assert_eq!(
             request.target.classes.selection(),
             ClassSelection { list: Some("100".into()), file: None }
@@ -287,7 +294,7 @@ mod tests {
 
     #[test]
     fn saliency_takes_a_list_of_methods() {
-        use classviz_core::saliency::MethodName;
+        use classviz_core::attribution::Method;
         let Some(Command::Saliency(args)) =
             parse(&["saliency", "--image", "a.png", "--method", "grad-cam,grad-cam++"])
                 .unwrap()
@@ -295,7 +302,7 @@ mod tests {
         else {
             panic!("expected saliency");
         };
-        assert_eq!(args.method, vec![MethodName::GradCam, MethodName::GradCamPlusPlus]);
+        assert_eq!(args.method, vec![Method::GradCam, Method::GradCamPlusPlus]);
         assert!(parse(&["saliency", "--image", "a.png", "--method", "gradient,nope"]).is_err());
     }
 

@@ -11,16 +11,14 @@ use classviz_core::ascent::InitSpec;
 use classviz_core::optim::OptimizerKind;
 use classviz_core::param::{Colour, Param};
 use classviz_core::presets::PresetName;
-use classviz_engine::model::{DeviceChoice, ModelRequest};
-use classviz_engine::network::EngineChoice;
+use classviz_core::schedule::LrDecay;
 use classviz_engine::precision::Precision;
-use classviz_engine::probe::InputOverrides;
 use classviz_records::classes::ClassSelection;
-use classviz_records::input::{ChannelValues, InputSize};
-use classviz_records::metadata::OutputSelector;
+use classviz_records::input::ChannelValues;
 use classviz_records::pixels::Fit;
 use classviz_records::shard::{Shard, ShardSpec};
 
+use crate::flags::model::{ModelArgs, Printing};
 use crate::flags::values::*;
 
 /// `--diversity`'s default.
@@ -37,56 +35,6 @@ pub struct ClassArgs {
     /// Read classes from a file: one index, name or range per line, `#` starts a comment.
     #[arg(long, value_name = "FILE")]
     pub classes_file: Option<PathBuf>,
-}
-
-/// Which model, how to feed it, where to run it.
-#[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// TorchScript classifier; its metadata is read from the .json beside it [default:
-    /// efficientnet_lite0.pt from $CLASSVIZ_HOME, the project's weights/, or ~/.cache/classviz].
-    #[arg(long, value_name = "PATH")]
-    pub model: Option<PathBuf>,
-
-    /// Per-channel mean in [0,1] units, overriding the sidecar (e.g. 0.485,0.456,0.406).
-    #[arg(long, value_name = "R,G,B", value_parser = parse_channel_values)]
-    pub mean: Option<ChannelValues>,
-
-    /// Per-channel standard deviation in [0,1] units, overriding the sidecar.
-    #[arg(long, value_name = "R,G,B", value_parser = parse_positive_channel_values)]
-    pub std: Option<ChannelValues>,
-
-    /// Input size, overriding the sidecar: S for S×S, or H,W.
-    #[arg(long, value_name = "S|H,W", value_parser = parse_size)]
-    pub size: Option<InputSize>,
-
-    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, value_name = "auto|cpu|cuda[:N]", default_value = "auto", value_parser = parse_device)]
-    pub device: DeviceChoice,
-
-    /// What runs the network: auto (on the CPU a compiled package that matches the model,
-    /// device and shape, measured faster; else, and on CUDA, TorchScript), compiled, or
-    /// torchscript.
-    #[arg(long, value_name = "E", value_parser = choice::<EngineChoice>(), default_value_t = EngineChoice::Auto)]
-    pub engine: EngineChoice,
-
-    /// CPU threads for libtorch, 1 to 256 [default: libtorch's choice, usually one per core].
-    /// A compiled package's kernels keep the thread count of the machine that compiled them.
-    #[arg(long, value_name = "N", value_parser = parse_threads)]
-    pub threads: Option<usize>,
-
-    /// For a model returning a tuple or list: which element holds the class scores [default: 0].
-    /// (`--output K`, its old name, still works for one release.)
-    #[arg(
-        long = "output-index",
-        alias = "output",
-        value_name = "K",
-        conflicts_with = "output_key"
-    )]
-    pub output: Option<usize>,
-
-    /// For a model returning a dict: which key holds the class scores [default: logits, then out].
-    #[arg(long, value_name = "NAME")]
-    pub output_key: Option<String>,
 }
 
 /// The main command: visualise classes.
@@ -116,12 +64,13 @@ pub struct TargetArgs {
     #[command(flatten)]
     pub classes: ClassArgs,
 
-    /// What to maximise: a class's logit (the paper's pre-softmax S_c), log-prob or prob; or
-    /// a unit of a tapped model (no --class): channel:TAP:K (channel K's mean activation),
+    /// What to maximise: a class's logit (the paper's pre-softmax S_c), centred-logit (S_c
+    /// less the mean score), log-prob or prob; or a unit of a tapped model (no --class):
+    /// channel:TAP:K (channel K's mean activation),
     /// neuron:TAP:K (channel K at the centre), layer:TAP (DeepDream: mean squared activation).
     /// With channel:TAP or neuron:TAP, --channels lists the channels.
-    #[arg(long, value_name = "OBJ", default_value = "logit", value_parser = parse_objective)]
-    pub objective: ObjectiveFlag,
+    #[arg(long, value_name = "OBJ", value_parser = parse_objective)]
+    pub objective: Option<ObjectiveFlag>,
 
     /// The channels of the tap to show, batched: indices, ranges and all (e.g. 0-15).
     #[arg(long, value_name = "LIST")]
@@ -157,22 +106,20 @@ pub struct TargetArgs {
 /// The preset and the settings every preset has.
 #[derive(Args, Debug, Clone)]
 pub struct PresetArgs {
-    /// simonyan: the paper's plain ascent. natural: the Lucid recipe (Olah et al. 2017),
-    /// a decorrelated Fourier image under random pad/jitter/scale/rotate, with Adam.
-    /// maco: Fel et al. 2023, only the Fourier phase optimised, the magnitude of natural
-    /// photos, a larger canvas seen through random crops. Explicit flags override the preset.
+    /// A named set of defaults; explicit flags override each of its values.
     #[arg(long, value_name = "P", value_parser = choice::<PresetName>(), default_value_t = PresetName::Simonyan)]
     pub preset: PresetName,
 
-    /// Number of gradient-ascent steps [default: 150] (natural: 256, maco: 160).
+    /// Number of gradient-ascent steps.
     #[arg(long, value_name = "N", value_parser = parse_positive_u32)]
     pub iters: Option<u32>,
 
-    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²) [default: 1] (natural: 0.05 and maco: 0.3, for Adam).
+    /// Learning rate η: each step is x ← x + η·∇x(S_c(x) − λ‖x‖²) (for Adam, η bounds each
+    /// parameter's step).
     #[arg(long, value_name = "η", value_parser = parse_positive_f64)]
     pub lr: Option<f64>,
 
-    /// L2 regularisation weight λ on the zero-centred image [default: 0.0001] (natural and maco: 0).
+    /// L2 regularisation weight λ on the zero-centred image.
     #[arg(long, value_name = "λ", value_parser = parse_non_negative_f64)]
     pub l2: Option<f64>,
 
@@ -196,47 +143,49 @@ pub struct PresetArgs {
 /// What is optimised, and how.
 #[derive(Args, Debug, Clone)]
 pub struct OptimiserArgs {
-    /// What is optimised: pixel (the paper), fourier (a 1/f-scaled spectrum in decorrelated
-    /// colour; Olah et al., "Feature Visualization", Distill 2017) or maco (the phase only,
-    /// with natural photos' magnitude; Fel et al. 2023) [default: the preset's: pixel;
-    /// natural: fourier; maco: maco].
+    /// What is optimised.
     #[arg(long, value_name = "P", value_parser = choice::<Param>())]
     pub param: Option<Param>,
 
-    /// Colour space of the fourier and maco parameterisations: decorrelated (ImageNet's
-    /// colour covariance whitened out) or rgb [default: decorrelated].
+    /// Colour space of the fourier and maco parameterisations.
     #[arg(long, value_name = "C", value_parser = choice::<Colour>())]
     pub colour: Option<Colour>,
 
-    /// fourier: scale each frequency f by 1/f^P [default: 1, as Lucid; larger damps fine texture].
+    /// fourier: scale each frequency f by 1/f^P (Lucid: 1; larger damps fine texture).
     #[arg(long, value_name = "P", value_parser = parse_non_negative_f64)]
     pub decay: Option<f64>,
 
-    /// sga: plain gradient ascent (the paper); adam: Adam [default: the preset's: sga;
-    /// natural and maco: adam].
+    /// How the gradient becomes a step.
     #[arg(long, value_name = "OPT", value_parser = choice::<OptimizerKind>())]
     pub optimizer: Option<OptimizerKind>,
 
-    /// Gaussian blur of the image every K steps (Yosinski et al. 2015); pixel parameterisation
-    /// [default: 0, never].
+    /// How the learning rate falls over the steps after any warm-up.
+    #[arg(long, value_name = "S", value_parser = choice::<LrDecay>())]
+    pub lr_schedule: Option<LrDecay>,
+
+    /// The fraction of the steps (0 to 1) over which the learning rate ramps up linearly.
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub warmup: Option<f64>,
+
+    /// Gaussian blur of the image every K steps, 0 never (Yosinski et al. 2015); pixel
+    /// parameterisation.
     #[arg(long, value_name = "K")]
     pub blur_every: Option<u32>,
 
-    /// σ of that blur, in pixels [default: 0.5].
+    /// σ of that blur, in pixels.
     #[arg(long, value_name = "S", value_parser = parse_non_negative_f64)]
     pub blur_sigma: Option<f64>,
 
-    /// Zero pixels whose colour norm is below this percentile (0–100) after each step
-    /// (Yosinski et al. 2015) [default: 0, off].
+    /// Zero pixels whose colour norm is below this percentile (0–100, 0 off) after each step
+    /// (Yosinski et al. 2015).
     #[arg(long, value_name = "P", value_parser = parse_percentile)]
     pub clip_percentile: Option<f64>,
 
-    /// Weight of a total-variation penalty Σ(Δx)²+(Δy)² (Mahendran & Vedaldi 2015) [default: 0].
+    /// Weight of a total-variation penalty Σ(Δx)²+(Δy)² (Mahendran & Vedaldi 2015).
     #[arg(long, value_name = "W", value_parser = parse_non_negative_f64)]
     pub tv: Option<f64>,
 
-    /// The network's arithmetic: auto (bf16 on CUDA for batches of 8 or more, else fp32),
-    /// fp32 or bf16 (autocast). The image and its gradient stay fp32; saved images are
+    /// The network's arithmetic. The image and its gradient stay fp32; saved images are
     /// scored in fp32.
     #[arg(long, value_name = "P", value_parser = choice::<Precision>(), default_value_t = Precision::Auto)]
     pub precision: Precision,
@@ -246,34 +195,34 @@ pub struct OptimiserArgs {
 #[derive(Args, Debug, Clone)]
 pub struct TransformArgs {
     /// Random views of each image per step, batched through the network as one pass; the
-    /// objective is their mean (expectation over transformations) [default: the preset's:
-    /// 1, but maco 4 on CPU and 16 on CUDA].
+    /// objective is their mean (expectation over transformations).
     #[arg(long, value_name = "K", value_parser = parse_views)]
     pub views: Option<u32>,
 
-    /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017)
-    /// [default: the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
+    /// Random translation of up to ± PX pixels before every forward pass (Olah et al. 2017).
     #[arg(long, value_name = "PX")]
     pub jitter: Option<u32>,
 
     /// Scale factors, one drawn at random for every view: a list (0.9,1,1.1) or a range
-    /// LOW..HIGH, taken in steps of 0.02 (Olah et al. 2017) [default: the preset's: 1;
-    /// natural 0.8..1.2].
+    /// LOW..HIGH, taken in steps of 0.02 (Olah et al. 2017).
     #[arg(long, value_name = "S,S,…|LOW..HIGH", value_parser = parse_scales)]
     pub scale: Option<ChannelValues>,
 
-    /// Random rotation of up to ± DEG degrees before every forward pass (Olah et al. 2017)
-    /// [default: the preset's: 0; natural 20].
+    /// Random rotation of up to ± DEG degrees before every forward pass (Olah et al. 2017).
     #[arg(long, value_name = "DEG", value_parser = parse_non_negative_f64)]
     pub rotate: Option<f64>,
 
-    /// Reflection padding in pixels before the random transforms (Olah et al. 2017) [default:
-    /// the preset's, given for a 224-pixel input and scaled to the model's: natural 16].
+    /// Reflection padding in pixels before the random transforms (Olah et al. 2017).
     #[arg(long, value_name = "PX")]
     pub pad: Option<u32>,
 
-    /// σ of Gaussian noise, and half-width of uniform noise, added to every view (model units)
-    /// [default: the preset's: 0; maco 0.05].
+    /// The views' strength on the last step as a fraction (0 to 1) of the first's: jitter,
+    /// rotation and the scales' distance from 1 shrink linearly to it, and the smallest
+    /// crop grows towards the largest (1: constant).
+    #[arg(long, value_name = "F", value_parser = parse_fraction)]
+    pub anneal: Option<f64>,
+
+    /// σ of Gaussian noise, and half-width of uniform noise, added to every view (model units).
     #[arg(long, value_name = "σ", value_parser = parse_non_negative_f64)]
     pub view_noise: Option<f64>,
 }
@@ -282,14 +231,12 @@ pub struct TransformArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MacoArgs {
     /// Optimise a canvas this many times the model's input side (1 to 8); the class image is its
-    /// central view at the mean crop size, and the whole canvas goes to <index>_<name>_canvas.png
-    /// [default: the preset's: 1; maco 2.86].
+    /// central view at the mean crop size, and the whole canvas goes to <index>_<name>_canvas.png.
     #[arg(long, value_name = "X", value_parser = parse_canvas)]
     pub canvas: Option<f64>,
 
     /// Views are square crops of the canvas whose side is a random fraction LOW..HIGH of the
-    /// canvas side, placed around its centre (MaCo), instead of pad/jitter/scale/rotate
-    /// [default: the preset's: none; maco 0.2..0.5].
+    /// canvas side, placed around its centre (MaCo), instead of pad/jitter/scale/rotate.
     #[arg(long, value_name = "LOW..HIGH", value_parser = parse_crop_box)]
     pub crop_box: Option<(f64, f64)>,
 
@@ -347,7 +294,7 @@ pub struct OutputArgs {
 /// Batching and sharding.
 #[derive(Args, Debug, Clone)]
 pub struct ScaleOutArgs {
-    /// Classes optimised together in one forward/backward pass [default: 4 on CPU, 256 on CUDA].
+    /// Classes optimised together in one forward/backward pass.
     #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
     pub batch: Option<usize>,
 
@@ -356,21 +303,9 @@ pub struct ScaleOutArgs {
     #[arg(long, value_name = "K/N|auto[/N]", value_parser = parse_shard)]
     pub shard: Option<ShardSpec>,
 
-    /// The old spelling of `--shard auto/N` (works for one release).
+    /// `--shard auto/N`, spelled as in classviz 0.1 (hidden; CHANGELOG.md).
     #[arg(long, value_name = "N", value_parser = parse_positive_usize, hide = true)]
     pub shards: Option<usize>,
-}
-
-/// `--json` and `--quiet`: the same in every subcommand.
-#[derive(Args, Debug, Clone, Default)]
-pub struct Printing {
-    /// No progress bar and no notes on stderr; results still go to stdout.
-    #[arg(long, short)]
-    pub quiet: bool,
-
-    /// Print JSON (Lines) on stdout instead of human lines.
-    #[arg(long)]
-    pub json: bool,
 }
 
 impl ClassArgs {
@@ -384,34 +319,22 @@ impl ClassArgs {
     }
 }
 
-impl ModelArgs {
-    /// What the engine loads: the model (or `None`, the default one, found
-    /// by the command), its input overrides, device, threads and engine.
-    pub fn request(&self) -> ModelRequest {
-        ModelRequest {
-            path: self.model.clone(),
-            overrides: InputOverrides {
-                mean: self.mean.clone(),
-                std: self.std.clone(),
-                size: self.size,
-            },
-            output: match (self.output, &self.output_key) {
-                (Some(index), _) => Some(OutputSelector::Index(index)),
-                (None, Some(key)) => Some(OutputSelector::Key(key.clone())),
-                (None, None) => None,
-            },
-            device: self.device,
-            threads: self.threads,
-            engine: self.engine,
-        }
-    }
-}
-
 impl TargetArgs {
+    /// `--objective` as given, else a class's score (the preset's: the plan resolves it).
+    pub fn objective(&self) -> ObjectiveFlag {
+        self.objective.clone().unwrap_or_default()
+    }
+
+    /// The channels a channel or neuron objective shows, as written: `--channels`,
+    /// or the K of `channel:TAP:K`.
+    pub fn channel_list(&self) -> Option<String> {
+        self.channels.clone().or(self.objective().unit.map(|unit| unit.to_string()))
+    }
+
     /// A class objective needs classes; a unit objective takes channels instead.
     fn check(&self) -> Result<()> {
         let has_classes = self.classes.given();
-        let spec = &self.objective;
+        let spec = &self.objective();
         let layer = spec.kind == ObjectiveKind::Layer;
         match (spec.is_unit(), spec.unit, &self.channels) {
             (false, _, _) if !has_classes => bail!("the following required arguments were not provided: --class <C> (or --classes-file; or a unit --objective)"),

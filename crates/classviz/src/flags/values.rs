@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use clap::builder::TypedValueParser;
 use classviz_core::ascent::InitSpec;
+use classviz_core::objective::ClassScore;
 use classviz_engine::model::{self, DeviceChoice};
 use classviz_records::choice::Choice;
 use classviz_records::input::{ChannelValues, InputSize};
@@ -18,15 +19,19 @@ const MAX_VIEWS: u32 = 64;
 const MAX_FACETS: u32 = 16;
 
 /// What `--objective` maximises, as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectiveKind {
-    #[default]
-    Logit,
-    LogProb,
-    Prob,
+    /// A class's score (`--class`).
+    Class(ClassScore),
     Channel,
     Neuron,
     Layer,
+}
+
+impl Default for ObjectiveKind {
+    fn default() -> Self {
+        ObjectiveKind::Class(ClassScore::default())
+    }
 }
 
 /// `--objective` as written: the kind, the tap a unit objective reads, and the
@@ -50,15 +55,15 @@ impl FromStr for ObjectiveFlag {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
-        let plain = |kind| Ok(ObjectiveFlag { kind, tap: None, unit: None });
-        match text.to_ascii_lowercase().as_str() {
-            "logit" => return plain(ObjectiveKind::Logit),
-            "log-prob" | "logprob" => return plain(ObjectiveKind::LogProb),
-            "prob" => return plain(ObjectiveKind::Prob),
-            _ => {}
+        if let Ok(score) = ClassScore::parse(text) {
+            return Ok(ObjectiveFlag { kind: ObjectiveKind::Class(score), tap: None, unit: None });
         }
         let (kind, rest) = text.split_once(':').ok_or_else(|| {
-            format!("'{text}' is not logit, log-prob, prob, channel:TAP[:K], neuron:TAP[:K] or layer:TAP")
+            let scores: Vec<&str> = ClassScore::ALL.iter().map(|s| s.name()).collect();
+            format!(
+                "'{text}' is not {}, channel:TAP[:K], neuron:TAP[:K] or layer:TAP",
+                scores.join(", ")
+            )
         })?;
         let kind = match kind {
             "channel" => ObjectiveKind::Channel,
@@ -88,9 +93,7 @@ impl fmt::Display for ObjectiveFlag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tap = self.tap.as_deref().unwrap_or_default();
         match self.kind {
-            ObjectiveKind::Logit => write!(f, "logit"),
-            ObjectiveKind::LogProb => write!(f, "log-prob"),
-            ObjectiveKind::Prob => write!(f, "prob"),
+            ObjectiveKind::Class(score) => write!(f, "{score}"),
             ObjectiveKind::Channel => write!(f, "channel:{tap}"),
             ObjectiveKind::Neuron => write!(f, "neuron:{tap}"),
             ObjectiveKind::Layer => write!(f, "layer:{tap}"),
@@ -121,6 +124,14 @@ pub fn parse_percentile(text: &str) -> Result<f64, String> {
     match parse_non_negative_f64(text)? {
         p if p <= 100.0 => Ok(p),
         p => Err(format!("a percentile is 0 to 100, got {p}")),
+    }
+}
+
+/// A fraction: 0 to 1.
+pub fn parse_fraction(text: &str) -> Result<f64, String> {
+    match parse_non_negative_f64(text)? {
+        f if f <= 1.0 => Ok(f),
+        f => Err(format!("a fraction is 0 to 1, got {f}")),
     }
 }
 
@@ -276,8 +287,8 @@ mod tests {
     #[test]
     fn objectives_parse() {
         let parse = |text: &str| text.parse::<ObjectiveFlag>();
-        assert_eq!(parse("logit").unwrap().kind, ObjectiveKind::Logit);
-        assert_eq!(parse("LOG-PROB").unwrap().kind, ObjectiveKind::LogProb);
+        assert_eq!(parse("logit").unwrap().kind, ObjectiveKind::Class(ClassScore::Logit));
+        assert_eq!(parse("LOG-PROB").unwrap().kind, ObjectiveKind::Class(ClassScore::LogProb));
         assert_eq!(
             parse("channel:_blocks.3:5").unwrap(),
             ObjectiveFlag {

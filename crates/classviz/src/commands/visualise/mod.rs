@@ -4,9 +4,12 @@
 //! refusing to hand back ones made with others, with every finished image
 //! kept on interruption.
 
+pub mod names;
 pub mod plan;
+pub mod provenance;
 pub mod resume;
 pub mod runner;
+pub mod settings;
 pub mod writer;
 
 use anyhow::Result;
@@ -14,15 +17,16 @@ use classviz_engine::knobs;
 use classviz_engine::model::{self, Model};
 use classviz_records::exit::Status;
 use classviz_records::files;
-use classviz_records::formats::{DryRunReport, Skipped};
 use classviz_records::gallery::{self, GallerySpec};
 use classviz_records::grid;
+use classviz_records::reports::{DryRunReport, Skipped};
 
-use crate::commands::load_model;
+use crate::commands::load::load_model;
 use crate::flags::RunArgs;
 use crate::printer::{Printer, Progress};
 
-pub use plan::{Job, Plan};
+pub use names::Job;
+pub use plan::Plan;
 use resume::Survey;
 
 /// Visualise the targets: resolve the plan, survey the folder, optimise what
@@ -30,7 +34,6 @@ use resume::Survey;
 pub fn run(args: &RunArgs) -> Result<Status> {
     let printer = Printer::of(&args.output.printing);
     runner::stop_on_signals();
-    tch::manual_seed(args.preset.seed as i64);
     if !args.output.dry_run {
         files::ensure_writable_dir(&args.output.out)?;
         files::remove_stale_temp_files(&args.output.out)?;
@@ -44,7 +47,7 @@ pub fn run(args: &RunArgs) -> Result<Status> {
     }
     survey.refuse_stale(&plan)?;
     let todo: Vec<Job> = survey.todo.iter().flat_map(|&index| plan.jobs(index)).collect();
-    let batches = plan::batches(&todo, plan.batch, plan.same_shape);
+    let batches = runner::batches(&todo, plan.batch, plan.same_shape);
     if let Some(first) = batches.first() {
         classviz_engine::probe::check_batch_fits(
             model.network.as_ref(),
@@ -55,6 +58,7 @@ pub fn run(args: &RunArgs) -> Result<Status> {
     model::enable_cudnn_benchmark(model.device(), batches.len());
     knobs::trace(|| format!("{} batches planned", batches.len()));
     let progress = Progress::new(todo.len(), plan.ascent.iters, args.output.printing.quiet);
+    plan.notes.iter().for_each(|note| progress.note(note));
     report_skipped(&model, &plan, &survey, &progress, &printer)?;
     let outcome = runner::run_batches(&model, &plan, &batches, &progress, &printer)?;
     progress.finish();
@@ -114,20 +118,11 @@ fn dry_run(model: &Model, plan: &Plan, survey: &Survey) -> DryRunReport {
         device: plan.summary.device.clone(),
         engine: model.network.engine(),
         batch: plan.batch,
-        preset: plan_preset_name(plan),
+        preset: plan.preset.to_string(),
         settings: plan.provenance.clone(),
         write: paths(&survey.todo),
         skip,
     }
-}
-
-fn plan_preset_name(plan: &Plan) -> String {
-    use classviz_core::presets::PresetName;
-    use classviz_records::choice::Choice;
-    PresetName::ALL
-        .iter()
-        .find(|name| name.preset().style == plan.preset.style)
-        .map_or_else(|| "custom".to_string(), |name| name.to_string())
 }
 
 /// Say what this shard does and what is already done, and print a result

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use classviz_records::exit::usage_error;
-use classviz_records::formats::Provenance;
 use classviz_records::pixels;
+use classviz_records::provenance::Provenance;
 
 use crate::commands::visualise::plan::Plan;
 

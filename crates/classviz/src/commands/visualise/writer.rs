@@ -8,16 +8,21 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::commands::visualise::plan::{Batch, Job, Plan};
+use crate::commands::visualise::names::Job;
+use crate::commands::visualise::plan::Plan;
 use crate::printer::{Printer, Progress};
 use classviz_core::ascent::{self, Ascent};
+use classviz_core::attribution::map_values;
 use classviz_core::objective::{self, Goal, GoalSpec, Objective};
-use classviz_core::saliency;
 use classviz_engine::model::Model;
 use classviz_engine::tensors::{self, Display};
-use classviz_records::formats::{self, FacetSummary, ImageResult, PngRecord, Subject, SummaryLine};
+use classviz_records::heatmap;
 use classviz_records::layout::Extra;
 use classviz_records::pixels::{self, Fit, Pixels};
+use classviz_records::png_text::PngRecord;
+use classviz_records::result;
+use classviz_records::result::{FacetSummary, ImageResult, Subject};
+use classviz_records::summary::SummaryLine;
 
 /// Delay between GIF frames.
 const GIF_FRAME_MS: u32 = 80;
@@ -41,14 +46,15 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// The real rows of an ascent, copied to the host (the batch's one sync).
-    pub fn from_ascent(batch: &Batch, ascent: Ascent, started: Instant) -> Result<Finished> {
-        let real = batch.real as i64;
+    /// The rows of an ascent that are `jobs` (the batch's real ones, which
+    /// come first), copied to the host: the batch's one sync.
+    pub fn from_ascent(jobs: &[Job], ascent: Ascent, started: Instant) -> Result<Finished> {
+        let real = jobs.len() as i64;
         let host = |t: &Tensor| -> Result<Tensor> {
             Ok(t.f_narrow(0, 0, real)?.f_to_device(Device::Cpu)?)
         };
         Ok(Finished {
-            jobs: batch.real().to_vec(),
+            jobs: jobs.to_vec(),
             images: host(&ascent.images)?,
             frames: ascent
                 .frames
@@ -57,8 +63,8 @@ impl Finished {
                 .collect::<Result<_>>()?,
             alpha: ascent.alpha.as_ref().map(host).transpose()?,
             canvas: ascent.canvas.as_ref().map(host).transpose()?,
-            stalled: ascent.stalled[..batch.real].to_vec(),
-            seconds: started.elapsed().as_secs_f64() / batch.real as f64,
+            stalled: ascent.stalled[..jobs.len()].to_vec(),
+            seconds: started.elapsed().as_secs_f64() / jobs.len() as f64,
         })
     }
 }
@@ -140,7 +146,7 @@ fn save_frames(model: &Model, plan: &Plan, jobs: &[Job], frames: &[(u32, Tensor)
                 model.input(),
                 Display::Clamp,
             )?;
-            if output.save_every.is_some() {
+            if output.frames {
                 let path = plan.layout.frame(&name, *step);
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)
@@ -179,7 +185,7 @@ fn outcomes(
                 name: plan.labels.name(class).to_string(),
                 logit: scores.logit,
                 prob: scores.prob,
-                top5: formats::ranked(&scores.top, &plan.labels),
+                top5: result::ranked(&scores.top, &plan.labels),
             })
             .collect()
     } else {
@@ -326,7 +332,8 @@ fn save_batch(
     pixels::write_pngs_atomic(&pngs)?;
     if let Some(alpha) = &finished.alpha {
         for (row, pixels) in saved_pixels.iter().enumerate() {
-            let strength = saliency::normalised_map(&alpha.f_get(row as i64)?, ALPHA_PERCENTILE)?;
+            let strength =
+                heatmap::normalised(&map_values(&alpha.f_get(row as i64)?)?, ALPHA_PERCENTILE);
             let bytes: Vec<u8> = strength.iter().map(|v| (v * 255.0).round() as u8).collect();
             let path = plan.layout.extra(&plan.name(finished.jobs[row]), Extra::Alpha);
             pixels::write_rgba_png_atomic(&path, pixels, &bytes)?;
