@@ -41,7 +41,7 @@ TOOLS   := $(wildcard python/classviz/*.py python/classviz/export/*.py)
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo setup build weights fixtures test test-threads lint check-gallery bench bench-engine bench-natural bench-quality bench-saliency bench-taps bench-accentuate wheel install clean
+.PHONY: demo setup build weights fixtures test test-threads lint check-gallery bench bench-engine bench-presets bench-quality bench-saliency bench-taps bench-accentuate wheel install clean
 
 demo: setup
 	$(BIN) --class 100 --iters 150 --lr 1.0 --out demo --force
@@ -76,10 +76,10 @@ bench: setup
 bench-engine: setup
 	$(PYTHON) bench/step_variants.py
 
-# The presets and the Python reference of the natural preset on 12 classes,
-# scored by Lite1 and Lite0 (three interleaved runs: about 12 minutes on 2 cores).
-bench-natural: setup
-	$(PYTHON) bench/natural.py --repeats 3
+# Each preset against its Python reference on 8 classes, interleaved, with Lite1's
+# verdict on both (about 25 minutes on 2 cores).
+bench-presets: setup
+	$(PYTHON) bench/presets.py --repeats 3
 
 # The natural and maco presets on the original 50 and the 50 hard classes, scored by
 # Lite1 and Lite2, and on the 25 held-out classes, scored by Lite2 (bench/quality.py;
@@ -107,7 +107,7 @@ fixtures: $(FIXTURE)
 
 # Test models: small ones made and trained here, a torchvision export with
 # random weights, and a user checkpoint through export.py --checkpoint.
-$(FIXTURE): tests/make_models.py tests/make_families.py tests/checkpoint_module.py tests/cam_reference.py $(TOOLS) $(STAMP)
+$(FIXTURE): tests/make_models.py tests/make_families.py tests/make_exemplars.py tests/checkpoint_module.py tests/cam_reference.py $(TOOLS) $(STAMP)
 	$(PYTHON) tests/make_models.py
 	$(PYTHON) weights/export.py --torchvision resnet18 --random-init --out tests/models
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
@@ -132,6 +132,8 @@ $(FIXTURE): tests/make_models.py tests/make_families.py tests/checkpoint_module.
 	# torchvision, timm and Hugging Face classifiers and the digits ViT and CNN,
 	# exported through weights/export.py (tests/families.rs).
 	$(PYTHON) tests/make_families.py
+	# Folders of digits and photos for `classviz exemplars`, and the brute-force answer.
+	$(PYTHON) tests/make_exemplars.py
 	touch $@
 
 # One torch thread per test process: parallel tests each running an OpenMP

@@ -25,6 +25,7 @@ and per class the final logit and whether it is top-1 (re-scored in fp32).
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -107,6 +108,18 @@ def compiled(classes, args):
     return stepped(step, classes, args)
 
 
+def save(images, classes, out):
+    """The images (Lite's normalisation undone) as <out>/<class>_reference.png."""
+    import numpy as np
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    x01 = (images.detach().float() * (128 / 255) + 127 / 255).clamp(0, 1)
+    for image, c in zip(x01, classes):
+        array = (image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(array).save(out / f"{c}_reference.png")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["naive", "tuned", "package", "compile"], required=True)
@@ -120,6 +133,7 @@ def main():
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--out", type=Path, help="also write <out>/<class>_reference.png")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -138,6 +152,8 @@ def main():
 
     with torch.no_grad():
         logits = torch.jit.load(args.model)(images.contiguous().float())
+    if args.out:
+        save(images, args.classes, args.out)
     rows = [
         {"class": c, "logit": float(logits[i, c]), "top1": int(logits[i].argmax()) == c}
         for i, c in enumerate(args.classes)

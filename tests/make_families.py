@@ -24,7 +24,7 @@ TIMM_VIT = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 32, "num_h
 # (family, source, export arguments, taps, extra: randomise / compile)
 FAMILIES = [
     ("ResNet", "torchvision", ["--torchvision", "resnet18", *SMALL], "layer3,layer4", []),
-    ("ConvNeXt", "torchvision", ["--torchvision", "convnext_tiny", *SMALL], "features.5,features.7", []),
+    ("ConvNeXt", "torchvision", ["--torchvision", "convnext_tiny", *SMALL], "features.5,features.7", ["--compile"]),
     ("Swin", "torchvision", ["--torchvision", "swin_t", *SMALL], "features.5,features.7", []),
     ("EfficientNetV2", "torchvision", ["--torchvision", "efficientnet_v2_s", *SMALL], "features.5,features.7", []),
     ("MobileNetV3", "torchvision", ["--torchvision", "mobilenet_v3_small", *SMALL], "features.6,features.12",
@@ -49,7 +49,7 @@ FAMILIES = [
                           "--random-init", "--input-shape", "3,64,64"], "stages.2,stages.3", []),
     ("Swin", "timm", ["--timm", "swin_tiny_patch4_window7_224", "--kwargs",
                       json.dumps({"img_size": 64, "embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4}),
-                      "--random-init"], "layers.0,layers.1", []),
+                      "--random-init"], "layers.0,layers.1", ["--compile"]),
     ("ViT", "Hugging Face", "hf_vit", "vit.layers.0", []),
     ("Swin", "Hugging Face", "hf_swin", "swin.encoder.layers.0,swin.encoder.layers.1", []),
 ]

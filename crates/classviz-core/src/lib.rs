@@ -4,11 +4,12 @@
 //! maximised ([`objective`]), the priors ([`priors`]), the schedule of
 //! learning rate and views ([`schedule`]), MaCo's spectrum ([`spectrum`]) and
 //! the presets ([`presets`]); attribution and its faithfulness and sanity
-//! ([`attribution`]) and the paper's §3.1 segmentation ([`segment`] on
-//! [`maxflow`]).
+//! ([`attribution`]), dataset exemplars ([`exemplars`]) and the paper's §3.1
+//! segmentation ([`segment`] on [`maxflow`]).
 
 pub mod ascent;
 pub mod attribution;
+pub mod exemplars;
 pub mod maxflow;
 pub mod objective;
 pub mod optim;

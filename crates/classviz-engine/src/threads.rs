@@ -21,9 +21,19 @@ pub fn default_threads() -> Option<usize> {
         return None;
     }
     let cores = std::thread::available_parallelism().ok()?.get();
-    let runnable = runnable_threads(Path::new(LOADAVG))?;
-    Some(free_cores(cores, runnable))
+    // The fewest of a few readings: a process that runs for a moment (the
+    // shell that started this one) should not cost a core for the whole run.
+    let mut fewest = runnable_threads(Path::new(LOADAVG))?;
+    for _ in 1..READINGS {
+        std::thread::sleep(std::time::Duration::from_millis(READING_GAP_MS));
+        fewest = fewest.min(runnable_threads(Path::new(LOADAVG))?);
+    }
+    Some(free_cores(cores, fewest))
 }
+
+/// Readings of the runnable count, and the milliseconds between them.
+const READINGS: usize = 3;
+const READING_GAP_MS: u64 = 5;
 
 /// Cores not taken by the `runnable` threads other than this one.
 fn free_cores(cores: usize, runnable: usize) -> usize {

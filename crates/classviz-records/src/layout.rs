@@ -143,10 +143,13 @@ pub enum Extra {
     Alpha,
     /// The optimisation as an animated GIF.
     Gif,
+    /// The dataset images that drive the same class or unit most
+    /// (`classviz exemplars`), as a contact sheet.
+    Exemplars,
 }
 
 impl Extra {
-    const ALL: [Extra; 3] = [Extra::Canvas, Extra::Alpha, Extra::Gif];
+    const ALL: [Extra; 4] = [Extra::Canvas, Extra::Alpha, Extra::Gif, Extra::Exemplars];
 
     /// The file name of this extra beside the image with `stem`.
     pub fn beside(self, stem: &str) -> String {
@@ -158,6 +161,7 @@ impl Extra {
             Extra::Canvas => "_canvas.png",
             Extra::Alpha => "_alpha.png",
             Extra::Gif => ".gif",
+            Extra::Exemplars => "_exemplars.png",
         }
     }
 }
@@ -187,6 +191,9 @@ impl MapFile {
         }
     }
 }
+
+/// `classviz exemplars`' results, one JSON line per target.
+pub const EXEMPLARS_FILE: &str = "exemplars.jsonl";
 
 /// The saliency sheet comparing methods ends so.
 const SHEET_SUFFIX: &str = "_methods.png";
@@ -231,6 +238,26 @@ impl Layout {
 
     pub fn gallery(&self) -> PathBuf {
         self.dir.join(GALLERY_FILE)
+    }
+
+    /// `<out>/<stem>_exemplars.png`: a target's dataset exemplars, beside
+    /// its visualisation `<out>/<stem>.png` when both are in one folder.
+    pub fn exemplars_sheet(&self, target: &Target) -> PathBuf {
+        self.dir.join(Extra::Exemplars.beside(&target.stem()))
+    }
+
+    /// `<out>/exemplars.jsonl`.
+    pub fn exemplars(&self) -> PathBuf {
+        self.dir.join(EXEMPLARS_FILE)
+    }
+
+    /// Where an exemplar scan keeps its progress: `.exemplars-state.json`, or
+    /// per shard `.exemplars-state-<K>-of-<N>.json` (hidden: it is no result).
+    pub fn exemplars_state(&self, shard: Option<(usize, usize)>) -> PathBuf {
+        self.dir.join(match shard {
+            Some((index, count)) => format!(".exemplars-state-{index}-of-{count}.json"),
+            None => ".exemplars-state.json".to_string(),
+        })
     }
 
     /// `<photo>_<index>_<slug>_<method>` followed by `file`'s suffix.

@@ -213,3 +213,50 @@ pub struct SanityResult {
     /// the image more than what the network learned.
     pub unchanged: bool,
 }
+
+/// One image among a target's dataset exemplars.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Exemplar {
+    pub image: String,
+    /// The target's activation: S_c for a class, the channel's mean or the
+    /// neuron's value for a unit.
+    pub activation: f64,
+    /// For a unit at a spatial tap: the receptive field, in the original
+    /// image's pixels, of the position where the unit fires most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#box: Option<BoxCoordinates>,
+}
+
+/// What `classviz exemplars` writes per target (a line of `exemplars.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExemplarsResult {
+    /// `class 100 (black swan)`, `channel:_blocks.8:5`.
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tap: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<i64>,
+    /// The contact sheet of its best images.
+    pub sheet: String,
+    /// The images that drive it most, best first.
+    pub top: Vec<Exemplar>,
+    /// With `--bottom`: those that drive it least, least first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bottom: Vec<Exemplar>,
+    /// Images scanned.
+    pub images: usize,
+}
+
+/// The end of an exemplar scan: what was read and skipped, and how fast.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExemplarsSummary {
+    pub folder: String,
+    pub images: usize,
+    /// Files that could not be read as images, each with why.
+    pub skipped: Vec<Skipped>,
+    pub targets: usize,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}

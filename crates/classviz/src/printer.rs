@@ -11,8 +11,8 @@ use serde::Serialize;
 use classviz_core::ascent::Step;
 use classviz_records::gallery::GalleryReport;
 use classviz_records::reports::{
-    DryRunReport, InfoReport, SaliencyPlanRow, SaliencyResult, SanityResult, ScoreTotals,
-    StatusReport,
+    DryRunReport, ExemplarsResult, ExemplarsSummary, InfoReport, SaliencyPlanRow, SaliencyResult,
+    SanityResult, ScoreTotals, StatusReport,
 };
 use classviz_records::result::{FacetSummary, ImageResult, Subject};
 use classviz_records::sidecar::{Tap, EXPORTER};
@@ -210,6 +210,44 @@ impl Record for SaliencyResult {
         format!(
             "{}: {} ({}) p {:.3}; {}{tap} in {:.1} s{scores}{bbox}{mask} -> {}",
             self.image, self.class, self.name, self.prob, self.method, self.seconds, self.overlay
+        )
+    }
+}
+
+impl Record for ExemplarsResult {
+    fn human(&self) -> String {
+        let best: Vec<String> = self
+            .top
+            .iter()
+            .take(3)
+            .map(|e| {
+                let name = std::path::Path::new(&e.image)
+                    .file_name()
+                    .map_or(e.image.clone(), |n| n.to_string_lossy().into_owned());
+                format!("{name} ({:.2})", e.activation)
+            })
+            .collect();
+        format!(
+            "{}: {} of {} images, best {} -> {}",
+            self.target,
+            self.top.len(),
+            self.images,
+            best.join(", "),
+            self.sheet
+        )
+    }
+}
+
+impl Record for ExemplarsSummary {
+    fn human(&self) -> String {
+        let skipped = if self.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", self.skipped.len())
+        };
+        format!(
+            "{}: {} images read{skipped}, {} targets, {:.1} s ({:.1} images/s)",
+            self.folder, self.images, self.targets, self.seconds, self.images_per_second
         )
     }
 }

@@ -45,6 +45,16 @@
       img.width = 160; img.height = 160;
       link.appendChild(img);
       figure.appendChild(link);
+      if (c.e) {
+        // The dataset images that drive the same class or unit, beside it.
+        const sheet = el('a', 'exemplars');
+        sheet.href = c.e;
+        const shown = el('img');
+        shown.loading = 'lazy'; shown.decoding = 'async'; shown.src = c.e;
+        shown.alt = r.n + ': dataset exemplars';
+        sheet.appendChild(shown);
+        figure.appendChild(sheet);
+      }
       const text = [];
       if (c.l !== undefined) text.push('S ' + c.l.toFixed(2));
       if (c.p !== undefined) text.push('p ' + c.p.toFixed(3) + (c.t === false ? ' (not top-1)' : ''));

@@ -43,6 +43,8 @@ struct Cell {
     /// Extras beside it: `<stem>_alpha.png`, `<stem>.gif`.
     alpha: Option<String>,
     gif: Option<String>,
+    /// `<stem>_exemplars.png`: the dataset images that drive it most.
+    exemplars: Option<String>,
     /// From summary.jsonl.
     logit: Option<f64>,
     prob: Option<f64>,
@@ -102,6 +104,7 @@ pub fn write_gallery(spec: &GallerySpec) -> Result<GalleryReport> {
                 src: reference(&path, &page_dir, spec.embed)?,
                 alpha: extra(&root, &Extra::Alpha.beside(&stem), &page_dir, spec.embed)?,
                 gif: extra(&root, &Extra::Gif.beside(&stem), &page_dir, spec.embed)?,
+                exemplars: extra(&root, &Extra::Exemplars.beside(&stem), &page_dir, spec.embed)?,
                 ..Cell::default()
             };
             let row = rows.entry(stem.clone()).or_default();
@@ -294,7 +297,7 @@ fn render(spec: &GallerySpec, rows: &BTreeMap<String, Row>) -> String {
 }
 
 /// One row for the page's data: `{"k": stem, "i": index, "n": label, "c": [cell or null per column]}`;
-/// a cell is `{"s": src, "a": alpha, "g": gif, "l": S, "p": p, "t": top-1, "x": stalled,
+/// a cell is `{"s": src, "a": alpha, "g": gif, "e": exemplars sheet, "l": S, "p": p, "t": top-1, "x": stalled,
 /// "m": second model, "q": its p, "r": its top-1}` with absent keys left out.
 fn row_json(stem: &str, row: &Row, columns: usize) -> serde_json::Value {
     let label = match row.index {
@@ -317,6 +320,7 @@ fn row_json(stem: &str, row: &Row, columns: usize) -> serde_json::Value {
                 };
                 put("a", cell.alpha.clone().map(Into::into));
                 put("g", cell.gif.clone().map(Into::into));
+                put("e", cell.exemplars.clone().map(Into::into));
                 put("l", cell.logit.map(Into::into));
                 put("p", cell.prob.map(Into::into));
                 put("t", cell.own_top1.map(Into::into));

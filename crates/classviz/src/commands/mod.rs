@@ -3,6 +3,7 @@
 //! and returns the exit status.
 
 pub mod completions;
+pub mod exemplars;
 pub mod gallery;
 pub mod info;
 pub mod load;
@@ -23,6 +24,7 @@ pub fn execute(cli: &Cli) -> Result<Status> {
         Some(Command::Status(run)) => status::run(run),
         Some(Command::Info(args)) => info::run(args),
         Some(Command::Saliency(args)) => saliency::run(args),
+        Some(Command::Exemplars(args)) => exemplars::run(args),
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Gallery(args)) => gallery::run(args),
         Some(Command::Completions(args)) => completions::script(args.shell),

@@ -8,8 +8,10 @@ use clap::Args;
 use classviz_core::attribution::faithfulness::DEFAULT_RANDOM_ORDERS;
 use classviz_core::attribution::{Baseline, Method, MethodSettings};
 use classviz_records::pixels::Fit;
+use classviz_records::shard::ShardSpec;
 
 use crate::flags::model::{ModelArgs, Printing};
+use crate::flags::run::ClassArgs;
 use crate::flags::values::*;
 
 /// `classviz completions`.
@@ -166,6 +168,67 @@ pub struct SaliencyArgs {
     /// Random seed for smoothgrad's noise.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
+
+    #[command(flatten)]
+    pub printing: Printing,
+}
+
+/// `classviz exemplars`.
+#[derive(Args, Debug, Clone)]
+pub struct ExemplarsArgs {
+    /// A folder of images (PNG, JPEG, WebP; read recursively). Nothing is written into it.
+    #[arg(long, value_name = "DIR", required = true)]
+    pub images: PathBuf,
+
+    #[command(flatten)]
+    pub classes: ClassArgs,
+
+    /// What drives an image: a class's logit (with --class), or a unit of a tapped model:
+    /// channel:TAP[:K] (channel K's mean activation) or neuron:TAP[:K] (channel K at the
+    /// centre); with --channels LIST for several.
+    #[arg(long, value_name = "OBJ", value_parser = parse_objective)]
+    pub objective: Option<ObjectiveFlag>,
+
+    /// The channels of the tap, with a channel or neuron --objective: indices, ranges and all.
+    #[arg(long, value_name = "LIST")]
+    pub channels: Option<String>,
+
+    /// Images kept per target: those that drive it most.
+    #[arg(long, value_name = "K", default_value_t = 9, value_parser = parse_positive_usize)]
+    pub top: usize,
+
+    /// Also keep the K images that drive each target least [default: none].
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub bottom: usize,
+
+    /// How an image becomes the model's input, as for `score`.
+    #[arg(long, value_name = "FIT", value_parser = choice::<Fit>(), default_value_t = Fit::Crop)]
+    pub fit: Fit,
+
+    /// Images per forward pass [default: 16 on CPU, 128 on CUDA].
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    pub batch: Option<usize>,
+
+    /// Scan only shard K of N (0-based) of the sorted image list; `--merge` then combines
+    /// the shards' results into what one scan gives.
+    #[arg(long, value_name = "K/N|auto[/N]", value_parser = parse_shard)]
+    pub shard: Option<ShardSpec>,
+
+    /// Combine every shard's finished scan (same flags, without --shard) into the results.
+    #[arg(long, value_name = "N", value_parser = parse_positive_usize, conflicts_with = "shard")]
+    pub merge: Option<usize>,
+
+    /// Scan again from the start, whatever an interrupted scan left.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Output folder: <stem>_exemplars.png per target (beside <stem>.png, the target's
+    /// visualisation, when it is there) and exemplars.jsonl.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     #[command(flatten)]
     pub printing: Printing,

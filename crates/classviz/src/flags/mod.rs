@@ -17,7 +17,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use classviz_engine::error::{first_line, EngineError};
 use classviz_records::exit::Status;
 
-pub use commands::{CompletionArgs, GalleryArgs, InfoArgs, SaliencyArgs, ScoreArgs};
+pub use commands::{CompletionArgs, ExemplarsArgs, GalleryArgs, InfoArgs, SaliencyArgs, ScoreArgs};
 pub use model::{ModelArgs, Printing};
 pub use run::RunArgs;
 
@@ -51,6 +51,9 @@ pub enum Command {
     Info(InfoArgs),
     /// Saliency maps (Simonyan et al. §3): which pixels of a photo decide the class.
     Saliency(SaliencyArgs),
+    /// The images of a folder that drive a class or a unit most (dataset exemplars), as a
+    /// contact sheet beside its visualisation.
+    Exemplars(Box<ExemplarsArgs>),
     /// Score images with a model: does it see the intended class? The class comes from a
     /// `<index>_…` file-name prefix or --class. Exit 0 whatever the scores.
     Score(ScoreArgs),

@@ -309,7 +309,7 @@ pub struct ScaleOutArgs {
 }
 
 impl ClassArgs {
-    fn given(&self) -> bool {
+    pub fn given(&self) -> bool {
         self.class.is_some() || self.classes_file.is_some()
     }
 

@@ -31,7 +31,7 @@ pub fn stop_on_signals() {
     let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::Relaxed));
 }
 
-fn stop_requested() -> bool {
+pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
