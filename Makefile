@@ -107,7 +107,7 @@ fixtures: $(FIXTURE)
 
 # Test models: small ones made and trained here, a torchvision export with
 # random weights, and a user checkpoint through export.py --checkpoint.
-$(FIXTURE): tests/make_models.py tests/make_families.py tests/make_exemplars.py tests/checkpoint_module.py tests/cam_reference.py $(TOOLS) $(STAMP)
+$(FIXTURE): tests/make_models.py tests/make_families.py tests/make_exemplars.py tests/checkpoint_module.py tests/cam_reference.py tests/attention_reference.py $(TOOLS) $(STAMP)
 	$(PYTHON) tests/make_models.py
 	$(PYTHON) weights/export.py --torchvision resnet18 --random-init --out tests/models
 	$(PYTHON) weights/export.py --checkpoint tests/models/tiny_state.pt --entry tests.checkpoint_module:build \
@@ -132,6 +132,8 @@ $(FIXTURE): tests/make_models.py tests/make_families.py tests/make_exemplars.py 
 	# torchvision, timm and Hugging Face classifiers and the digits ViT and CNN,
 	# exported through weights/export.py (tests/families.rs).
 	$(PYTHON) tests/make_families.py
+	# Attention rollouts of an independent implementation on the eager digits ViT.
+	$(PYTHON) tests/attention_reference.py
 	# Folders of digits and photos for `classviz exemplars`, and the brute-force answer.
 	$(PYTHON) tests/make_exemplars.py
 	touch $@

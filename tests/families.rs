@@ -11,7 +11,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use classviz_core::attribution::{attention, Method};
+use classviz_engine::input::Normalise;
+use classviz_engine::model::Model;
+use classviz_records::choice::Choice;
 use common::{classviz, classviz_raw, root, scratch, stderr, stdout, test_model};
+use tch::{Device, Tensor};
 
 /// One fixture of `tests/models/families/index.json`.
 struct Fixture {
@@ -21,6 +26,8 @@ struct Fixture {
     taps: Vec<String>,
     randomised: bool,
     compiled: bool,
+    /// Exported with `--attention`: every block's attention probabilities are taps too.
+    attention: bool,
 }
 
 fn fixtures() -> Vec<Fixture> {
@@ -43,6 +50,7 @@ fn fixtures() -> Vec<Fixture> {
                 .collect(),
             randomised: entry["randomised"].as_bool().unwrap(),
             compiled: entry["compiled"].as_bool().unwrap(),
+            attention: entry["attention"].as_bool().unwrap(),
         })
         .collect()
 }
@@ -68,7 +76,8 @@ fn run(fixture: &Fixture, out: &Path, args: &[&str]) -> Output {
     classviz(&all)
 }
 
-/// `info`: the taps as grids, each with its layout.
+/// `info`: the taps as grids, each with its layout, and with `--attention`
+/// one attention tap (`[heads, T, T]`) per block after them.
 fn info_cell(fixture: &Fixture) -> Result<(), String> {
     let threads = threads();
     let model = fixture.model.to_str().unwrap();
@@ -76,14 +85,26 @@ fn info_cell(fixture: &Fixture) -> Result<(), String> {
     ok(&output, "info")?;
     let report: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     let taps = report["taps"].as_array().cloned().unwrap_or_default();
-    let names: Vec<&str> = taps.iter().filter_map(|t| t["name"].as_str()).collect();
+    let (attention, grids): (Vec<_>, Vec<_>) =
+        taps.iter().partition(|t| t["layout"] == "attention");
+    let names: Vec<&str> = grids.iter().filter_map(|t| t["name"].as_str()).collect();
     if names != fixture.taps.iter().map(String::as_str).collect::<Vec<_>>() {
         return Err(format!("info lists taps {names:?}"));
     }
-    for tap in &taps {
+    for tap in &grids {
         let grid = tap["shape"].as_array().map_or(0, Vec::len);
         if grid != 3 || tap["layout"].is_null() {
             return Err(format!("tap {tap} is not a grid with its layout"));
+        }
+    }
+    if fixture.attention == attention.is_empty() {
+        return Err(format!("{} attention taps", attention.len()));
+    }
+    for tap in &attention {
+        let shape: Vec<u64> =
+            tap["shape"].as_array().unwrap().iter().filter_map(|d| d.as_u64()).collect();
+        if shape.len() != 3 || shape[1] != shape[2] {
+            return Err(format!("attention tap {tap} is not [heads, T, T]"));
         }
     }
     Ok(())
@@ -119,8 +140,9 @@ fn facets_cell(fixture: &Fixture, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `saliency --method all`: the four gradient methods and the four CAMs at the
-/// default tap (the last whose gradient is not zero).
+/// `saliency --method all`: the four gradient methods, the four CAMs at the
+/// default tap (the last whose gradient is not zero) and, with attention taps,
+/// the two rollouts.
 fn saliency_cell(fixture: &Fixture, out: &Path) -> Result<(), String> {
     let threads = threads();
     let photo = root().join("tests/data/coffee.png");
@@ -149,9 +171,16 @@ fn saliency_cell(fixture: &Fixture, out: &Path) -> Result<(), String> {
     let rows = common::json_lines(&output);
     let taps: Vec<&str> = rows.iter().filter_map(|r| r["tap"].as_str()).collect();
     let one_tap = taps.windows(2).all(|pair| pair[0] == pair[1]);
-    match (rows.len(), taps.len(), one_tap) {
-        (8, 4, true) => Ok(()),
-        (all, cams, _) => Err(format!("saliency: {all} maps, {cams} CAMs at taps {taps:?}")),
+    let rollouts = rows
+        .iter()
+        .filter(|r| r["method"] == "rollout" || r["method"] == "gradient-rollout")
+        .count();
+    let expected_rollouts = if fixture.attention { 2 } else { 0 };
+    match (rows.len(), taps.len(), one_tap, rollouts) {
+        (all, 4, true, r) if r == expected_rollouts && all == 8 + r => Ok(()),
+        (all, cams, _, r) => {
+            Err(format!("saliency: {all} maps, {r} rollouts, {cams} CAMs at taps {taps:?}"))
+        }
     }
 }
 
@@ -239,7 +268,15 @@ fn your_own_module_runs_end_to_end() {
     matrix("own module");
 }
 
-/// The trained digits ViT of `tests/make_families.py`.
+/// The 30 held-out digits' paths.
+fn held_out_digits() -> Vec<String> {
+    common::listing(&test_model("digits_test"))
+        .into_iter()
+        .map(|name| test_model("digits_test").join(name).display().to_string())
+        .collect()
+}
+
+/// The trained digits ViT of `tests/make_families.py`, with its attention taps.
 fn digits_vit() -> PathBuf {
     test_model("families/digits_vit_taps.pt")
 }
@@ -268,10 +305,7 @@ fn the_papers_preset_shows_every_digit_on_a_trained_vit() {
 #[test]
 fn grad_cam_at_a_vits_token_tap_points_at_what_the_vit_needs() {
     let out = scratch("families-vit-cam");
-    let digits: Vec<String> = common::listing(&test_model("digits_test"))
-        .into_iter()
-        .map(|name| test_model("digits_test").join(name).display().to_string())
-        .collect();
+    let digits = held_out_digits();
     let threads = threads();
     let model = digits_vit();
     let mut args = vec!["saliency", "--threads", &threads, "--model", model.to_str().unwrap()];
@@ -297,6 +331,94 @@ fn grad_cam_at_a_vits_token_tap_points_at_what_the_vit_needs() {
         "deletion beats random on only {deletion} of {}",
         rows.len()
     );
+}
+
+/// Largest |classviz − reference| of an attention map (maps in [0, 1]).
+const ATTENTION_TOLERANCE: f64 = 1e-4;
+
+/// Attention rollout and gradient-weighted rollout on the trained ViT exported
+/// with `--attention` match an independent implementation on the eager
+/// torchvision model (tests/attention_reference.py: the probabilities caught in
+/// each nn.MultiheadAttention, the rules written from the papers), on the same
+/// digits and class.
+#[test]
+fn attention_rollouts_match_the_reference_on_the_eager_vit() {
+    common::use_torch_threads();
+    let text = std::fs::read_to_string(test_model("attention_reference.json"))
+        .expect("run `make fixtures`");
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let model = Model::open(&digits_vit(), Device::Cpu).unwrap();
+    let taps: Vec<_> =
+        model.info.attention_taps("the test").unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(taps.len(), 3, "one attention tap per block");
+    for (digit, entry) in reference.as_object().unwrap() {
+        let decoded = image::open(test_model("digits_test").join(digit)).unwrap().to_rgb8();
+        let (width, height) = decoded.dimensions();
+        let pixels = classviz_records::pixels::Pixels {
+            width,
+            height,
+            channels: 3,
+            data: decoded.into_raw(),
+        };
+        let x = model
+            .input()
+            .normalise(&classviz_engine::tensors::pixels_to_tensor(&pixels, Device::Cpu).unwrap())
+            .unwrap();
+        let class = entry["class"].as_i64().unwrap();
+        for method in ["rollout", "gradient-rollout"] {
+            let kind = Method::parse(method).unwrap();
+            let ours = attention::attention_map(&model, &x, class, kind, &taps).unwrap();
+            let theirs: Vec<f32> = entry[method]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            let theirs = Tensor::from_slice(&theirs).view([i64::from(height), i64::from(width)]);
+            let error = f64::try_from((&ours - &theirs).abs().max()).unwrap();
+            eprintln!("{digit} {method}: max |difference| {error:.2e}");
+            assert!(error < ATTENTION_TOLERANCE, "{digit} {method}: {error:.2e}");
+        }
+    }
+}
+
+/// Attention rollout on the trained ViT against random pixel orders on the 30
+/// held-out digits: it must beat random orders on deletion and insertion both
+/// for most digits, where Grad-CAM at the last token tap does not (printed;
+/// docs/models.md has the figures of every method).
+#[test]
+fn attention_rollout_beats_random_orders_on_most_held_out_digits() {
+    let out = scratch("families-vit-rollout");
+    let digits = held_out_digits();
+    let threads = threads();
+    let model = digits_vit();
+    let mut args = vec!["saliency", "--threads", &threads, "--model", model.to_str().unwrap()];
+    for digit in &digits {
+        args.extend(["--image", digit.as_str()]);
+    }
+    args.extend([
+        "--method",
+        "rollout,gradient-rollout",
+        "--faithfulness",
+        "--random-orders",
+        "16",
+    ]);
+    args.extend(["--out", out.to_str().unwrap(), "--json"]);
+    let output = classviz_raw(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows = common::json_lines(&output);
+    assert_eq!(rows.len(), 2 * digits.len());
+    for method in ["rollout", "gradient-rollout"] {
+        let of: Vec<_> = rows.iter().filter(|r| r["method"] == method).collect();
+        let both = of.iter().filter(|r| r["beats_random"] == true).count();
+        eprintln!(
+            "{method}: beats random on both metrics on {both} of {} held-out digits",
+            of.len()
+        );
+        if method == "rollout" {
+            assert!(2 * both > of.len(), "rollout beats random on only {both} of {}", of.len());
+        }
+    }
 }
 
 /// The exporter as a user runs it, with its stderr.
@@ -351,6 +473,23 @@ fn the_exporter_refuses_in_one_line() {
         "not a torchvision classifier",
     );
     refused(&export(&["--hf", out]), "no config.json");
+    refused(&call(with(own("build", "3,16,16"), &["--attention"])), "no self-attention");
+}
+
+/// The rollouts on a model exported without `--attention`: one line naming the fix.
+#[test]
+fn a_rollout_without_attention_taps_is_refused_in_one_line() {
+    let out = scratch("families-no-attention");
+    let model = test_model("tiny_taps.pt");
+    let photo = root().join("tests/data/coffee.png");
+    let args = ["saliency", "--model", model.to_str().unwrap(), "--image", photo.to_str().unwrap()];
+    for method in ["rollout", "gradient-rollout"] {
+        let output = classviz_raw(
+            &[&args[..], &["--method", method, "--out", out.to_str().unwrap()]].concat(),
+        );
+        refused(&output, "--attention");
+        assert!(common::listing(&out).is_empty(), "nothing is written");
+    }
 }
 
 #[test]

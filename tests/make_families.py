@@ -4,7 +4,8 @@ user would: torchvision, timm and Hugging Face classifiers (untrained, small inp
 small configurations, so that CI can afford them) and the digits ViT and CNN that
 tests/make_models.py trained. Writes tests/models/families/ and its index.json, one
 entry per fixture: the family, the model file, the source, and whether it has
-randomised variants (saliency --sanity) and a compiled package (--engine compiled).
+randomised variants (saliency --sanity), a compiled package (--engine compiled) and
+attention taps (the rollouts).
 """
 
 import json
@@ -21,7 +22,8 @@ EXPORT = [sys.executable, str(ROOT / "weights" / "export.py")]
 SMALL = ["--random-init", "--input-shape", "3,64,64"]
 TIMM_VIT = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 32, "num_heads": 2}
 
-# (family, source, export arguments, taps, extra: randomise / compile)
+# (family, source, export arguments, taps, extra: randomise / compile / attention, the
+# transformers' attention probabilities as taps for the rollouts)
 FAMILIES = [
     ("ResNet", "torchvision", ["--torchvision", "resnet18", *SMALL], "layer3,layer4", []),
     ("ConvNeXt", "torchvision", ["--torchvision", "convnext_tiny", *SMALL], "features.5,features.7", ["--compile"]),
@@ -31,17 +33,17 @@ FAMILIES = [
      ["--randomise"]),
     ("RegNet", "torchvision", ["--torchvision", "regnet_y_400mf", *SMALL], "trunk_output.block3,trunk_output.block4", []),
     ("ViT (trained on digits)", "torchvision", "digits_vit", "encoder.layers.encoder_layer_0,encoder.layers.encoder_layer_1",
-     ["--randomise", "--compile"]),
+     ["--randomise", "--compile", "--attention"]),
     ("CNN (trained on digits)", "own module", "digits_cnn", "4,7", ["--randomise"]),
     # Its last block is tapped too: its patch tokens never reach the class token.
     ("ViT", "timm", ["--timm", "vit_tiny_patch16_224", "--kwargs", json.dumps(TIMM_VIT), "--random-init"],
-     "patch_embed,blocks.0,blocks.1", []),
+     "patch_embed,blocks.0,blocks.1", ["--attention"]),
     ("DeiT (distilled)", "timm", ["--timm", "deit_tiny_distilled_patch16_224", "--kwargs", json.dumps(TIMM_VIT),
                                   "--random-init"], "patch_embed,blocks.0", ["--compile"]),
     ("ViT with registers, pooled", "timm",
      ["--timm", "vit_small_patch16_224", "--kwargs",
       json.dumps({**TIMM_VIT, "reg_tokens": 4, "class_token": False, "global_pool": "avg"}), "--random-init"],
-     "patch_embed,blocks.0", []),
+     "patch_embed,blocks.0", ["--attention"]),
     ("ViT, non-square input", "timm",
      ["--timm", "vit_tiny_patch16_224", "--kwargs", json.dumps({**TIMM_VIT, "img_size": [32, 48]}), "--random-init"],
      "patch_embed,blocks.0", []),
@@ -50,7 +52,7 @@ FAMILIES = [
     ("Swin", "timm", ["--timm", "swin_tiny_patch4_window7_224", "--kwargs",
                       json.dumps({"img_size": 64, "embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4}),
                       "--random-init"], "layers.0,layers.1", ["--compile"]),
-    ("ViT", "Hugging Face", "hf_vit", "vit.layers.0", []),
+    ("ViT", "Hugging Face", "hf_vit", "vit.layers.0", ["--attention"]),
     ("Swin", "Hugging Face", "hf_swin", "swin.encoder.layers.0,swin.encoder.layers.1", []),
 ]
 
@@ -112,7 +114,8 @@ def main():
         subprocess.run(command, check=True, cwd=ROOT)
         print(f"make_families.py: {family} ({origin}) in {time.time() - started:.0f} s", file=sys.stderr)
         index.append({"family": family, "source": origin, "model": f"{stem}_taps.pt", "taps": taps.split(","),
-                      "randomised": "--randomise" in extra, "compiled": "--compile" in extra})
+                      "randomised": "--randomise" in extra, "compiled": "--compile" in extra,
+                      "attention": "--attention" in extra})
     (OUT / "index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 

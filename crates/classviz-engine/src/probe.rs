@@ -209,7 +209,7 @@ pub fn check_taps(network: &dyn Network, input: &InputSpec, taps: &[Tap]) -> Res
     let outputs = network.forward(&zeros, &all, Precision::Fp32)?;
     for (tap, activation) in taps.iter().zip(&outputs.taps) {
         let shape = activation.size();
-        let expected = tap.grid_shape()?;
+        let expected = tap.output_shape()?;
         if shape.len() != 4 || shape[1..] != expected[..] {
             bail!(
                 "tap {} has shape {:?} but the sidecar says {:?}",

@@ -82,15 +82,36 @@ impl ModelInfo {
             .map(|i| TapRef { id: TapId::at(i), name: self.taps[i].name.clone() })
             .collect();
         if spatial.is_empty() {
-            bail!("{} has no tap with a spatial grid (all are 1×1)", self.path.display());
+            bail!(
+                "{} has no grid tap with more than one position (its taps are 1×1 or attention probabilities)",
+                self.path.display()
+            );
         }
         Ok(spatial)
     }
 
     /// The default tap of units' comparisons (the facets' diversity): the
-    /// middle one, between textures and parts.
+    /// middle one of the grid taps, between textures and parts.
     pub fn default_unit_tap(&self, needed_by: &str) -> Result<TapRef> {
-        let tap = self.taps.get(self.taps.len() / 2).ok_or_else(|| self.no_taps(needed_by))?;
-        Ok(TapRef { id: TapId::at(self.taps.len() / 2), name: tap.name.clone() })
+        let grids: Vec<usize> =
+            (0..self.taps.len()).filter(|&i| !self.taps[i].is_attention()).collect();
+        let index = *grids.get(grids.len() / 2).ok_or_else(|| self.no_taps(needed_by))?;
+        Ok(TapRef { id: TapId::at(index), name: self.taps[index].name.clone() })
+    }
+
+    /// The model's attention taps, first block first: what attention rollout
+    /// multiplies through. A model exported without them is refused.
+    pub fn attention_taps(&self, needed_by: &str) -> Result<Vec<TapRef>> {
+        let taps: Vec<TapRef> = (0..self.taps.len())
+            .filter(|&i| self.taps[i].is_attention())
+            .map(|i| TapRef { id: TapId::at(i), name: self.taps[i].name.clone() })
+            .collect();
+        if taps.is_empty() {
+            bail!(
+                "{needed_by} multiplies a transformer's attention probabilities through its blocks, and {} returns none: export it with `{EXPORTER} … --attention` (ViTs of torchvision, timm and Hugging Face)",
+                self.path.display()
+            );
+        }
+        Ok(taps)
     }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::files;
 use crate::input::check_channel_values;
 
-pub use crate::tap::{token_grid_side, Tap, TapLayout};
+pub use crate::tap::{token_grid_side, Readout, Tap, TapLayout};
 
 /// The exporter's command, as messages name it: it writes models, their
 /// sidecars, taps, compiled packages and randomised variants.
@@ -195,7 +195,7 @@ impl Sidecar {
             if tap.shape.iter().any(|&d| d < 1) {
                 bail!("tap {} must have a positive [C, H, W] shape, got {:?}", tap.name, tap.shape);
             }
-            tap.grid_shape()?;
+            tap.output_shape()?;
         }
         for package in self.compiled.iter().flatten() {
             for hash in [&package.sha256, &package.model_sha256] {

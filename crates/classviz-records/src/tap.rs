@@ -1,6 +1,7 @@
 //! What a sidecar says of a tap: the module's name, the grid `[C, H, W]`
 //! classviz sees, and the module's own layout (channels first or last, or
-//! tokens with their prefix), for reports and the older token exports.
+//! tokens with their prefix), for reports and the older token exports; or a
+//! self-attention's probabilities `[heads, T, T]` over such tokens.
 
 use std::fmt;
 
@@ -25,9 +26,26 @@ pub struct Tap {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_shape: Option<Vec<i64>>,
     /// Tokens before the patch grid (class, distillation, registers), for a
-    /// `tokens` layout.
+    /// `tokens` or `attention` layout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_tokens: Option<u32>,
+    /// The patch grid `[h, w]` of an `attention` tap's tokens, row by row
+    /// after the prefix tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<[i64; 2]>,
+    /// Which tokens an `attention` tap's model reads its class from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readout: Option<Readout>,
+}
+
+/// How a transformer's head reads its tokens.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Readout {
+    /// The first prefix token (a class token).
+    Token,
+    /// The mean of the patch tokens.
+    Mean,
 }
 
 /// How a tapped module lays out its output; the export returns every tap as
@@ -41,6 +59,9 @@ pub enum TapLayout {
     Nhwc,
     /// `[N, T, C]`: prefix tokens, then the patch grid row by row.
     Tokens,
+    /// `[N, heads, T, T]`: a self-attention's probabilities over such tokens,
+    /// returned as they are (each row sums to one).
+    Attention,
 }
 
 impl fmt::Display for TapLayout {
@@ -49,6 +70,7 @@ impl fmt::Display for TapLayout {
             TapLayout::Nchw => "channels first",
             TapLayout::Nhwc => "channels last",
             TapLayout::Tokens => "tokens",
+            TapLayout::Attention => "attention",
         })
     }
 }
@@ -62,13 +84,52 @@ impl Tap {
             layout: None,
             source_shape: None,
             prefix_tokens: None,
+            grid: None,
+            readout: None,
         }
+    }
+
+    /// Whether the tap holds attention probabilities rather than a grid.
+    pub fn is_attention(&self) -> bool {
+        self.layout == Some(TapLayout::Attention)
+    }
+
+    /// The shape the model returns per image: the grid `[C, H, W]`, or an
+    /// attention tap's `[heads, T, T]`.
+    pub fn output_shape(&self) -> Result<Vec<i64>> {
+        if !self.is_attention() {
+            return Ok(self.grid_shape()?.to_vec());
+        }
+        let [heads, rows, columns] = self.shape[..] else {
+            bail!(
+                "attention tap {} must have a [heads, T, T] shape, got {:?}",
+                self.name,
+                self.shape
+            )
+        };
+        let [h, w] = self.grid.unwrap_or([0, 0]);
+        let tokens = i64::from(self.prefix_tokens.unwrap_or(0)) + h * w;
+        if heads < 1 || rows != columns || h < 1 || w < 1 || tokens != rows {
+            bail!(
+                "attention tap {} has shape {:?}, which is not [heads, T, T] over {} prefix tokens and a {h}x{w} patch grid",
+                self.name,
+                self.shape,
+                self.prefix_tokens.unwrap_or(0)
+            );
+        }
+        Ok(self.shape.clone())
     }
 
     /// The shape classviz sees, `[C, H, W]`: tokens `[T, C]` of an older
     /// export with T − 1 a square s² become a grid `[C, s, s]` (the class
     /// token dropped).
     pub fn grid_shape(&self) -> Result<[i64; 3]> {
+        if self.is_attention() {
+            bail!(
+                "tap {} holds attention probabilities, not a grid of channels: units and class activation maps are taken at a grid tap; attention taps serve --method rollout and gradient-rollout",
+                self.name
+            );
+        }
         match self.shape[..] {
             [c, h, w] => Ok([c, h, w]),
             [tokens, c] if self.layout.is_none() => match token_grid_side(tokens) {
@@ -98,6 +159,13 @@ impl Tap {
                 "{} {grid} (tokens {source}, {} prefix)",
                 self.name,
                 self.prefix_tokens.unwrap_or(0)
+            ),
+            (Some(TapLayout::Attention), _) => format!(
+                "{} attention {} ({} prefix, {} grid)",
+                self.name,
+                shape(&self.shape),
+                self.prefix_tokens.unwrap_or(0),
+                shape(&self.grid.unwrap_or([0, 0]))
             ),
             (Some(TapLayout::Nhwc), Some(source)) => {
                 format!("{} {grid} (channels last {source})", self.name)
@@ -133,5 +201,26 @@ mod tests {
         assert_eq!(token_grid_side(11), None);
         let image = Tap::grid("x", [16, 7, 7]);
         assert_eq!(image.grid_shape().unwrap(), [16, 7, 7]);
+    }
+
+    #[test]
+    fn attention_taps_are_no_grid_and_must_cover_the_tokens() {
+        let attention = Tap {
+            shape: vec![4, 65, 65],
+            layout: Some(TapLayout::Attention),
+            prefix_tokens: Some(1),
+            grid: Some([8, 8]),
+            readout: Some(Readout::Token),
+            ..Tap::grid("blocks.0.attn", [1, 1, 1])
+        };
+        assert_eq!(attention.output_shape().unwrap(), vec![4, 65, 65]);
+        let refused = attention.grid_shape().unwrap_err().to_string();
+        assert!(
+            refused.contains("attention probabilities") && refused.contains("rollout"),
+            "{refused}"
+        );
+        let short = Tap { grid: Some([7, 8]), ..attention.clone() };
+        assert!(short.output_shape().is_err());
+        assert_eq!(Tap::grid("x", [3, 2, 2]).output_shape().unwrap(), vec![3, 2, 2]);
     }
 }

@@ -19,6 +19,9 @@ whatever their layout: channels first, channels last (Swin, ConvNeXt blocks) or 
 [N, T, C] with any number of prefix tokens (class, distillation, registers) before the
 patch grid (<name>_taps.pt). --list-taps prints every module that can be tapped, with
 its output, its layout and the grid classviz sees, without exporting anything.
+--attention also returns every self-attention's probabilities [N, heads, T, T] (ViTs
+from torchvision, timm and Hugging Face), for `saliency --method rollout` and
+`gradient-rollout`.
 
 --compile [--device cpu|cuda] also writes an AOTInductor package of one ascent step,
 <stem>.<device>.pt2, checked against the TorchScript file and recorded in the sidecar;
@@ -37,6 +40,7 @@ import torch
 from classviz import compile_step as compile_step_module
 from classviz import maco_spectrum
 from classviz.export import lite
+from classviz.export.attention import expose as expose_attention
 from classviz.export import taps as tapping
 from classviz.export.common import (
     ExportError, complete, export_source, fail, first_line, home, prepare, program_name, scored,
@@ -79,7 +83,10 @@ def parser(default_out):
     p.add_argument("--mean", help="per-channel mean in [0,1] units, comma-separated (needed with --entry)")
     p.add_argument("--std", help="per-channel std in [0,1] units, comma-separated (needed with --entry)")
     p.add_argument("--labels", help="class names file, one per line, in output order")
-    p.add_argument("--taps", help="NAME[:nchw|nhwc|tokens][,...]: also return these modules' outputs (<name>_taps.pt)")
+    p.add_argument("--taps", help="NAME[:nchw|nhwc|tokens|attention][,...]: also return these modules' outputs "
+                                  "(<name>_taps.pt)")
+    p.add_argument("--attention", action="store_true",
+                   help="also return every self-attention's probabilities (ViTs), for saliency's rollout methods")
     p.add_argument("--prefix-tokens", type=int, help="tokens before the patch grid in token taps (default: the model's, else inferred)")
     p.add_argument("--list-taps", action="store_true", help="print the modules that can be tapped, with their layouts, and exit")
     p.add_argument("--compile", action="store_true", help="also write an AOTInductor package of one ascent step")
@@ -127,7 +134,8 @@ def list_taps(kind, args):
     for source in build_source(kind, args):
         model = prepare(source.model)
         scored(model, source.shape)
-        for line in tapping.listing(model, source.shape, source.prefix_tokens, source.channels_last):
+        attention = expose_attention(model, source.shape)
+        for line in tapping.listing(model, source.shape, source.prefix_tokens, source.channels_last, attention):
             print(f"{source.name}  {line}")
 
 
@@ -152,6 +160,8 @@ def run(args):
     if args.list_taps:
         return list_taps(kind, args)
     requested = tapping.parse_taps(args.taps) if args.taps else []
+    if args.attention:
+        requested.append((tapping.EVERY_ATTENTION, "attention"))
     # An EfficientNet-Lite export already there is kept when only its package or
     # variants are wanted (`make` compiles Lite0 without exporting it again).
     keep = kind is None and (args.compile or args.randomise)

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from classviz import sidecar as sidecars
+from classviz.export import attention
 from classviz.export import taps as tapping
 
 LABELS_FILE = "imagenet_classes.txt"
@@ -252,7 +253,17 @@ def network_of(source, requested_taps):
     network = scored(model, source.shape)
     if not requested_taps:
         return network, []
+    if any(hint == "attention" for _, hint in requested_taps):
+        exposed = attention.expose(model, source.shape)
+        if not exposed:
+            fail(f"{source.name}: no self-attention whose probabilities classviz can tap (it knows the ViTs of "
+                 "torchvision, timm and Hugging Face)")
+        requested_taps = [(name, hint) for tap, hint in requested_taps
+                          for name in (exposed if tap == tapping.EVERY_ATTENTION else [tap])]
     taps = tapping.resolve(model, source.shape, requested_taps, source.prefix_tokens, fail, source.channels_last)
+    for info in taps:
+        if info.layout.kind == "attention":
+            info.layout.readout = attention.readout(model, info.layout.prefix)
     torch.manual_seed(1)
     x = torch.randn(CHECK_BATCH, *source.shape)
     with torch.no_grad():

@@ -1,11 +1,14 @@
-"""Taps: modules whose outputs a tapped export returns beside the scores, always as an
-image-shaped grid [N, C, H, W], whatever the module's own layout.
+"""Taps: modules whose outputs a tapped export returns beside the scores, as an
+image-shaped grid [N, C, H, W], whatever the module's own layout, or as attention
+probabilities.
 
-A module's output is read in one of three layouts:
-  nchw    channels first [N, C, H, W] (convolutional networks);
-  nhwc    channels last [N, H, W, C] (Swin's stages, ConvNeXt's block internals);
-  tokens  [N, T, C]: P prefix tokens (a class token, a distillation token, registers,
-          or none) before an h x w grid of patches, row-major.
+A module's output is read in one of four layouts:
+  nchw       channels first [N, C, H, W] (convolutional networks);
+  nhwc       channels last [N, H, W, C] (Swin's stages, ConvNeXt's block internals);
+  tokens     [N, T, C]: P prefix tokens (a class token, a distillation token, registers,
+             or none) before an h x w grid of patches, row-major;
+  attention  [N, heads, T, T]: a self-attention's probabilities over tokens laid out as
+             a token tap's (classviz.export.attention), returned as they are.
 
 The export rewrites each tapped module's output as the grid and back (a permutation, or
 the prefix tokens concatenated with the flattened grid), so the rest of the network
@@ -18,7 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-LAYOUTS = ("nchw", "nhwc", "tokens")
+LAYOUTS = ("nchw", "nhwc", "tokens", "attention")
+# `--attention`'s request: every self-attention's probabilities.
+EVERY_ATTENTION = "*"
 # Prefix tokens tried, fewest first, when the model does not declare its count.
 MAX_PREFIX_TOKENS = 16
 
@@ -30,9 +35,11 @@ class Layout:
     kind: str
     prefix: int = 0
     grid: tuple = ()
+    # attention: how the head reads the tokens ("token": the first; "mean": the patches').
+    readout: str = "token"
 
     def to_grid(self, tensor):
-        if self.kind == "nchw":
+        if self.kind in ("nchw", "attention"):
             return tensor
         if self.kind == "nhwc":
             return tensor.permute(0, 3, 1, 2)
@@ -42,7 +49,7 @@ class Layout:
 
     def from_grid(self, grid, original):
         """The module's output rebuilt from `grid` (values unchanged)."""
-        if self.kind == "nchw":
+        if self.kind in ("nchw", "attention"):
             return grid
         if self.kind == "nhwc":
             return grid.permute(0, 2, 3, 1)
@@ -56,12 +63,18 @@ class Layout:
         if self.kind == "tokens":
             height, width = self.grid
             return f"{shown} tokens ({self.prefix} prefix, {height}x{width} grid)"
+        if self.kind == "attention":
+            height, width = self.grid
+            return f"{shown} attention ({self.prefix} prefix, {height}x{width} grid)"
         return f"{shown} {self.kind}"
 
     def sidecar(self, name, source_shape, grid_shape):
         entry = {"name": name, "shape": list(grid_shape), "layout": self.kind, "source_shape": list(source_shape)}
-        if self.kind == "tokens":
+        if self.kind in ("tokens", "attention"):
             entry["prefix_tokens"] = self.prefix
+        if self.kind == "attention":
+            entry["grid"] = list(self.grid)
+            entry["readout"] = self.readout
         return entry
 
 
@@ -127,6 +140,8 @@ def infer_layout(shape, input_hw, declared_prefix=None, hint=None, grids=(), cha
     channels-first outputs (a ViT's patch embedding), which a token grid should be one
     of; `channels_last` settles a [C, H, W] / [H, W, C] tie (timm's Swin)."""
     dims = list(shape[1:])
+    if hint == "attention":
+        return attention_layout(dims, input_hw, declared_prefix)
     if len(dims) == 3 and hint in (None, "nchw", "nhwc"):
         channels_first = spatial_fits(dims[1], dims[2], input_hw)
         last = spatial_fits(dims[0], dims[1], input_hw)
@@ -160,6 +175,14 @@ def token_layout(tokens, input_hw, declared_prefix, grids):
     return Layout("tokens", prefix, grid)
 
 
+def attention_layout(dims, input_hw, declared_prefix):
+    """[heads, T, T] probabilities over the tokens of a token tap, or None."""
+    if len(dims) != 3 or dims[1] != dims[2]:
+        return None
+    tokens = token_layout(dims[1], input_hw, declared_prefix, ())
+    return None if tokens is None else Layout("attention", tokens.prefix, tokens.grid)
+
+
 @dataclass
 class TapInfo:
     name: str
@@ -168,7 +191,7 @@ class TapInfo:
 
     @property
     def grid_shape(self):
-        if self.layout.kind == "nchw":
+        if self.layout.kind in ("nchw", "attention"):
             return list(self.source_shape)
         if self.layout.kind == "nhwc":
             height, width, channels = self.source_shape
@@ -270,6 +293,9 @@ def resolve(model, shape, requested, declared_prefix, fail, channels_last=False)
         layout = layouts.of(name, full, hint)
         if layout is None:
             what = "x".join(map(str, full[1:]))
+            if hint == "attention":
+                fail(f"tap {name} returns {what}, not attention probabilities [heads, T, T] over prefix tokens and "
+                     f"a patch grid with the input's aspect ({shape[1]}x{shape[2]})")
             if len(full) == 3:
                 fail(f"tap {name} returns {what} tokens, which are not prefix tokens before a patch grid with the input's "
                      f"aspect ({shape[1]}x{shape[2]}); pass --prefix-tokens N if the model has N tokens before its patches")
@@ -278,15 +304,23 @@ def resolve(model, shape, requested, declared_prefix, fail, channels_last=False)
     return resolved
 
 
-def listing(model, shape, declared_prefix=None, channels_last=False):
+def listing(model, shape, declared_prefix=None, channels_last=False, attention=()):
     """The lines of --list-taps: each module, its output, the grid classviz sees, and
     what it suits: units (channels and neurons) at any grid, class activation maps
     where the grid has more than one position and the class score's gradient there is
     not zero (a ViT's last block is not: its patch tokens never reach the class token)."""
     found = candidates(model, shape, declared_prefix, channels_last)
+    outputs = module_outputs(model, shape) if attention else {}
+    for name in attention:
+        layout = attention_layout(list(outputs.get(name, ())[1:]), tuple(shape[1:]), declared_prefix)
+        if layout is not None:
+            found[name] = TapInfo(name, list(outputs[name][1:]), layout)
     reach = score_reaches(model, shape, found)
     lines = []
     for info in found.values():
+        if info.layout.kind == "attention":
+            lines.append(f"{info.name:48s} {info.layout.describe(info.source_shape):36s} -> rollout (--attention)")
+            continue
         grid = "x".join(map(str, info.grid_shape))
         spatial = info.grid_shape[1] * info.grid_shape[2] > 1
         suits = "units, CAMs" if spatial and reach.get(info.name) else "units"
@@ -343,7 +377,7 @@ class Tapped(torch.nn.Module):
             tensor = first_tensor(output)
             grid = info.layout.to_grid(tensor)
             self._seen[info.name] = grid
-            if info.layout.kind == "nchw":
+            if info.layout.kind in ("nchw", "attention"):
                 return None
             return replace_first(output, info.layout.from_grid(grid, tensor))
 

@@ -169,7 +169,7 @@ fn scaled_per_channel(maps: &Tensor) -> Result<Tensor> {
 }
 
 /// A coarse map `[h, w]` upsampled to `[height, width]`, rectified and scaled to [0, 1] by its maximum.
-fn upsampled_and_scaled(coarse: &Tensor, height: i64, width: i64) -> Result<Tensor> {
+pub(super) fn upsampled_and_scaled(coarse: &Tensor, height: i64, width: i64) -> Result<Tensor> {
     let size = coarse.size();
     let map = upsample(&coarse.f_view([1, 1, size[0], size[1]])?, height, width)?
         .f_relu()?

@@ -23,7 +23,11 @@ classviz_records::choice! {
         LayerCam = "layer-cam",
         /// Score-CAM at --tap: forward passes only (Wang et al. 2020).
         ScoreCam = "score-cam",
-        /// Every method (the class activation maps where the model has taps), with a sheet comparing them.
+        /// Attention rollout through every block (Abnar & Zuidema 2020); class-agnostic; a model exported with --attention.
+        Rollout = "rollout",
+        /// Attention rollout weighted by the class score's gradient (Chefer et al. 2021); a model exported with --attention.
+        GradientRollout = "gradient-rollout",
+        /// Every method (the class activation maps where the model has grid taps, the rollouts where it has attention taps), with a sheet comparing them.
         All = "all",
     }
 }
@@ -34,6 +38,8 @@ const GRADIENT_METHODS: [Method; 4] =
 /// The class activation maps, in the order `all` runs them.
 pub const CAMS: [Method; 4] =
     [Method::GradCam, Method::GradCamPlusPlus, Method::LayerCam, Method::ScoreCam];
+/// The attention methods, in the order `all` runs them.
+pub const ATTENTION_METHODS: [Method; 2] = [Method::Rollout, Method::GradientRollout];
 
 impl Method {
     /// Whether it is a class activation map, taken at a tap.
@@ -41,12 +47,21 @@ impl Method {
         CAMS.contains(&self)
     }
 
+    /// Whether it multiplies attention probabilities through the blocks.
+    pub fn is_attention(self) -> bool {
+        ATTENTION_METHODS.contains(&self)
+    }
+
     /// The methods it stands for: itself, or for `all` every method, the
-    /// class activation maps only where `has_tap`.
-    pub fn expand(self, has_tap: bool) -> Vec<Method> {
+    /// class activation maps only where `has_tap` (a grid tap) and the
+    /// attention methods only where `has_attention`.
+    pub fn expand(self, has_tap: bool, has_attention: bool) -> Vec<Method> {
         match self {
-            Method::All if has_tap => GRADIENT_METHODS.iter().chain(&CAMS).copied().collect(),
-            Method::All => GRADIENT_METHODS.to_vec(),
+            Method::All => {
+                let cams = if has_tap { CAMS.as_slice() } else { &[] };
+                let attention = if has_attention { ATTENTION_METHODS.as_slice() } else { &[] };
+                GRADIENT_METHODS.iter().chain(cams).chain(attention).copied().collect()
+            }
             single => vec![single],
         }
     }

@@ -2,10 +2,12 @@
 //! A [`Method`] makes a map `[H, W]` from the photo and the network:
 //! gradient-based maps ([`gradient`]: the paper's `M(i,j) = max_ch |w(i,j,ch)|`
 //! of the gradient `w = ∂S_c/∂I`, SmoothGrad, gradient × input, integrated
-//! gradients) and class activation maps at a tap ([`cam`]). [`faithfulness`]
+//! gradients), class activation maps at a tap ([`cam`]) and a transformer's
+//! attention rollouts ([`attention`]). [`faithfulness`]
 //! scores a map's pixel order by deletion and insertion against random
 //! orders; [`sanity`] compares maps on a trained and a randomised network.
 
+pub mod attention;
 pub mod cam;
 pub mod faithfulness;
 pub mod gradient;
@@ -19,7 +21,9 @@ use crate::priors;
 use crate::segment;
 use classviz_engine::model::Model;
 
-pub use method::{Attribution, Baseline, Method, MethodSettings, CAMS, CONTRIBUTION_SMOOTHING};
+pub use method::{
+    Attribution, Baseline, Method, MethodSettings, ATTENTION_METHODS, CAMS, CONTRIBUTION_SMOOTHING,
+};
 
 /// The maps of one photo for one class: what the attributions share (the tap
 /// gradient of the gradient-weighted class activation maps) is taken once, up
@@ -60,6 +64,12 @@ impl<'a> Attributor<'a> {
         if method.is_cam() {
             let tap = attribution.tap.context("a class activation map needs a tap")?;
             let map = cam::cam(model, x, class, method, tap, self.tap_gradient.as_ref())?;
+            return Ok((map.f_unsqueeze(0)?, map));
+        }
+        if method.is_attention() {
+            let taps = model.info.attention_taps(&format!("--method {method}"))?;
+            let ids: Vec<_> = taps.iter().map(|t| t.id).collect();
+            let map = attention::attention_map(model, x, class, method, &ids)?;
             return Ok((map.f_unsqueeze(0)?, map));
         }
         let attribution = gradient::attribution(model, x, class, method, self.settings)?;
@@ -138,9 +148,11 @@ mod tests {
 
     #[test]
     fn all_expands_to_every_method_and_the_cams_only_with_a_tap() {
-        assert_eq!(Method::All.expand(true).len(), Method::ALL.len() - 1);
-        assert!(Method::All.expand(false).iter().all(|m| !m.is_cam()));
-        assert_eq!(Method::ScoreCam.expand(false), vec![Method::ScoreCam]);
+        assert_eq!(Method::All.expand(true, true).len(), Method::ALL.len() - 1);
+        assert!(Method::All.expand(false, true).iter().all(|m| !m.is_cam()));
+        assert!(Method::All.expand(true, false).iter().all(|m| !m.is_attention()));
+        assert_eq!(Method::All.expand(false, true).iter().filter(|m| m.is_attention()).count(), 2);
+        assert_eq!(Method::ScoreCam.expand(false, false), vec![Method::ScoreCam]);
         assert_eq!(Method::parse("GRAD-CAM++"), Ok(Method::GradCamPlusPlus));
     }
 

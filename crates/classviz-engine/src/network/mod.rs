@@ -128,7 +128,7 @@ fn package_layout(
             );
         };
         taps.push(TapId::at(index));
-        shapes.push(context.taps[index].grid_shape()?.to_vec());
+        shapes.push(context.taps[index].output_shape()?);
     }
     Ok((taps, shapes))
 }

@@ -110,6 +110,10 @@ pub enum Wrt {
     Input,
     /// The output of tap `k` of those asked for: class activation maps.
     Tap(usize),
+    /// Every tap asked for, in one backward pass: each image's gradients
+    /// flattened and concatenated in the taps' order, `[N, Σ sizes]`
+    /// (the attention rollouts' gradients at every block).
+    Taps,
 }
 
 /// One vector-Jacobian product: the taps to return, the weights, what the

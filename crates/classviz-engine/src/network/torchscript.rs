@@ -145,16 +145,23 @@ impl Network for TorchScript {
         let total = weights.inner_product(&outputs)?;
         // At a tap, the gradient is taken at the tensor the model returned and
         // laid out like the tap's grid.
-        let with_respect_to = match pass.wrt {
-            Wrt::Input => &input,
-            Wrt::Tap(k) => raw.get(k).context("the gradient of a tap not asked for")?,
+        let with_respect_to: Vec<&Tensor> = match pass.wrt {
+            Wrt::Input => vec![&input],
+            Wrt::Tap(k) => vec![raw.get(k).context("the gradient of a tap not asked for")?],
+            Wrt::Taps => raw.iter().collect(),
         };
-        let gradient = Tensor::f_run_backward(&[&total], &[with_respect_to], false, false)
-            .map_err(torch_error)?
-            .remove(0);
+        let mut gradients = Tensor::f_run_backward(&[&total], &with_respect_to, false, false)
+            .map_err(torch_error)?;
         let gradient = match pass.wrt {
-            Wrt::Input => gradient,
-            Wrt::Tap(_) => tap_as_grid(gradient)?,
+            Wrt::Input => gradients.remove(0),
+            Wrt::Tap(_) => tap_as_grid(gradients.remove(0))?,
+            Wrt::Taps => {
+                let flat = gradients
+                    .into_iter()
+                    .map(|g| Ok(tap_as_grid(g)?.f_reshape([batch, -1])?))
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::f_cat(&flat, 1)?
+            }
         };
         Ok((outputs.detached()?, gradient))
     }

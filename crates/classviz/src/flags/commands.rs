@@ -87,8 +87,8 @@ pub struct SaliencyArgs {
     pub class: Option<String>,
 
     /// How each map is made: one method, several comma-separated, or all (the class activation
-    /// maps where the model has taps). Each method's files carry its name; with several, a
-    /// sheet compares them.
+    /// maps where the model has grid taps, the rollouts where it has attention taps). Each
+    /// method's files carry its name; with several, a sheet compares them.
     #[arg(long, value_name = "METHOD[,…]", value_parser = choice::<Method>(), value_delimiter = ',', default_value = "gradient")]
     pub method: Vec<Method>,
 

@@ -11,6 +11,7 @@
 //! - `sanity`: the randomisation test.
 
 mod maps;
+mod photo;
 mod plan;
 mod sanity;
 mod subject;

@@ -13,7 +13,7 @@ use classviz_records::choice::Choice;
 use classviz_records::layout::{Layout, MapFile, Target};
 use classviz_records::pixels::Fit;
 
-use super::subject;
+use super::photo;
 use crate::flags::SaliencyArgs;
 
 /// `classviz saliency`, resolved.
@@ -45,8 +45,12 @@ impl SaliencyPlan {
         let class =
             args.class.as_deref().map(|spec| model.info.labels.resolve(spec)).transpose()?;
         let tap = cam_tap(args, model, class)?;
+        if let Some(method) = args.method.iter().find(|m| m.is_attention()) {
+            model.info.attention_taps(&format!("--method {method}"))?;
+        }
+        let has_attention = model.info.taps.iter().any(|t| t.is_attention());
         let mut attributions: Vec<Attribution> = Vec::new();
-        for method in args.method.iter().flat_map(|m| m.expand(tap.is_some())) {
+        for method in args.method.iter().flat_map(|m| m.expand(tap.is_some(), has_attention)) {
             let attribution = Attribution { method, tap: tap.filter(|_| method.is_cam()) };
             if !attributions.contains(&attribution) {
                 attributions.push(attribution);
@@ -142,6 +146,6 @@ fn cam_tap(args: &SaliencyArgs, model: &Model, class: Option<i64>) -> Result<Opt
 /// The default tap of class activation maps, found at the first photo.
 fn default_tap(args: &SaliencyArgs, model: &Model, class: Option<i64>) -> Result<TapId> {
     let first = args.images.first().context("no --image")?;
-    let (_, x, class, _) = subject::prepare(model, first, args.fit, class)?;
+    let (_, x, class, _) = photo::prepare(model, first, args.fit, class)?;
     cam::default_tap(model, &x, class)
 }

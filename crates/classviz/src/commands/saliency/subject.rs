@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use tch::Tensor;
 
+use super::photo::prepare;
 use super::plan::SaliencyPlan;
 use classviz_core::attribution::faithfulness::{self, BaselineDraw};
 use classviz_core::attribution::{self, Attribution, Attributor};
 use classviz_engine::model::Model;
-use classviz_engine::tensors;
 use classviz_records::layout::Target;
-use classviz_records::pixels::{self, Fit, Photo};
+use classviz_records::pixels::Photo;
 use classviz_records::reports::BoxCoordinates;
 
 pub struct Subject {
@@ -77,25 +77,4 @@ impl Subject {
         let (right, bottom) = self.photo.to_original(x1, y1, true);
         BoxCoordinates { x0: left, y0: top, x1: right, y1: bottom }
     }
-}
-
-/// The photo at `path` as the model sees it (`[1, C, H, W]`), fitted as
-/// `fit` says, its class (`class`, else the model's top-1) and the model's
-/// probability of it.
-pub fn prepare(
-    model: &Model,
-    path: &Path,
-    fit: Fit,
-    class: Option<i64>,
-) -> Result<(Photo, Tensor, i64, f64)> {
-    let photo = pixels::load_photo(path, model.input(), fit)?;
-    let x =
-        tensors::to_batch(std::slice::from_ref(&photo.pixels), model.input(), fit, model.device())?;
-    let probs = tch::no_grad(|| model.probabilities(&x))?;
-    let class = match class {
-        Some(class) => class,
-        None => probs.f_argmax(-1, false)?.f_int64_value(&[0])?,
-    };
-    let prob = probs.f_double_value(&[0, class])?;
-    Ok((photo, x, class, prob))
 }
