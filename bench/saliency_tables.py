@@ -13,12 +13,16 @@
   runtime        whole `classviz saliency` runs on coffee.png, medians of 3 interleaved:
                  --method gradient on the plain and on the tapped model, --method grad-cam
                  on the tapped one (the issue: no slower than gradient plus the tapped load).
+  vit-digits     the attention rollouts and the CAMs (at encoder_layer_1) on the ViT
+                 trained on digits (tests/models/families/digits_vit_taps.pt, exported
+                 with --attention; `make fixtures` builds it) over its 30 held-out digits:
+                 how often each beats random orders on deletion, insertion and both.
   segment        the paper's section 3.1 on composites with known masks: an object photo
                  pasted at random places and scales onto the packages' textures; mask IoU
                  and box IoU for --segment, --box and the map's top 30% of pixels, over
                  several seeds, means.
 
-python bench/saliency_tables.py [--only faithfulness,sanity,segment] [--seeds N]
+python bench/saliency_tables.py [--only faithfulness,sanity,segment,runtime,vit-digits] [--seeds N]
 """
 
 import argparse
@@ -203,6 +207,31 @@ def runtime(folder, vit=None, repeats=3):
               f"{'ran' if ok else 'refused'} after {seconds:.1f} s: {why}")
 
 
+DIGITS_VIT = ROOT / "tests" / "models" / "families" / "digits_vit_taps.pt"
+VIT_METHODS = ["rollout", "gradient-rollout", "grad-cam", "grad-cam++", "score-cam"]
+
+
+def vit_digits(folder):
+    digits = sorted((ROOT / "tests" / "models" / "digits_test").glob("*.png"))
+    if not DIGITS_VIT.exists() or not digits:
+        sys.exit("saliency_tables.py: vit-digits needs the test fixtures: run `make fixtures`")
+    images = [a for d in digits for a in ("--image", str(d))]
+    rows = classviz(["saliency", "--threads", "1", "--model", str(DIGITS_VIT), *images,
+                     "--method", ",".join(VIT_METHODS), "--tap", "encoder.layers.encoder_layer_1",
+                     "--faithfulness", "--random-orders", "16", "--out", str(folder / "digits"), "--json"])
+    print(f"\n| method (CAMs at `encoder_layer_1`) | deletion below random | insertion above random "
+          f"| beats random on both | median seconds per map |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for method in VIT_METHODS:
+        of = [r for r in rows if r["method"] == method]
+        deletion = sum(r["deletion_auc"] < r["random_auc"] for r in of)
+        insertion = sum(r["insertion_auc"] > r["random_insertion_auc"] for r in of)
+        both = sum(bool(r["beats_random"]) for r in of)
+        seconds = float(np.median([r["seconds"] for r in of]))
+        n = len(of)
+        print(f"| {method} | {deletion}/{n} | {insertion}/{n} | {both}/{n} | {seconds:.4f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="faithfulness,sanity,segment,runtime")
@@ -215,7 +244,7 @@ def main():
         for table in args.only.split(","):
             {"faithfulness": lambda: faithfulness(folder), "sanity": lambda: sanity(folder),
              "segment": lambda: segment(folder, args.seeds, args.segment_method),
-             "runtime": lambda: runtime(folder, args.vit)}[table]()
+             "runtime": lambda: runtime(folder, args.vit), "vit-digits": lambda: vit_digits(folder)}[table]()
 
 
 if __name__ == "__main__":
