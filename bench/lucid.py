@@ -68,22 +68,29 @@ def preset_settings(model, extra):
     return json.loads(out.stdout.splitlines()[0])["settings"]
 
 
+def loop_arguments(parser, out):
+    """The arguments every reference loop takes (steps, batch, threads, channels-last,
+    out) beside `parser`'s own, parsed; torch's threads set and the generators seeded."""
+    parser.add_argument("--steps", type=int, help="(default: the preset's)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="feed the network NHWC (CPU convolutions run faster on it)")
+    parser.add_argument("--out", type=Path, default=Path(out))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    return args
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default=str(LITE0))
     parser.add_argument("--classes", required=True)
     parser.add_argument("--preset-flags", default="", help="flags that change classviz's natural preset, as for "
                         "classviz (the reference reads the resolved settings from `classviz --dry-run`)")
-    parser.add_argument("--steps", type=int, help="(default: the preset's)")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                        help="feed the network NHWC (CPU convolutions run faster on it)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/lucid"))
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    np.random.seed(0)
+    args = loop_arguments(parser, "/tmp/lucid")
     started = time.perf_counter()
     settings = preset_settings(args.model, shlex.split(args.preset_flags))
     transforms = settings["style"]["transforms"]

@@ -32,7 +32,6 @@ import json
 import math
 import subprocess
 import time
-from pathlib import Path
 
 started = time.perf_counter()
 
@@ -42,7 +41,7 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from common import CLASSVIZ, LITE0, WEIGHTS, parse_classes  # noqa: E402
-from lucid import COLOUR_SQRT  # noqa: E402
+from lucid import COLOUR_SQRT, loop_arguments  # noqa: E402
 
 MACO_GAIN = 4.0  # crates/classviz-core/src/param.rs
 CROP_CENTRE_SPREAD = 0.15  # crates/classviz-core/src/views.rs
@@ -106,16 +105,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(LITE0))
     parser.add_argument("--classes", type=parse_classes, required=True)
-    parser.add_argument("--steps", type=int, help="(default: the preset's)")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                        help="feed the network NHWC (CPU convolutions run faster on it)")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/maco"))
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    np.random.seed(0)
+    args = loop_arguments(parser, "/tmp/maco")
     settings = preset(args.model)
     style, steps, lr = settings["style"], args.steps or settings["iters"], settings["lr"]
     transforms = style["transforms"]

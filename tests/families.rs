@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use classviz_core::attribution::{attention, Method};
-use classviz_engine::input::Normalise;
 use classviz_engine::model::Model;
 use classviz_records::choice::Choice;
 use common::{classviz, classviz_raw, root, scratch, stderr, stdout, test_model};
@@ -268,12 +267,37 @@ fn your_own_module_runs_end_to_end() {
     matrix("own module");
 }
 
-/// The 30 held-out digits' paths.
-fn held_out_digits() -> Vec<String> {
-    common::listing(&test_model("digits_test"))
+/// `saliency --method METHOD…` with faithfulness scores against at most 16
+/// random orders on the trained ViT's 30 held-out digits: the `--json` lines,
+/// one per digit and method.
+fn faithfulness_on_held_out_digits(scratch_name: &str, method: &[&str]) -> Vec<serde_json::Value> {
+    let out = scratch(scratch_name);
+    let digits: Vec<String> = common::listing(&test_model("digits_test"))
         .into_iter()
         .map(|name| test_model("digits_test").join(name).display().to_string())
-        .collect()
+        .collect();
+    let threads = threads();
+    let model = digits_vit();
+    let mut args = vec!["saliency", "--threads", &threads, "--model", model.to_str().unwrap()];
+    for digit in &digits {
+        args.extend(["--image", digit.as_str()]);
+    }
+    args.push("--method");
+    args.extend_from_slice(method);
+    args.extend([
+        "--faithfulness",
+        "--random-orders",
+        "16",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    let output = classviz_raw(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows = common::json_lines(&output);
+    let methods = method[0].split(',').count();
+    assert_eq!(rows.len(), methods * digits.len());
+    rows
 }
 
 /// The trained digits ViT of `tests/make_families.py`, with its attention taps.
@@ -304,21 +328,8 @@ fn the_papers_preset_shows_every_digit_on_a_trained_vit() {
 /// insertion, as the literature finds).
 #[test]
 fn grad_cam_at_a_vits_token_tap_points_at_what_the_vit_needs() {
-    let out = scratch("families-vit-cam");
-    let digits = held_out_digits();
-    let threads = threads();
-    let model = digits_vit();
-    let mut args = vec!["saliency", "--threads", &threads, "--model", model.to_str().unwrap()];
-    for digit in &digits {
-        args.extend(["--image", digit.as_str()]);
-    }
     let tap = "encoder.layers.encoder_layer_1";
-    args.extend(["--method", "grad-cam", "--tap", tap, "--faithfulness", "--random-orders", "16"]);
-    args.extend(["--out", out.to_str().unwrap(), "--json"]);
-    let output = classviz_raw(&args);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let rows = common::json_lines(&output);
-    assert_eq!(rows.len(), digits.len());
+    let rows = faithfulness_on_held_out_digits("families-vit-cam", &["grad-cam", "--tap", tap]);
     let count = |test: &dyn Fn(&serde_json::Value) -> bool| rows.iter().filter(|r| test(r)).count();
     let deletion = count(&|r| r["deletion_auc"].as_f64() < r["random_auc"].as_f64());
     let both = count(&|r| r["beats_random"] == true);
@@ -352,18 +363,7 @@ fn attention_rollouts_match_the_reference_on_the_eager_vit() {
         model.info.attention_taps("the test").unwrap().iter().map(|t| t.id).collect();
     assert_eq!(taps.len(), 3, "one attention tap per block");
     for (digit, entry) in reference.as_object().unwrap() {
-        let decoded = image::open(test_model("digits_test").join(digit)).unwrap().to_rgb8();
-        let (width, height) = decoded.dimensions();
-        let pixels = classviz_records::pixels::Pixels {
-            width,
-            height,
-            channels: 3,
-            data: decoded.into_raw(),
-        };
-        let x = model
-            .input()
-            .normalise(&classviz_engine::tensors::pixels_to_tensor(&pixels, Device::Cpu).unwrap())
-            .unwrap();
+        let x = common::model_input(&model, &test_model("digits_test").join(digit));
         let class = entry["class"].as_i64().unwrap();
         for method in ["rollout", "gradient-rollout"] {
             let kind = Method::parse(method).unwrap();
@@ -374,10 +374,13 @@ fn attention_rollouts_match_the_reference_on_the_eager_vit() {
                 .iter()
                 .map(|v| v.as_f64().unwrap() as f32)
                 .collect();
-            let theirs = Tensor::from_slice(&theirs).view([i64::from(height), i64::from(width)]);
-            let error = f64::try_from((&ours - &theirs).abs().max()).unwrap();
-            eprintln!("{digit} {method}: max |difference| {error:.2e}");
-            assert!(error < ATTENTION_TOLERANCE, "{digit} {method}: {error:.2e}");
+            let theirs = Tensor::from_slice(&theirs).view_as(&ours);
+            common::assert_same_map(
+                &format!("{digit} {method}"),
+                &ours,
+                &theirs,
+                ATTENTION_TOLERANCE,
+            );
         }
     }
 }
@@ -388,26 +391,8 @@ fn attention_rollouts_match_the_reference_on_the_eager_vit() {
 /// docs/models.md has the figures of every method).
 #[test]
 fn attention_rollout_beats_random_orders_on_most_held_out_digits() {
-    let out = scratch("families-vit-rollout");
-    let digits = held_out_digits();
-    let threads = threads();
-    let model = digits_vit();
-    let mut args = vec!["saliency", "--threads", &threads, "--model", model.to_str().unwrap()];
-    for digit in &digits {
-        args.extend(["--image", digit.as_str()]);
-    }
-    args.extend([
-        "--method",
-        "rollout,gradient-rollout",
-        "--faithfulness",
-        "--random-orders",
-        "16",
-    ]);
-    args.extend(["--out", out.to_str().unwrap(), "--json"]);
-    let output = classviz_raw(&args);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let rows = common::json_lines(&output);
-    assert_eq!(rows.len(), 2 * digits.len());
+    let rows =
+        faithfulness_on_held_out_digits("families-vit-rollout", &["rollout,gradient-rollout"]);
     for method in ["rollout", "gradient-rollout"] {
         let of: Vec<_> = rows.iter().filter(|r| r["method"] == method).collect();
         let both = of.iter().filter(|r| r["beats_random"] == true).count();

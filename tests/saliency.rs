@@ -439,17 +439,7 @@ fn class_activation_maps_match_the_hooked_reference() {
         Model::open(&common::root().join("weights/efficientnet_lite0_taps.pt"), Device::Cpu)
             .unwrap();
     for (photo, entry) in reference.as_object().unwrap() {
-        let decoded = image::open(root.join(format!("cam_{photo}.png"))).unwrap().to_rgb8();
-        let pixels = classviz_records::pixels::Pixels {
-            width: 224,
-            height: 224,
-            channels: 3,
-            data: decoded.into_raw(),
-        };
-        let x = model
-            .input()
-            .normalise(&classviz_engine::tensors::pixels_to_tensor(&pixels, Device::Cpu).unwrap())
-            .unwrap();
+        let x = common::model_input(&model, &root.join(format!("cam_{photo}.png")));
         let class = entry["class"].as_i64().unwrap();
         let tap = model.info.tap(entry["tap"].as_str().unwrap()).unwrap().id;
         for method in entry["methods"].as_array().unwrap() {
@@ -457,9 +447,7 @@ fn class_activation_maps_match_the_hooked_reference() {
             let kind = Method::parse(method).unwrap();
             let ours = attribution::cam::cam(&model, &x, class, kind, tap, None).unwrap();
             let theirs = Tensor::read_npy(root.join(format!("cam_{photo}_{method}.npy"))).unwrap();
-            let error = f64::try_from((&ours - &theirs).abs().max()).unwrap();
-            eprintln!("{photo} {method}: max |difference| {error:.2e}");
-            assert!(error < CAM_TOLERANCE, "{photo} {method}: {error:.2e}");
+            common::assert_same_map(&format!("{photo} {method}"), &ours, &theirs, CAM_TOLERANCE);
         }
     }
 }

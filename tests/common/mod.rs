@@ -183,3 +183,23 @@ pub fn linear_weights() -> Vec<Vec<f64>> {
         value["weight"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     flat.chunks(features).map(<[f64]>::to_vec).collect()
 }
+
+/// The photo at `path`, at its own size (the model's input size), as the
+/// model's input: `[1, C, H, W]`, normalised, on the CPU.
+pub fn model_input(model: &classviz_engine::model::Model, path: &Path) -> tch::Tensor {
+    use classviz_engine::input::Normalise;
+    let decoded = image::open(path).unwrap().to_rgb8();
+    let (width, height) = decoded.dimensions();
+    let pixels =
+        classviz_records::pixels::Pixels { width, height, channels: 3, data: decoded.into_raw() };
+    let x = classviz_engine::tensors::pixels_to_tensor(&pixels, tch::Device::Cpu).unwrap();
+    model.input().normalise(&x).unwrap()
+}
+
+/// Whether two maps agree: their largest |difference|, printed with `what`,
+/// is under `tolerance`.
+pub fn assert_same_map(what: &str, ours: &tch::Tensor, theirs: &tch::Tensor, tolerance: f64) {
+    let error = f64::try_from((ours - theirs).abs().max()).unwrap();
+    eprintln!("{what}: max |difference| {error:.2e}");
+    assert!(error < tolerance, "{what}: {error:.2e}");
+}
