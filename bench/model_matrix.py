@@ -40,13 +40,17 @@ ROWS = [
     ("densenet", "torchvision DenseNet-121 (unnamed by the issue)", ["--torchvision", "densenet121"], "features.denseblock3,features.denseblock4"),
     ("inception", "torchvision Inception-v3, 299 (unnamed)", ["--torchvision", "inception_v3"], "Mixed_6e,Mixed_7c"),
     ("maxvit", "torchvision MaxViT-T (unnamed)", ["--torchvision", "maxvit_t"], "blocks.2,blocks.3"),
+    ("swinv2", "torchvision Swin-V2-T", ["--torchvision", "swin_v2_t"], "features.5,features.7"),
     ("timm-vit", "timm ViT-S/16", ["--timm", "vit_small_patch16_224"], "blocks.9,blocks.10"),
     ("timm-deit", "timm DeiT-S distilled", ["--timm", "deit_small_distilled_patch16_224"], "blocks.9,blocks.10"),
     ("timm-convnext", "timm ConvNeXt-T", ["--timm", "convnext_tiny"], "stages.2,stages.3"),
     ("timm-reg", "timm ViT-S/16 with 4 registers at 384 (unnamed)", ["--timm", "vit_small_patch16_384", "--kwargs", '{"reg_tokens": 4}'], "blocks.9,blocks.10"),
     ("timm-swin", "timm Swin-T (unnamed)", ["--timm", "swin_tiny_patch4_window7_224"], "layers.2,layers.3"),
+    ("timm-mobilevit", "timm MobileViT-S (a hybrid), 256", ["--timm", "mobilevit_s"], "stages.3,stages.4"),
     ("hf-vit", "Hugging Face ViT-B/16", "hf-vit", "vit.layers.9,vit.layers.10"),
     ("hf-deit", "Hugging Face DeiT-S distilled (unnamed)", "hf-deit", "deit.layers.9,deit.layers.10"),
+    ("hf-convnext", "Hugging Face ConvNeXt-T", "hf-convnext",
+     "convnext.encoder.stages.2,convnext.encoder.stages.3"),
 ]
 
 COLUMNS = ["export", "info", "paper", "natural", "maco", "unit", "facets", "saliency all", "sanity", "compile"]
@@ -65,9 +69,13 @@ def hugging_face(kind, folder):
     if kind == "hf-vit":
         config = transformers.ViTConfig(num_labels=1000)
         model = transformers.ViTForImageClassification(config)
-    else:
-        config = transformers.DeiTConfig(num_labels=1000)
+    elif kind == "hf-deit":
+        config = transformers.DeiTConfig(num_labels=1000, hidden_size=384, num_attention_heads=6,
+                                         intermediate_size=1536)
         model = transformers.DeiTForImageClassificationWithTeacher(config)
+    else:
+        config = transformers.ConvNextConfig(num_labels=1000)
+        model = transformers.ConvNextForImageClassification(config)
     model.save_pretrained(folder)
     return ["--hf", str(folder)]
 

@@ -5,8 +5,9 @@
   faithfulness   every method, the class activation maps included, on ten photos: the
                  five in tests/data and five from the packages that no test uses
                  (scikit-learn's china and flower, scikit-image's camera, brick, horse);
-                 deletion / insertion against the mean of 32 random orders, x where a
-                 method loses to it.
+                 deletion / insertion against the mean of the random orders (drawn
+                 until each map's verdict is decided, 4 to 32), x where a method loses
+                 to it.
   sanity         the cascading randomisation test (saliency --sanity) of every method on
                  three photos: Spearman's rho and SSIM against the trained model's map,
                  per depth, averaged over the photos (variants made by export.py --randomise).
