@@ -367,7 +367,7 @@ fn torchvision_and_checkpoint_exports_load() {
 /// divided by its norm, as MaxViT's): it is exported, its sidecar says so, and
 /// the paper's preset starts it from a little noise, saying so in one line,
 /// whether the zero start was the default or asked for. The presets that do
-/// not start from the zero image run as they are.
+/// not start from the zero image run as they are, and `info` times the step.
 #[test]
 fn a_model_without_a_finite_gradient_at_zero_starts_off_it() {
     let model = test_model("normed.pt");
@@ -397,4 +397,17 @@ fn a_model_without_a_finite_gradient_at_zero_starts_off_it() {
         "{}",
         stderr(&output)
     );
+    // `info` times the paper's step from where the paper's preset starts.
+    let threads = common::torch_threads();
+    let info = common::classviz_raw(&[
+        "info",
+        "--threads",
+        &threads,
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let report: serde_json::Value = serde_json::from_str(common::stdout(&info).trim()).unwrap();
+    assert!(report["forward_backward_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
 }

@@ -127,6 +127,15 @@ pub struct ModelInfo {
     pub digest: String,
 }
 
+impl ModelInfo {
+    /// Whether the input gradient is finite at the zero image: not where the
+    /// export found a norm or a square root of the input there (MaxViT), so
+    /// that a start from zero must move off it.
+    pub fn gradient_finite_at_zero(&self) -> bool {
+        self.sidecar.as_ref().and_then(|s| s.finite_gradient_at_zero) != Some(false)
+    }
+}
+
 /// A loaded model: the network and what is known of it.
 pub struct Model {
     pub network: Box<dyn Network>,

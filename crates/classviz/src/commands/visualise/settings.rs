@@ -164,8 +164,7 @@ fn resolve_init(args: &RunArgs, style: &Style, model: &ModelInfo) -> Result<Opti
 /// off zero: the model's input gradient is not finite there (its sidecar says so).
 fn starts_off_zero(args: &RunArgs, style: &Style, model: &ModelInfo) -> bool {
     let zero_start = matches!(args.preset.init, None | Some(InitSpec::Zero));
-    let off_zero = model.sidecar.as_ref().and_then(|s| s.finite_gradient_at_zero) == Some(false);
-    zero_start && off_zero && style.param.param == Param::Pixel
+    zero_start && !model.gradient_finite_at_zero() && style.param.param == Param::Pixel
 }
 
 /// What the user should know of the ascent's start: that it moved off zero.
