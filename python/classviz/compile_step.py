@@ -144,6 +144,11 @@ class Mismatch(Exception):
     """A compiled package that does not match the TorchScript model."""
 
 
+class NoPackage(Exception):
+    """No Inductor setting compiles a package that matches the model: the exporter
+    keeps the TorchScript file (one warning line), this script's own command fails."""
+
+
 def inductor_settings(device, fallback):
     """Inductor's settings for `device`'s package with `fallback`, and how the sidecar
     records them."""
@@ -187,7 +192,7 @@ def compile_program(program_path, pt_path, device):
         settled = f", Inductor {recorded['inductor']}" if fallback else ""
         print(f"{package}: compiled for {device} in {seconds:.0f} s ({size:.0f} MB), batch {batch or 'any'}{settled}")
         return seconds
-    fail(f"no Inductor setting compiles a package that matches {pt_path.name}: " + "; ".join(why))
+    raise NoPackage(f"no Inductor setting compiles a package that matches {pt_path.name}: " + "; ".join(why))
 
 
 def static_batch(program):
@@ -273,7 +278,10 @@ def main():
     pt_path = args.program.with_name(args.program.name.removesuffix(".step.pt2") + ".pt")
     if not pt_path.is_file():
         fail(f"{pt_path}, the model the step belongs to, is not beside {args.program}")
-    compile_program(args.program, pt_path, args.device)
+    try:
+        compile_program(args.program, pt_path, args.device)
+    except NoPackage as err:
+        fail(str(err))
 
 
 if __name__ == "__main__":
