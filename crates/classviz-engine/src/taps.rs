@@ -76,11 +76,8 @@ impl ModelInfo {
         if self.taps.is_empty() {
             return Err(self.no_taps("class activation maps are taken at a tap").into());
         }
-        let spatial: Vec<TapRef> = (0..self.taps.len())
-            .rev()
-            .filter(|&i| self.taps[i].grid_shape().is_ok_and(|[_, h, w]| h * w > 1))
-            .map(|i| TapRef { id: TapId::at(i), name: self.taps[i].name.clone() })
-            .collect();
+        let mut spatial = self.taps_where(|tap| tap.grid_shape().is_ok_and(|[_, h, w]| h * w > 1));
+        spatial.reverse();
         if spatial.is_empty() {
             bail!(
                 "{} has no grid tap with more than one position (its taps are 1×1 or attention probabilities)",
@@ -93,19 +90,17 @@ impl ModelInfo {
     /// The default tap of units' comparisons (the facets' diversity): the
     /// middle one of the grid taps, between textures and parts.
     pub fn default_unit_tap(&self, needed_by: &str) -> Result<TapRef> {
-        let grids: Vec<usize> =
-            (0..self.taps.len()).filter(|&i| !self.taps[i].is_attention()).collect();
-        let index = *grids.get(grids.len() / 2).ok_or_else(|| self.no_taps(needed_by))?;
-        Ok(TapRef { id: TapId::at(index), name: self.taps[index].name.clone() })
+        let mut grids = self.taps_where(|tap| !tap.is_attention());
+        if grids.is_empty() {
+            return Err(self.no_taps(needed_by).into());
+        }
+        Ok(grids.swap_remove(grids.len() / 2))
     }
 
     /// The model's attention taps, first block first: what attention rollout
     /// multiplies through. A model exported without them is refused.
     pub fn attention_taps(&self, needed_by: &str) -> Result<Vec<TapRef>> {
-        let taps: Vec<TapRef> = (0..self.taps.len())
-            .filter(|&i| self.taps[i].is_attention())
-            .map(|i| TapRef { id: TapId::at(i), name: self.taps[i].name.clone() })
-            .collect();
+        let taps = self.taps_where(Tap::is_attention);
         if taps.is_empty() {
             bail!(
                 "{needed_by} multiplies a transformer's attention probabilities through its blocks, and {} returns none: export it with `{EXPORTER} … --attention` (ViTs of torchvision, timm and Hugging Face)",
@@ -113,5 +108,15 @@ impl ModelInfo {
             );
         }
         Ok(taps)
+    }
+
+    /// The taps that pass `keep`, in the sidecar's order.
+    fn taps_where(&self, keep: impl Fn(&Tap) -> bool) -> Vec<TapRef> {
+        self.taps
+            .iter()
+            .enumerate()
+            .filter(|(_, tap)| keep(tap))
+            .map(|(i, tap)| TapRef { id: TapId::at(i), name: tap.name.clone() })
+            .collect()
     }
 }
